@@ -1,0 +1,177 @@
+//! `netgrant authorize`: one decision, exit 0 allow / 1 deny / 2 bad input.
+
+use crate::input;
+use crate::output::{print_stderr, print_stdout};
+use crate::{CapabilityArg, DecisionFormat, Exit};
+use clap::Args;
+use netgrant_policy::target::UrlHost;
+use netgrant_policy::{Authorizer, Capability, Request};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Inputs of `authorize` (shared with `explain` later).
+#[derive(Args, Debug)]
+pub struct AuthorizeArgs {
+    /// The plugin manifest (plugin.toml).
+    #[arg(long, required_unless_present = "policy", conflicts_with = "policy")]
+    pub manifest: Option<PathBuf>,
+    /// The grant (grant.toml). Without it nothing is granted.
+    #[arg(long, conflicts_with = "policy")]
+    pub grant: Option<PathBuf>,
+    /// A compiled IR instead of manifest + grant (re-validated on load).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// The capability the plugin uses.
+    #[arg(long, value_enum)]
+    pub capability: CapabilityArg,
+    /// HTTP method (request capability; default GET).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// A header the plugin sends, `'Name: value'` (repeatable).
+    #[arg(long = "header", value_name = "K: V")]
+    pub headers: Vec<String>,
+    /// A WebSocket subprotocol the plugin asks for (repeatable).
+    #[arg(long = "subprotocol", value_name = "P")]
+    pub subprotocols: Vec<String>,
+    /// DNS answers to check, `HOST=IP[,IP…]` (repeatable; empty list = did not resolve).
+    #[arg(long = "resolve", value_name = "HOST=IP[,IP…]")]
+    pub resolve: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DecisionFormat::Human)]
+    pub format: DecisionFormat,
+    /// The URL to decide.
+    pub url: String,
+}
+
+fn usage(msg: &str) -> Exit {
+    print_stderr(&format!(
+        "error: {}\n",
+        netgrant_policy::redact::escape_terminal(msg)
+    ));
+    Exit::Invalid
+}
+
+/// Parses `--header 'K: V'`.
+pub fn parse_header(h: &str) -> Option<(String, String)> {
+    let (k, v) = h.split_once(':')?;
+    if k.is_empty() {
+        return None;
+    }
+    Some((k.to_string(), v.trim_start_matches([' ', '\t']).to_string()))
+}
+
+/// Parses `--resolve HOST=IP[,IP…]` into a normalized host and answers.
+pub fn parse_resolve(s: &str) -> Option<(String, Vec<IpAddr>)> {
+    let (h, ips) = s.split_once('=')?;
+    let host = h.trim().trim_end_matches('.').to_ascii_lowercase();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if host.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for ip in ips.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+        out.push(
+            ip.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .ok()?,
+        );
+    }
+    Some((host, out))
+}
+
+/// Runs `authorize`.
+pub fn run(a: &AuthorizeArgs) -> Exit {
+    let mut headers = Vec::new();
+    for h in &a.headers {
+        match parse_header(h) {
+            Some(kv) => headers.push(kv),
+            None => return usage(&format!("--header {h:?} is not of the form 'Name: value'")),
+        }
+    }
+    let mut resolve: Vec<(String, Vec<IpAddr>)> = Vec::new();
+    for r in &a.resolve {
+        match parse_resolve(r) {
+            Some(x) => resolve.push(x),
+            None => return usage(&format!("--resolve {r:?} is not of the form HOST=IP[,IP…]")),
+        }
+    }
+    let loaded = match (&a.policy, &a.manifest) {
+        (Some(p), _) => input::load_ir(p),
+        (None, Some(m)) => input::load_manifest_and_grant(m, a.grant.as_deref()),
+        (None, None) => return usage("give --manifest (and --grant) or --policy"),
+    };
+    // Entry-level grant errors only drop their entry here; fatal ones stop.
+    if loaded.has_fatal() {
+        print_stderr(&input::render_human(&loaded.diagnostics));
+        return Exit::Invalid;
+    }
+    let Some(policy) = loaded.policy else {
+        return Exit::Invalid;
+    };
+    let authz = Authorizer::new(&policy);
+    let capability = match a.capability {
+        CapabilityArg::Websocket => Capability::Websocket,
+        CapabilityArg::Request => Capability::Request,
+    };
+    let req = Request {
+        capability,
+        url: &a.url,
+        method: a.method.as_deref(),
+        headers: &headers,
+        subprotocols: &a.subprotocols,
+    };
+    // Answers apply when the URL's normalized host is a name given in --resolve.
+    let answers: Option<Vec<IpAddr>> = url::Url::parse(&a.url)
+        .ok()
+        .as_ref()
+        .and_then(UrlHost::from_url)
+        .and_then(|h| match h {
+            UrlHost::Domain(d) => resolve
+                .iter()
+                .rev()
+                .find(|(n, _)| *n == d)
+                .map(|(_, v)| v.clone()),
+            UrlHost::Ip(_) => None,
+        });
+    let decision = authz.authorize(&req, answers.as_deref());
+    let out = match a.format {
+        DecisionFormat::Json => {
+            let mut s = serde_json::to_string(&decision).expect("json");
+            s.push('\n');
+            s
+        }
+        DecisionFormat::Human => {
+            let mut s = format!(
+                "{} {} — {}\n",
+                if decision.is_allowed() {
+                    "allow"
+                } else {
+                    "deny"
+                },
+                decision.code,
+                netgrant_policy::redact::escape_terminal(&decision.message)
+            );
+            s.push_str(&format!("  url  {}\n", decision.url));
+            if let Some(r) = &decision.rule {
+                s.push_str(&format!(
+                    "  rule {}\n",
+                    netgrant_policy::redact::escape_terminal(r)
+                ));
+            }
+            if !decision.addresses.is_empty() {
+                let a: Vec<String> = decision.addresses.iter().map(|x| x.to_string()).collect();
+                s.push_str(&format!("  connect to {}\n", a.join(", ")));
+            }
+            s
+        }
+    };
+    match print_stdout(&out) {
+        Exit::Ok if decision.is_allowed() => Exit::Ok,
+        Exit::Ok => Exit::Deny,
+        e => e,
+    }
+}

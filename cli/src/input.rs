@@ -1,0 +1,167 @@
+//! Reading manifests, grants and IR files into policies, collecting diagnostics.
+
+use netgrant_policy::diagnostics::Severity;
+use netgrant_policy::{compile, load_policy, Code, Diagnostic, Grant, Manifest, Policy};
+use std::path::Path;
+
+/// Everything learned from the inputs.
+pub struct Loaded {
+    /// The manifest, if it parsed.
+    pub manifest: Option<Manifest>,
+    /// The policy, unless a fatal error was found.
+    pub policy: Option<Policy>,
+    /// All diagnostics, manifest first, then grant, then compile.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// Whether any diagnostic is an error (fatal or entry-level).
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity().is_error())
+    }
+
+    /// Whether any diagnostic is fatal.
+    pub fn has_fatal(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity() == Severity::Error)
+    }
+}
+
+fn display_name(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Reads a file, with a diagnostic on failure. Limits the read so a huge file
+/// is reported, not loaded.
+pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, Diagnostic> {
+    use std::io::Read;
+    let name = display_name(path);
+    let f = std::fs::File::open(path).map_err(|e| {
+        Diagnostic::new(
+            Code::IoRead,
+            format!(
+                "cannot read {}: {}",
+                netgrant_policy::diagnostics::quote(&name),
+                e.to_string().to_lowercase()
+            ),
+        )
+        .with_help("check the path")
+    })?;
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf).map_err(|e| {
+        Diagnostic::new(
+            Code::IoRead,
+            format!(
+                "cannot read {}: {}",
+                netgrant_policy::diagnostics::quote(&name),
+                e.to_string().to_lowercase()
+            ),
+        )
+    })?;
+    Ok(buf)
+}
+
+/// Parses and compiles a manifest and an optional grant.
+pub fn load_manifest_and_grant(manifest: &Path, grant: Option<&Path>) -> Loaded {
+    let limit = netgrant_policy::document::MAX_FILE_BYTES as u64;
+    let mut diagnostics = Vec::new();
+    let m = match read(manifest, limit) {
+        Ok(bytes) => {
+            let parsed = Manifest::parse_bytes(&display_name(manifest), &bytes);
+            diagnostics.extend(parsed.diagnostics);
+            parsed.value
+        }
+        Err(d) => {
+            diagnostics.push(d);
+            None
+        }
+    };
+    let g = match grant {
+        None => None,
+        Some(gp) => match read(gp, limit) {
+            Ok(bytes) => {
+                let parsed = Grant::parse_bytes(&display_name(gp), &bytes);
+                diagnostics.extend(parsed.diagnostics);
+                parsed.value.map(Some)
+            }
+            Err(d) => {
+                diagnostics.push(d);
+                None
+            }
+        },
+    };
+    let mut policy = None;
+    if let Some(m) = &m {
+        // A grant that failed to parse is fatal: never compile without it, which
+        // would silently show everything as not granted.
+        let grant_ok = grant.is_none() || g.is_some();
+        if grant_ok {
+            let compiled = compile(m, g.as_ref().and_then(|x| x.as_ref()));
+            diagnostics.extend(compiled.diagnostics);
+            policy = compiled.policy;
+        }
+    }
+    Loaded {
+        manifest: m,
+        policy,
+        diagnostics,
+    }
+}
+
+/// Loads an IR file (re-validated).
+pub fn load_ir(path: &Path) -> Loaded {
+    let limit = 16 * netgrant_policy::document::MAX_FILE_BYTES as u64;
+    let mut diagnostics = Vec::new();
+    let policy = match read(path, limit) {
+        Ok(bytes) => match std::str::from_utf8(&bytes) {
+            Ok(text) => match load_policy(&display_name(path), text) {
+                Ok(p) => Some(p),
+                Err(ds) => {
+                    diagnostics.extend(ds);
+                    None
+                }
+            },
+            Err(_) => {
+                diagnostics.push(
+                    Diagnostic::new(Code::NotUtf8, "IR file is not valid UTF-8")
+                        .with_help("regenerate it with `netgrant compile`"),
+                );
+                None
+            }
+        },
+        Err(d) => {
+            diagnostics.push(d);
+            None
+        }
+    };
+    Loaded {
+        manifest: None,
+        policy,
+        diagnostics,
+    }
+}
+
+/// Whether a path looks like an IR file rather than a TOML manifest.
+pub fn looks_like_ir(path: &Path) -> bool {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        return true;
+    }
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| b.iter().find(|c| !c.is_ascii_whitespace()).copied())
+        == Some(b'{')
+}
+
+/// Renders diagnostics for a terminal (stderr).
+pub fn render_human(diags: &[Diagnostic]) -> String {
+    let color = crate::output::stderr_color();
+    let mut s = String::new();
+    for d in diags {
+        s.push_str(&netgrant_policy::diagnostics::render(d, color));
+    }
+    s
+}

@@ -1,0 +1,368 @@
+//! `netgrant show`: the review view. Broad access first and marked; every
+//! plugin-written string escaped for the output medium.
+
+use crate::input;
+use crate::output::{print_stderr, print_stdout};
+use crate::{Exit, ShowFormat};
+use netgrant_policy::ir::{Entry, Policy, Status};
+use netgrant_policy::redact::{escape_markdown, escape_terminal};
+use serde_json::json;
+use std::path::Path;
+
+/// At most this many non-broad rows are listed in human and markdown output;
+/// the rest are summarized by count. Broad rows are always listed.
+const MAX_ROWS: usize = 200;
+/// Target column width.
+const TARGET_WIDTH: usize = 48;
+
+/// Runs `show`.
+pub fn run(input_path: &Path, grant: Option<&Path>, format: ShowFormat) -> Exit {
+    let loaded = if input::looks_like_ir(input_path) {
+        if grant.is_some() {
+            print_stderr(
+                "error: --grant applies to a manifest; an IR already contains its grant\n",
+            );
+            return Exit::Invalid;
+        }
+        input::load_ir(input_path)
+    } else {
+        input::load_manifest_and_grant(input_path, grant)
+    };
+    print_stderr(&input::render_human(&loaded.diagnostics));
+    if loaded.has_fatal() {
+        return Exit::Invalid;
+    }
+    let Some(policy) = loaded.policy else {
+        return Exit::Invalid;
+    };
+    let out = match format {
+        ShowFormat::Human => human(&policy),
+        ShowFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&json_view(&policy)).expect("json");
+            s.push('\n');
+            s
+        }
+        ShowFormat::Markdown => markdown(&policy),
+    };
+    print_stdout(&out)
+}
+
+/// Review order: broad first, then loopback/private, then the rest; granted
+/// before not granted; then capability and target.
+fn ordered(p: &Policy) -> Vec<&Entry> {
+    let mut v: Vec<&Entry> = p.entries.iter().collect();
+    v.sort_by_key(|e| {
+        (
+            !e.flags.broad,
+            !(e.flags.loopback || e.flags.private),
+            e.status,
+            e.capability,
+            e.target.clone(),
+        )
+    });
+    v
+}
+
+fn broad_why(e: &Entry) -> String {
+    let host = if e.host == "*" {
+        format!("any host over {}", e.scheme)
+    } else if e.host.starts_with("*.") && e.flags.broad && e.networks.is_empty() {
+        format!("every name under public suffix {}", &e.host[2..])
+    } else if e.host.starts_with("*.") && e.flags.broad {
+        format!("every name under {} or a wide network", &e.host[2..])
+    } else {
+        "a network wider than /16 (IPv4) or /48 (IPv6)".to_string()
+    };
+    host
+}
+
+/// The one-line risk summary.
+pub fn risk_summary(p: &Policy) -> String {
+    let granted: Vec<&Entry> = p.granted().collect();
+    let mut parts = Vec::new();
+    let broad: Vec<&&Entry> = granted.iter().filter(|e| e.flags.broad).collect();
+    if !broad.is_empty() {
+        let mut whys: Vec<String> = broad.iter().map(|e| broad_why(e)).collect();
+        whys.sort();
+        whys.dedup();
+        parts.push(format!(
+            "{} broad target{} ({})",
+            broad.len(),
+            s(broad.len()),
+            whys.join("; ")
+        ));
+    }
+    let lo = granted.iter().filter(|e| e.flags.loopback).count();
+    if lo > 0 {
+        parts.push(format!("{lo} loopback target{}", s(lo)));
+    }
+    let pr = granted.iter().filter(|e| e.flags.private).count();
+    if pr > 0 {
+        parts.push(format!("{pr} private-network target{}", s(pr)));
+    }
+    let ng = p.entries.len() - granted.len();
+    let head = format!("{} granted, {ng} not granted", granted.len());
+    let ig = p.ignored.len();
+    let mut tail = String::new();
+    if ig > 0 {
+        tail = format!(
+            ", {ig} ignored grant entr{}",
+            if ig == 1 { "y" } else { "ies" }
+        );
+    }
+    if parts.is_empty() {
+        format!("{head}{tail}; no broad, loopback or private access granted")
+    } else {
+        format!("{head}{tail}; {}", parts.join(", "))
+    }
+}
+
+fn s(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Truncates a canonical target in the middle of its path, never inside
+/// scheme, host or port.
+fn truncate_target(t: &str, max: usize) -> String {
+    if t.chars().count() <= max {
+        return t.to_string();
+    }
+    let after_scheme = t.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = t[after_scheme..]
+        .find('/')
+        .map(|i| i + after_scheme)
+        .unwrap_or(t.len());
+    let head = &t[..path_start];
+    let path: Vec<char> = t[path_start..].chars().collect();
+    let room = max.saturating_sub(head.chars().count() + 1);
+    if room < 4 {
+        let keep: String = path.iter().take(1).collect();
+        return format!("{head}{keep}…");
+    }
+    let front: String = path.iter().take(room / 2).collect();
+    let back: String = path[path.len() - (room - room / 2)..].iter().collect();
+    format!("{head}{front}…{back}")
+}
+
+fn methods(e: &Entry) -> String {
+    match &e.methods {
+        None => "-".into(),
+        Some(m) => m.join(","),
+    }
+}
+
+fn flags(e: &Entry) -> String {
+    let n = e.flags.names();
+    if n.is_empty() {
+        "-".into()
+    } else {
+        n.join(",")
+    }
+}
+
+fn status_word(e: &Entry) -> &'static str {
+    match e.status {
+        Status::Granted => "granted",
+        Status::NotGranted => "not granted",
+    }
+}
+
+fn human(p: &Policy) -> String {
+    let mut o = String::new();
+    o.push_str(&format!(
+        "plugin {} {}\n",
+        escape_terminal(&p.plugin.name),
+        escape_terminal(&p.plugin.version)
+    ));
+    o.push_str(&format!("  requested_digest  {}\n", p.requested_digest));
+    o.push_str(&format!("  digest            {}\n", p.digest));
+    match &p.approved_digest {
+        None => o.push_str("  approved_digest   (none: grant not pinned to a manifest)\n"),
+        Some(a) if *a == p.requested_digest => o.push_str("  approved_digest   matches requested_digest\n"),
+        Some(a) => o.push_str(&format!(
+            "  approved_digest   {a}\n  ⚠ the manifest changed since the grant was approved; entries apply only as far as the new requests contain them\n"
+        )),
+    }
+    o.push_str(&format!("risk: {}\n\n", risk_summary(p)));
+    o.push_str(&format!(
+        "   {:<11}  {:<9}  {:<w$}  {:<12}  {}\n",
+        "STATUS",
+        "CAP",
+        "TARGET",
+        "METHODS",
+        "FLAGS",
+        w = TARGET_WIDTH
+    ));
+    let rows = ordered(p);
+    let mut shown = 0usize;
+    let mut hidden = 0usize;
+    for e in rows {
+        if !e.flags.broad && shown >= MAX_ROWS {
+            hidden += 1;
+            continue;
+        }
+        shown += 1;
+        let mark = if e.flags.broad {
+            "!!"
+        } else if e.flags.loopback || e.flags.private {
+            " ~"
+        } else {
+            "  "
+        };
+        let target = escape_terminal(&truncate_target(&e.target, TARGET_WIDTH));
+        o.push_str(&format!(
+            "{mark} {:<11}  {:<9}  {:<w$}  {:<12}  {}\n",
+            status_word(e),
+            e.capability.as_str(),
+            target,
+            methods(e),
+            flags(e),
+            w = TARGET_WIDTH
+        ));
+        if e.flags.broad {
+            o.push_str(&format!("      BROAD: {}\n", broad_why(e)));
+        }
+        if let Some(n) = &e.narrows {
+            o.push_str(&format!(
+                "      narrows {}\n",
+                escape_terminal(&truncate_target(&n.target, 64))
+            ));
+        }
+        if !e.networks.is_empty() {
+            o.push_str(&format!("      networks {}\n", e.networks.join(", ")));
+        }
+        if !e.headers.is_empty() {
+            o.push_str(&format!(
+                "      headers {}\n",
+                escape_terminal(&e.headers.join(", "))
+            ));
+        }
+        if !e.subprotocols.is_empty() {
+            o.push_str(&format!(
+                "      subprotocols {}\n",
+                escape_terminal(&e.subprotocols.join(", "))
+            ));
+        }
+        if let Some(r) = &e.reason {
+            o.push_str(&format!("      reason: {}\n", escape_terminal(r)));
+        }
+    }
+    if hidden > 0 {
+        o.push_str(&format!(
+            "   … and {hidden} more entries (none broad); use --format json for all\n"
+        ));
+    }
+    if !p.ignored.is_empty() {
+        o.push_str("\nignored grant entries (no effect):\n");
+        for ig in &p.ignored {
+            o.push_str(&format!(
+                "   {:<9}  {}  — {}\n",
+                ig.capability.as_str(),
+                escape_terminal(&truncate_target(&ig.target, TARGET_WIDTH)),
+                escape_terminal(&ig.message)
+            ));
+        }
+    }
+    o
+}
+
+fn markdown(p: &Policy) -> String {
+    let mut o = String::new();
+    o.push_str(&format!(
+        "### netgrant: `{}` {}\n\n",
+        escape_markdown(&p.plugin.name),
+        escape_markdown(&p.plugin.version)
+    ));
+    o.push_str(&format!(
+        "**Risk:** {}\n\n",
+        escape_markdown(&risk_summary(p))
+    ));
+    if p.digest_drift() {
+        o.push_str("> ⚠️ The manifest changed since the grant was approved.\n\n");
+    }
+    o.push_str("| | status | capability | target | methods | flags | reason |\n|---|---|---|---|---|---|---|\n");
+    let mut shown = 0usize;
+    let mut hidden = 0usize;
+    for e in ordered(p) {
+        if !e.flags.broad && shown >= MAX_ROWS {
+            hidden += 1;
+            continue;
+        }
+        shown += 1;
+        let mark = if e.flags.broad {
+            "⚠️ **BROAD**"
+        } else {
+            ""
+        };
+        o.push_str(&format!(
+            "| {mark} | {} | {} | `{}` | {} | {} | {} |\n",
+            status_word(e),
+            e.capability.as_str(),
+            escape_markdown(&truncate_target(&e.target, 80)).replace('`', "'"),
+            escape_markdown(&methods(e)),
+            escape_markdown(&flags(e)),
+            e.reason.as_deref().map(escape_markdown).unwrap_or_default()
+        ));
+    }
+    if hidden > 0 {
+        o.push_str(&format!("\n… and {hidden} more entries (none broad).\n"));
+    }
+    if !p.ignored.is_empty() {
+        o.push_str("\n**Ignored grant entries (no effect):**\n\n");
+        for ig in &p.ignored {
+            o.push_str(&format!(
+                "- {} {} — {}\n",
+                ig.capability.as_str(),
+                escape_markdown(&ig.target),
+                escape_markdown(&ig.message)
+            ));
+        }
+    }
+    o.push_str(&format!(
+        "\n<sub>requested_digest {} · digest {}</sub>\n",
+        p.requested_digest, p.digest
+    ));
+    o
+}
+
+fn json_view(p: &Policy) -> serde_json::Value {
+    let granted: Vec<&Entry> = p.granted().collect();
+    json!({
+        "plugin": p.plugin,
+        "requested_digest": p.requested_digest,
+        "approved_digest": p.approved_digest,
+        "digest": p.digest,
+        "digest_drift": p.digest_drift(),
+        "risk": risk_summary(p),
+        "counts": {
+            "requested": p.entries.iter().filter(|e| e.narrows.is_none() || e.status == Status::NotGranted).count(),
+            "granted": granted.len(),
+            "not_granted": p.entries.len() - granted.len(),
+            "ignored": p.ignored.len(),
+            "broad": granted.iter().filter(|e| e.flags.broad).count(),
+            "loopback": granted.iter().filter(|e| e.flags.loopback).count(),
+            "private": granted.iter().filter(|e| e.flags.private).count(),
+        },
+        "entries": ordered(p),
+        "ignored": p.ignored,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_host() {
+        let t = format!("https://api.example.com:8443/{}", "a/".repeat(60));
+        let out = truncate_target(&t, 48);
+        assert!(out.starts_with("https://api.example.com:8443/"));
+        assert!(out.contains('…'));
+        assert!(out.chars().count() <= 48);
+        assert_eq!(truncate_target("wss://x/", 48), "wss://x/");
+    }
+}

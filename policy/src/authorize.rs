@@ -1,0 +1,658 @@
+//! The authorizer: one decision path for the CLI and the runtime.
+//!
+//! Lifecycle: [`Authorizer::new`] indexes a [`Policy`] once; [`Authorizer::prepare`]
+//! runs every URL-level check (SPEC §5 order) and returns a [`Prepared`] that
+//! says where to connect; [`Prepared::check_addresses`] classifies the
+//! resolved answers and returns the final [`Decision`] with the checked socket
+//! addresses. [`Authorizer::authorize`] does both for callers that already
+//! have the answers (or none).
+//!
+//! Matching is indexed by host — an exact map, a wildcard-suffix map and the
+//! any-host list — so its cost grows with the number of labels in the host,
+//! not with the number of rules.
+
+use crate::address::{self, AddressClass};
+use crate::capability::{Capability, Scheme};
+use crate::decision::{Decision, DenyCode};
+use crate::ir::{Policy, Status};
+use crate::path::{self, PathReadings};
+use crate::permission::{Method, Methods, Permission};
+use crate::redact;
+use crate::target::{HostPattern, Target, UrlHost, MAX_URL_BYTES};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// What to authorize.
+#[derive(Clone, Debug)]
+pub struct Request<'a> {
+    /// The capability the caller uses.
+    pub capability: Capability,
+    /// The URL, as the plugin gave it.
+    pub url: &'a str,
+    /// HTTP method (request capability; `GET` when `None`). Ignored for websocket.
+    pub method: Option<&'a str>,
+    /// Headers the plugin wants to send.
+    pub headers: &'a [(String, String)],
+    /// WebSocket subprotocols the plugin asks for.
+    pub subprotocols: &'a [String],
+}
+
+impl<'a> Request<'a> {
+    /// A websocket request with no headers or subprotocols.
+    pub fn websocket(url: &'a str) -> Self {
+        Request {
+            capability: Capability::Websocket,
+            url,
+            method: None,
+            headers: &[],
+            subprotocols: &[],
+        }
+    }
+
+    /// A one-shot HTTP request with no headers.
+    pub fn http(method: &'a str, url: &'a str) -> Self {
+        Request {
+            capability: Capability::Request,
+            url,
+            method: Some(method),
+            headers: &[],
+            subprotocols: &[],
+        }
+    }
+}
+
+/// Where the caller must connect, once the URL-level checks passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// An IP literal: connect to exactly this address.
+    Ip(IpAddr),
+    /// `localhost` / `*.localhost`: loopback by definition, dialed without DNS
+    /// (127.0.0.1, then ::1).
+    Localhost,
+    /// A domain name to resolve once; every answer goes to
+    /// [`Prepared::check_addresses`].
+    Name(String),
+}
+
+/// The loopback addresses a localhost name is dialed at, in order.
+pub const LOCALHOST_ADDRS: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::LOCALHOST),
+    IpAddr::V6(Ipv6Addr::LOCALHOST),
+];
+
+#[derive(Clone, Debug)]
+struct Rule {
+    id: String,
+    permission: Permission,
+}
+
+#[derive(Default, Debug)]
+struct Index {
+    exact: HashMap<String, Vec<u32>>,
+    ips: HashMap<IpAddr, Vec<u32>>,
+    wildcard: HashMap<String, Vec<u32>>,
+    any: Vec<u32>,
+}
+
+impl Index {
+    fn insert(&mut self, host: &HostPattern, i: u32) {
+        match host {
+            HostPattern::Any => self.any.push(i),
+            HostPattern::Domain(d) => self.exact.entry(d.clone()).or_default().push(i),
+            HostPattern::Wildcard(s) => self.wildcard.entry(s.clone()).or_default().push(i),
+            HostPattern::Ip(ip) => self.ips.entry(*ip).or_default().push(i),
+        }
+    }
+
+    /// Rules whose host pattern matches `host`: exact, then wildcards from the
+    /// longest suffix, then any-host.
+    fn candidates(&self, host: &UrlHost, out: &mut Vec<u32>) {
+        match host {
+            UrlHost::Ip(ip) => {
+                if let Some(v) = self.ips.get(ip) {
+                    out.extend_from_slice(v);
+                }
+            }
+            UrlHost::Domain(d) => {
+                if let Some(v) = self.exact.get(d.as_str()) {
+                    out.extend_from_slice(v);
+                }
+                if !self.wildcard.is_empty() {
+                    let mut rest = d.as_str();
+                    while let Some(dot) = rest.find('.') {
+                        rest = &rest[dot + 1..];
+                        if let Some(v) = self.wildcard.get(rest) {
+                            out.extend_from_slice(v);
+                        }
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(&self.any);
+    }
+}
+
+/// An indexed policy, ready to authorize URLs. Cheap to share across threads.
+#[derive(Debug)]
+pub struct Authorizer {
+    rules: Vec<Rule>,
+    granted: [Index; 2],
+    requested: [Index; 2],
+}
+
+fn cap_idx(c: Capability) -> usize {
+    match c {
+        Capability::Request => 0,
+        Capability::Websocket => 1,
+    }
+}
+
+/// Rebuilds a permission from an IR entry. The IR was validated on load, so
+/// this cannot fail for a policy from [`crate::compile`] or
+/// [`crate::load_policy`]; a malformed entry is skipped (fail closed).
+fn entry_permission(
+    cap: Capability,
+    target: &str,
+    methods: Option<&Vec<String>>,
+    headers: &[String],
+    subprotocols: &[String],
+    networks: &[String],
+) -> Option<Permission> {
+    let target = Target::parse(target).ok()?;
+    let methods = match methods {
+        None => None,
+        Some(v) if v.len() == 1 && v[0] == "*" => Some(Methods::Any),
+        Some(v) => Some(Methods::Set(
+            v.iter().map(|m| Method::parse(m)).collect::<Option<_>>()?,
+        )),
+    };
+    Some(Permission {
+        capability: cap,
+        target,
+        methods,
+        headers: headers.iter().cloned().collect(),
+        subprotocols: subprotocols.iter().cloned().collect(),
+        networks: networks
+            .iter()
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?,
+    })
+}
+
+impl Authorizer {
+    /// Indexes a policy.
+    pub fn new(policy: &Policy) -> Authorizer {
+        let mut a = Authorizer {
+            rules: Vec::new(),
+            granted: Default::default(),
+            requested: Default::default(),
+        };
+        let mut requested_seen = std::collections::HashSet::new();
+        for e in &policy.entries {
+            let Some(own) = entry_permission(
+                e.capability,
+                &e.target,
+                e.methods.as_ref(),
+                &e.headers,
+                &e.subprotocols,
+                &e.networks,
+            ) else {
+                continue;
+            };
+            let req = match (&e.status, &e.narrows) {
+                (Status::Granted, Some(n)) => entry_permission(
+                    e.capability,
+                    &n.target,
+                    n.methods.as_ref(),
+                    &n.headers,
+                    &n.subprotocols,
+                    &n.networks,
+                ),
+                _ => Some(own.clone()),
+            };
+            if e.status == Status::Granted {
+                let i = a.rules.len() as u32;
+                a.granted[cap_idx(e.capability)].insert(&own.target.host, i);
+                a.rules.push(Rule {
+                    id: e.id.clone(),
+                    permission: own,
+                });
+            }
+            if let Some(req) = req {
+                let id = format!("{}:{}", req.capability, req.target);
+                if requested_seen.insert(id.clone()) {
+                    let i = a.rules.len() as u32;
+                    a.requested[cap_idx(req.capability)].insert(&req.target.host, i);
+                    a.rules.push(Rule {
+                        id,
+                        permission: req,
+                    });
+                }
+            }
+        }
+        a
+    }
+
+    /// Runs every check up to and including matching; IP literals and
+    /// localhost names are classified here too (their addresses are known).
+    pub fn prepare(&self, req: &Request<'_>) -> Result<Prepared<'_>, Decision> {
+        let deny = |code: DenyCode, url: String, msg: String| Decision::deny(code, url, None, msg);
+        // 1. parse
+        if req.url.len() > MAX_URL_BYTES {
+            return Err(deny(
+                DenyCode::InvalidUrl,
+                redact::redact_url(req.url),
+                format!(
+                    "URL is {} bytes long; the limit is {MAX_URL_BYTES}",
+                    req.url.len()
+                ),
+            ));
+        }
+        let url = match url::Url::parse(req.url) {
+            Ok(u) => u,
+            Err(e) => {
+                return Err(deny(
+                    DenyCode::InvalidUrl,
+                    redact::redact_url(req.url),
+                    format!("URL does not parse: {e}"),
+                ))
+            }
+        };
+        let shown = redact::redact(&url);
+        let Some(scheme) = Scheme::parse(url.scheme()) else {
+            return Err(deny(
+                DenyCode::InvalidUrl,
+                shown,
+                format!(
+                    "scheme `{}` is not http, https, ws or wss",
+                    redact::escape_terminal(url.scheme())
+                ),
+            ));
+        };
+        let Some(host) = UrlHost::from_url(&url) else {
+            return Err(deny(
+                DenyCode::InvalidUrl,
+                shown,
+                "URL has no valid host".into(),
+            ));
+        };
+        // 2. capability
+        if scheme.capability() != req.capability {
+            return Err(deny(
+                DenyCode::WrongCapability,
+                shown,
+                format!(
+                    "a {} URL cannot be used through {}; use {}",
+                    scheme,
+                    req.capability.table(),
+                    scheme.capability().table()
+                ),
+            ));
+        }
+        if req.capability == Capability::Request {
+            if let Some(h) = crate::headers::is_streaming_request(req.headers) {
+                return Err(deny(
+                    DenyCode::WrongCapability,
+                    shown,
+                    format!(
+                        "header `{}` asks for a websocket or streaming response; host_api.request is one-shot, use host_api.websocket",
+                        redact::escape_terminal(&h)
+                    ),
+                ));
+            }
+            if !req.subprotocols.is_empty() {
+                return Err(deny(
+                    DenyCode::WrongCapability,
+                    shown,
+                    "subprotocols belong to host_api.websocket".into(),
+                ));
+            }
+        }
+        // 3. userinfo
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(deny(
+                DenyCode::CredentialsInUrl,
+                shown,
+                "URL carries userinfo (credentials); plugins cannot send credentials".into(),
+            ));
+        }
+        // 4. fragment
+        if req.capability == Capability::Websocket && url.fragment().is_some() {
+            return Err(deny(
+                DenyCode::FragmentNotAllowed,
+                shown,
+                "a websocket URL cannot carry a #fragment".into(),
+            ));
+        }
+        // 5. headers, independent of the target (declared-ness is checked per rule)
+        let custom: Vec<String> = req
+            .headers
+            .iter()
+            .map(|(k, _)| k.to_ascii_lowercase())
+            .collect();
+        if let Err(v) = crate::headers::check_headers(req.capability, req.headers, &custom) {
+            return Err(deny(v.code, shown, v.message));
+        }
+        for p in req.subprotocols {
+            if !crate::headers::is_token(p) {
+                return Err(deny(
+                    DenyCode::ForbiddenHeader,
+                    shown,
+                    format!(
+                        "subprotocol `{}` is not a token",
+                        redact::escape_terminal(p)
+                    ),
+                ));
+            }
+        }
+        // 6. path ambiguity that no prefix can excuse
+        let readings = match path::readings(url.path()) {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(deny(
+                    DenyCode::AmbiguousPath,
+                    shown,
+                    format!("path is ambiguous: {e}"),
+                ))
+            }
+        };
+        // 7. match
+        let port = url.port_or_known_default().unwrap_or(scheme.default_port());
+        let method = match req.capability {
+            Capability::Request => Some(req.method.unwrap_or("GET")),
+            Capability::Websocket => None,
+        };
+        let ci = cap_idx(req.capability);
+        let mut cands = Vec::new();
+        self.granted[ci].candidates(&host, &mut cands);
+        let mut matched: Vec<u32> = Vec::new();
+        let mut ambiguous = false;
+        for &i in &cands {
+            let t = &self.rules[i as usize].permission.target;
+            if t.scheme != scheme || !t.port.matches(port) {
+                continue;
+            }
+            if readings.all_inside(&t.path) {
+                matched.push(i);
+            } else if readings.ambiguous_for(&t.path) {
+                ambiguous = true;
+            }
+        }
+        if matched.is_empty() {
+            let mut rc = Vec::new();
+            self.requested[ci].candidates(&host, &mut rc);
+            let mut requested_match = None;
+            for &i in &rc {
+                let t = &self.rules[i as usize].permission.target;
+                if t.scheme != scheme || !t.port.matches(port) {
+                    continue;
+                }
+                if readings.all_inside(&t.path) {
+                    requested_match.get_or_insert(i);
+                } else if readings.ambiguous_for(&t.path) {
+                    ambiguous = true;
+                }
+            }
+            if ambiguous {
+                return Err(deny(
+                    DenyCode::AmbiguousPath,
+                    shown,
+                    "path is inside the target's prefix only under some server readings (encoded separators, dot segments or ;params)".into(),
+                ));
+            }
+            return Err(match requested_match {
+                Some(i) => Decision::deny(
+                    DenyCode::NotGranted,
+                    shown,
+                    Some(self.rules[i as usize].id.clone()),
+                    format!(
+                        "`{}` is requested but not granted",
+                        self.rules[i as usize].permission.target
+                    ),
+                ),
+                None => deny(
+                    DenyCode::NotRequested,
+                    shown,
+                    format!(
+                        "no {} target requested by the plugin covers this URL",
+                        req.capability.table()
+                    ),
+                ),
+            });
+        }
+        matched.sort_by(|&a, &b| {
+            self.rules[a as usize]
+                .permission
+                .target
+                .specificity_cmp(&self.rules[b as usize].permission.target)
+        });
+        // Per-rule checks: declared headers, subprotocols, method.
+        let mut first_failure: Option<Decision> = None;
+        let mut passing = Vec::new();
+        for &i in &matched {
+            let rule = &self.rules[i as usize];
+            let declared: Vec<String> = rule.permission.headers.iter().cloned().collect();
+            if let Err(v) = crate::headers::check_headers(req.capability, req.headers, &declared) {
+                first_failure.get_or_insert_with(|| {
+                    Decision::deny(v.code, shown.clone(), Some(rule.id.clone()), v.message)
+                });
+                continue;
+            }
+            if let Some(p) = req
+                .subprotocols
+                .iter()
+                .find(|p| !rule.permission.subprotocols.contains(*p))
+            {
+                first_failure.get_or_insert_with(|| {
+                    Decision::deny(
+                        DenyCode::ForbiddenHeader,
+                        shown.clone(),
+                        Some(rule.id.clone()),
+                        format!(
+                            "subprotocol `{}` is not declared by `{}`",
+                            redact::escape_terminal(p),
+                            rule.permission.target
+                        ),
+                    )
+                });
+                continue;
+            }
+            if let Some(m) = method {
+                let ok = match (
+                    Method::parse(&m.to_ascii_uppercase()),
+                    &rule.permission.methods,
+                ) {
+                    (Some(mm), Some(ms)) => ms.allows(mm),
+                    _ => false,
+                };
+                if !ok {
+                    first_failure.get_or_insert_with(|| {
+                        Decision::deny(
+                            DenyCode::MethodNotAllowed,
+                            shown.clone(),
+                            Some(rule.id.clone()),
+                            format!(
+                                "method `{}` is not granted for `{}`",
+                                redact::escape_terminal(m),
+                                rule.permission.target
+                            ),
+                        )
+                    });
+                    continue;
+                }
+            }
+            passing.push(i);
+        }
+        if passing.is_empty() {
+            return Err(first_failure.expect("a matched rule failed a check"));
+        }
+        let destination = match &host {
+            UrlHost::Ip(ip) => Destination::Ip(*ip),
+            UrlHost::Domain(d) if crate::target::is_localhost_name(d) => Destination::Localhost,
+            UrlHost::Domain(d) => Destination::Name(d.clone()),
+        };
+        Ok(Prepared {
+            authorizer: self,
+            url,
+            shown,
+            host,
+            port,
+            destination,
+            rules: passing,
+            readings,
+        })
+    }
+
+    /// Authorizes a request. `answers`: `None` decides on the URL alone (IP
+    /// literals and localhost names are still classified); `Some(list)` checks
+    /// the given DNS answers (empty means the name did not resolve).
+    pub fn authorize(&self, req: &Request<'_>, answers: Option<&[IpAddr]>) -> Decision {
+        match self.prepare(req) {
+            Err(d) => d,
+            Ok(p) => match (&p.destination, answers) {
+                (Destination::Name(_), None) => p.allow_unresolved(),
+                (Destination::Name(_), Some(a)) => p.check_addresses(a),
+                (Destination::Ip(ip), _) => p.check_addresses(&[*ip]),
+                (Destination::Localhost, _) => p.check_addresses(&LOCALHOST_ADDRS),
+            },
+        }
+    }
+
+    /// Number of indexed rules (granted and requested).
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+}
+
+/// A request that passed every URL-level check; what remains is the address check.
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    authorizer: &'a Authorizer,
+    url: url::Url,
+    shown: String,
+    host: UrlHost,
+    port: u16,
+    destination: Destination,
+    rules: Vec<u32>,
+    #[allow(dead_code)]
+    readings: PathReadings,
+}
+
+impl Prepared<'_> {
+    /// Where to connect (or what to resolve).
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
+    /// The port to connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The parsed URL.
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// The normalized host: the TLS server name and `Host` header for domains
+    /// (lowercase A-label, no trailing dot).
+    pub fn host(&self) -> &UrlHost {
+        &self.host
+    }
+
+    /// The redacted URL.
+    pub fn redacted_url(&self) -> &str {
+        &self.shown
+    }
+
+    /// The id of the most specific matching rule.
+    pub fn rule_id(&self) -> &str {
+        &self.authorizer.rules[self.rules[0] as usize].id
+    }
+
+    /// Allows without address checks: a domain authorized on the URL alone.
+    pub fn allow_unresolved(&self) -> Decision {
+        Decision::allow(
+            self.shown.clone(),
+            self.rule_id().to_string(),
+            Vec::new(),
+            false,
+            format!(
+                "allowed by `{}` (addresses not checked: no DNS answers given)",
+                self.rule_id()
+            ),
+        )
+    }
+
+    /// Classifies every answer; one bad answer denies the whole connection.
+    /// On allow, the decision carries the checked socket addresses, in the
+    /// order given, which the caller must connect to (never re-resolve).
+    pub fn check_addresses(&self, answers: &[IpAddr]) -> Decision {
+        let shown = self.shown.clone();
+        let rule0 = Some(self.rule_id().to_string());
+        if answers.is_empty() {
+            return Decision::deny(
+                DenyCode::ResolutionFailed,
+                shown,
+                rule0,
+                format!("`{}` resolved to no address", self.host),
+            );
+        }
+        let canon: Vec<IpAddr> = answers.iter().map(|a| address::canonicalize(*a)).collect();
+        if let Some((raw, c)) = answers
+            .iter()
+            .zip(&canon)
+            .map(|(raw, c)| (raw, address::classify(*c)))
+            .find(|(_, c)| c.class == AddressClass::Never)
+        {
+            return Decision::deny(
+                DenyCode::ForbiddenAddress,
+                shown,
+                rule0,
+                format!(
+                    "address {raw} is a {} address and is never reachable",
+                    c.name
+                ),
+            );
+        }
+        // Any single matching rule must cover every answer.
+        for &i in &self.rules {
+            let rule = &self.authorizer.rules[i as usize];
+            if canon.iter().all(|a| rule.permission.covers_address(*a)) {
+                return Decision::allow(
+                    shown,
+                    rule.id.clone(),
+                    canon
+                        .iter()
+                        .map(|a| SocketAddr::new(*a, self.port))
+                        .collect(),
+                    true,
+                    format!("allowed by `{}`", rule.id),
+                );
+            }
+        }
+        let rule = &self.authorizer.rules[self.rules[0] as usize];
+        let (raw, c) = answers
+            .iter()
+            .zip(&canon)
+            .find(|(_, c)| !rule.permission.covers_address(**c))
+            .map(|(raw, c)| (raw, address::classify(*c)))
+            .unwrap_or((&answers[0], address::classify(canon[0])));
+        Decision::deny(
+            DenyCode::NonPublicAddress,
+            shown,
+            rule0,
+            format!(
+                "address {raw} is {} ({}) and `{}` does not cover it",
+                article(c.name),
+                c.range,
+                rule.permission.target
+            ),
+        )
+    }
+}
+
+fn article(name: &str) -> String {
+    let vowel = name.chars().next().is_some_and(|c| "aeiou".contains(c));
+    format!("{} {name} address", if vowel { "an" } else { "a" })
+}

@@ -1,0 +1,149 @@
+//! The two network capabilities and their schemes.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A network capability a plugin can request.
+///
+/// `request` and `websocket` are separate: a WebSocket never rides on
+/// `request`, and `request` never opens a WebSocket.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// One-shot HTTP request/response (`host_api.request`).
+    Request,
+    /// A WebSocket connection (`host_api.websocket`).
+    Websocket,
+}
+
+impl Capability {
+    /// Both capabilities, in canonical order.
+    pub const ALL: [Capability; 2] = [Capability::Request, Capability::Websocket];
+
+    /// `request` or `websocket`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Request => "request",
+            Capability::Websocket => "websocket",
+        }
+    }
+
+    /// The TOML table path, `host_api.request` or `host_api.websocket`.
+    pub fn table(self) -> &'static str {
+        match self {
+            Capability::Request => "host_api.request",
+            Capability::Websocket => "host_api.websocket",
+        }
+    }
+
+    /// The other capability.
+    pub fn other(self) -> Capability {
+        match self {
+            Capability::Request => Capability::Websocket,
+            Capability::Websocket => Capability::Request,
+        }
+    }
+
+    /// Parses `request` / `websocket`.
+    pub fn parse(s: &str) -> Option<Capability> {
+        match s {
+            "request" => Some(Capability::Request),
+            "websocket" => Some(Capability::Websocket),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A URL scheme netgrant knows.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheme {
+    /// `http` (request).
+    Http,
+    /// `https` (request).
+    Https,
+    /// `ws` (websocket).
+    Ws,
+    /// `wss` (websocket).
+    Wss,
+}
+
+impl Scheme {
+    /// Parses a scheme, ASCII case-insensitively.
+    pub fn parse(s: &str) -> Option<Scheme> {
+        match s.to_ascii_lowercase().as_str() {
+            "http" => Some(Scheme::Http),
+            "https" => Some(Scheme::Https),
+            "ws" => Some(Scheme::Ws),
+            "wss" => Some(Scheme::Wss),
+            _ => None,
+        }
+    }
+
+    /// The lowercase spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
+        }
+    }
+
+    /// The capability this scheme belongs to.
+    pub fn capability(self) -> Capability {
+        match self {
+            Scheme::Http | Scheme::Https => Capability::Request,
+            Scheme::Ws | Scheme::Wss => Capability::Websocket,
+        }
+    }
+
+    /// The default port: 80 for `http`/`ws`, 443 for `https`/`wss`.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http | Scheme::Ws => 80,
+            Scheme::Https | Scheme::Wss => 443,
+        }
+    }
+
+    /// Whether the scheme is encrypted (TLS).
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scheme::Https | Scheme::Wss)
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

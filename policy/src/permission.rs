@@ -1,0 +1,255 @@
+//! Normalized permissions: a target plus methods, headers, subprotocols and
+//! networks, with containment and the derived flags.
+
+use crate::address;
+use crate::capability::Capability;
+use crate::target::{HostPattern, PortPattern, Target};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+
+/// An HTTP method a request target may allow. `CONNECT` and `TRACE` are not
+/// representable: they are never allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+    /// OPTIONS
+    Options,
+}
+
+impl Method {
+    /// All methods, in canonical order.
+    pub const ALL: [Method; 7] = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+        Method::Options,
+    ];
+
+    /// Parses an exact (uppercase) method name.
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => return None,
+        })
+    }
+
+    /// The uppercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The methods of a request target.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Methods {
+    /// `"*"`: every method in [`Method::ALL`].
+    Any,
+    /// A non-empty set.
+    Set(BTreeSet<Method>),
+}
+
+impl Methods {
+    /// Whether `m` is allowed.
+    pub fn allows(&self, m: Method) -> bool {
+        match self {
+            Methods::Any => true,
+            Methods::Set(s) => s.contains(&m),
+        }
+    }
+
+    /// Whether every method of `inner` is allowed here.
+    pub fn contains(&self, inner: &Methods) -> bool {
+        match (self, inner) {
+            (Methods::Any, _) => true,
+            (Methods::Set(s), Methods::Set(t)) => t.is_subset(s),
+            (Methods::Set(s), Methods::Any) => s.len() == Method::ALL.len(),
+        }
+    }
+
+    /// The IR spelling: `["*"]` or the canonical ordered list.
+    pub fn to_strings(&self) -> Vec<String> {
+        match self {
+            Methods::Any => vec!["*".to_string()],
+            Methods::Set(s) => s.iter().map(|m| m.as_str().to_string()).collect(),
+        }
+    }
+}
+
+/// The derived flags of a permission (SPEC §2). Never written by hand.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Flags {
+    /// Any host, a public-suffix wildcard, or a network wider than /16 (v4) or /48 (v6).
+    pub broad: bool,
+    /// A subdomain wildcard host.
+    pub wildcard: bool,
+    /// Port `*`.
+    pub any_port: bool,
+    /// Methods `"*"`.
+    pub any_method: bool,
+    /// A loopback IP, `localhost`/`*.localhost`, or networks including loopback.
+    pub loopback: bool,
+    /// A non-public IP host, or networks including non-public addresses.
+    pub private: bool,
+}
+
+impl Flags {
+    /// The names of the set flags, in a fixed order.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.broad {
+            v.push("broad");
+        }
+        if self.wildcard {
+            v.push("wildcard");
+        }
+        if self.any_port {
+            v.push("any_port");
+        }
+        if self.any_method {
+            v.push("any_method");
+        }
+        if self.loopback {
+            v.push("loopback");
+        }
+        if self.private {
+            v.push("private");
+        }
+        v
+    }
+}
+
+/// One normalized permission.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Permission {
+    /// Which capability.
+    pub capability: Capability,
+    /// The target.
+    pub target: Target,
+    /// Methods (request targets only).
+    pub methods: Option<Methods>,
+    /// Extra header names it may send, lowercase.
+    pub headers: BTreeSet<String>,
+    /// Subprotocols `open` may ask for (websocket targets).
+    pub subprotocols: BTreeSet<String>,
+    /// Non-public networks its host may resolve to, canonical.
+    pub networks: BTreeSet<IpNet>,
+}
+
+impl Permission {
+    /// Whether `inner` is contained in `self`: same capability, target
+    /// contained, and methods, headers, subprotocols and networks a subset.
+    pub fn contains(&self, inner: &Permission) -> bool {
+        self.capability == inner.capability
+            && self.target.contains(&inner.target)
+            && match (&self.methods, &inner.methods) {
+                (Some(a), Some(b)) => a.contains(b),
+                (None, None) => true,
+                _ => false,
+            }
+            && inner.headers.is_subset(&self.headers)
+            && inner.subprotocols.is_subset(&self.subprotocols)
+            && inner
+                .networks
+                .iter()
+                .all(|n| self.networks.iter().any(|o| o.contains(n)))
+    }
+
+    /// The derived flags.
+    pub fn flags(&self) -> Flags {
+        let mut f = Flags {
+            wildcard: matches!(self.target.host, HostPattern::Wildcard(_)),
+            any_port: self.target.port == PortPattern::Any,
+            any_method: matches!(self.methods, Some(Methods::Any)),
+            ..Flags::default()
+        };
+        match &self.target.host {
+            HostPattern::Any => f.broad = true,
+            HostPattern::Wildcard(s) => {
+                if crate::target::is_public_suffix(s) {
+                    f.broad = true;
+                }
+                if crate::target::is_localhost_name(s) {
+                    f.loopback = true;
+                }
+            }
+            HostPattern::Domain(d) => {
+                if crate::target::is_localhost_name(d) {
+                    f.loopback = true;
+                }
+            }
+            HostPattern::Ip(ip) => match address::classify(*ip).class {
+                address::AddressClass::Loopback => f.loopback = true,
+                c if c.is_non_public() => f.private = true,
+                _ => {}
+            },
+        }
+        for n in &self.networks {
+            if address::is_broad_network(*n) {
+                f.broad = true;
+            }
+            let c = address::classify_network(*n);
+            f.loopback |= c.loopback;
+            f.private |= c.private;
+        }
+        f
+    }
+
+    /// Whether a non-public address is covered by this permission: the host is
+    /// that IP literal, the host is a localhost name and the address is
+    /// loopback, or `networks` contain it. Never-class addresses are never
+    /// covered.
+    pub fn covers_address(&self, ip: IpAddr) -> bool {
+        let ip = address::canonicalize(ip);
+        let class = address::classify(ip).class;
+        match class {
+            address::AddressClass::Never => false,
+            address::AddressClass::Public => true,
+            _ => {
+                matches!(&self.target.host, HostPattern::Ip(h) if *h == ip)
+                    || (class == address::AddressClass::Loopback
+                        && self.target.host.is_localhost_name())
+                    || self.networks.iter().any(|n| n.contains(&ip))
+            }
+        }
+    }
+}

@@ -1,0 +1,691 @@
+//! The target grammar: `scheme://host[:port][/path-prefix]`.
+//!
+//! This module is the one home of the grammar: parsing, normalization, display
+//! (the canonical spelling), containment and URL-host matching.
+
+use crate::address::{self, AddressClass};
+use crate::capability::{Capability, Scheme};
+use crate::path;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::fmt;
+use std::net::IpAddr;
+
+/// The longest target or URL netgrant accepts, in bytes.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// The host part of a target.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    /// `*`: every domain and every IP literal (the address class still decides).
+    Any,
+    /// An exact domain: lowercase A-label, no trailing dot.
+    Domain(String),
+    /// `*.suffix`: strict subdomains of `suffix` at any depth, never the apex.
+    Wildcard(String),
+    /// An IP literal, canonicalized (mapped and NAT64 IPv6 become IPv4).
+    Ip(IpAddr),
+}
+
+/// The kind of a host pattern, as recorded in the IR.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum HostKind {
+    /// `*`.
+    Any,
+    /// An exact domain.
+    Domain,
+    /// A subdomain wildcard.
+    Wildcard,
+    /// An IPv4 literal.
+    Ipv4,
+    /// An IPv6 literal.
+    Ipv6,
+}
+
+impl HostPattern {
+    /// The kind recorded in the IR.
+    pub fn kind(&self) -> HostKind {
+        match self {
+            HostPattern::Any => HostKind::Any,
+            HostPattern::Domain(_) => HostKind::Domain,
+            HostPattern::Wildcard(_) => HostKind::Wildcard,
+            HostPattern::Ip(IpAddr::V4(_)) => HostKind::Ipv4,
+            HostPattern::Ip(IpAddr::V6(_)) => HostKind::Ipv6,
+        }
+    }
+
+    /// Whether this pattern contains every host `inner` matches.
+    pub fn contains(&self, inner: &HostPattern) -> bool {
+        match (self, inner) {
+            (HostPattern::Any, _) => true,
+            (HostPattern::Wildcard(s), HostPattern::Domain(d)) => is_strict_subdomain(d, s),
+            (HostPattern::Wildcard(s), HostPattern::Wildcard(t)) => {
+                t == s || is_strict_subdomain(t, s)
+            }
+            (HostPattern::Domain(a), HostPattern::Domain(b)) => a == b,
+            (HostPattern::Ip(a), HostPattern::Ip(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Whether this pattern matches a concrete URL host. Names and IP literals
+    /// never cross-match; only `*` matches both.
+    pub fn matches(&self, host: &UrlHost) -> bool {
+        match (self, host) {
+            (HostPattern::Any, _) => true,
+            (HostPattern::Domain(d), UrlHost::Domain(h)) => d == h,
+            (HostPattern::Wildcard(s), UrlHost::Domain(h)) => is_strict_subdomain(h, s),
+            (HostPattern::Ip(a), UrlHost::Ip(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Whether the host is `localhost` / `*.localhost` (RFC 6761: loopback by
+    /// definition), as a name or a wildcard.
+    pub fn is_localhost_name(&self) -> bool {
+        match self {
+            HostPattern::Domain(d) | HostPattern::Wildcard(d) => is_localhost_name(d),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Any => f.write_str("*"),
+            HostPattern::Domain(d) => f.write_str(d),
+            HostPattern::Wildcard(s) => write!(f, "*.{s}"),
+            HostPattern::Ip(IpAddr::V4(a)) => write!(f, "{a}"),
+            HostPattern::Ip(IpAddr::V6(a)) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// `localhost` or a name under it.
+pub fn is_localhost_name(name: &str) -> bool {
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+fn is_strict_subdomain(name: &str, suffix: &str) -> bool {
+    name.len() > suffix.len() + 1
+        && name.ends_with(suffix)
+        && name.as_bytes()[name.len() - suffix.len() - 1] == b'.'
+}
+
+/// The port part of a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PortPattern {
+    /// `:*`.
+    Any,
+    /// One port (the scheme default when omitted).
+    Exact(u16),
+}
+
+impl PortPattern {
+    /// Whether this port pattern admits `port`.
+    pub fn matches(self, port: u16) -> bool {
+        match self {
+            PortPattern::Any => true,
+            PortPattern::Exact(p) => p == port,
+        }
+    }
+
+    /// Whether this pattern contains `inner`.
+    pub fn contains(self, inner: PortPattern) -> bool {
+        match (self, inner) {
+            (PortPattern::Any, _) => true,
+            (PortPattern::Exact(a), PortPattern::Exact(b)) => a == b,
+            (PortPattern::Exact(_), PortPattern::Any) => false,
+        }
+    }
+}
+
+/// A concrete host from a URL being authorized.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum UrlHost {
+    /// A domain: lowercase A-label, one trailing dot removed.
+    Domain(String),
+    /// An IP literal, canonicalized.
+    Ip(IpAddr),
+}
+
+impl UrlHost {
+    /// Normalizes the host of a parsed URL. `None` for a URL without host or a
+    /// domain that is still not canonical after removing one trailing dot.
+    pub fn from_url(url: &url::Url) -> Option<UrlHost> {
+        match url.host()? {
+            url::Host::Domain(d) => {
+                let d = d.strip_suffix('.').unwrap_or(d);
+                if d.is_empty() || d.ends_with('.') || d.contains("..") {
+                    return None;
+                }
+                Some(UrlHost::Domain(d.to_ascii_lowercase()))
+            }
+            url::Host::Ipv4(a) => Some(UrlHost::Ip(address::canonicalize(IpAddr::V4(a)))),
+            url::Host::Ipv6(a) => Some(UrlHost::Ip(address::canonicalize(IpAddr::V6(a)))),
+        }
+    }
+}
+
+impl fmt::Display for UrlHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlHost::Domain(d) => f.write_str(d),
+            UrlHost::Ip(IpAddr::V4(a)) => write!(f, "{a}"),
+            UrlHost::Ip(IpAddr::V6(a)) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// A parsed, normalized target.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// The host pattern.
+    pub host: HostPattern,
+    /// The port pattern; an omitted port is stored as the scheme default.
+    pub port: PortPattern,
+    /// The normalized path prefix (at least `/`).
+    pub path: String,
+}
+
+/// What went wrong parsing a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetErrorKind {
+    /// Not `scheme://host…` at all.
+    Syntax,
+    /// Longer than [`MAX_URL_BYTES`].
+    TooLong,
+    /// A scheme other than http/https/ws/wss.
+    Scheme,
+    /// Userinfo present.
+    Userinfo,
+    /// Query or fragment present.
+    QueryOrFragment,
+    /// A malformed wildcard.
+    Wildcard,
+    /// A host that is not a domain or IP literal.
+    Host,
+    /// A bad port.
+    Port,
+    /// A bad path prefix.
+    Path,
+    /// A never-reachable IP literal.
+    ForbiddenAddress,
+}
+
+/// A target parse error: a lowercase message, a help line, and the byte range
+/// inside the target string that is at fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetError {
+    /// What kind of problem.
+    pub kind: TargetErrorKind,
+    /// Lowercase sentence.
+    pub message: String,
+    /// What to do.
+    pub help: String,
+    /// Byte range within the target string.
+    pub span: std::ops::Range<usize>,
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TargetError {}
+
+fn err(
+    kind: TargetErrorKind,
+    span: std::ops::Range<usize>,
+    message: impl Into<String>,
+    help: impl Into<String>,
+) -> TargetError {
+    TargetError {
+        kind,
+        message: message.into(),
+        help: help.into(),
+        span,
+    }
+}
+
+impl Target {
+    /// Parses and normalizes a target.
+    ///
+    /// ```
+    /// use netgrant_policy::target::Target;
+    /// let a = Target::parse("WSS://Example.COM.:443").unwrap();
+    /// let b = Target::parse("wss://example.com/").unwrap();
+    /// assert_eq!(a, b);
+    /// assert_eq!(a.to_string(), "wss://example.com/");
+    /// ```
+    pub fn parse(raw: &str) -> Result<Target, TargetError> {
+        use TargetErrorKind as K;
+        let all = 0..raw.len();
+        if raw.len() > MAX_URL_BYTES {
+            return Err(err(
+                K::TooLong,
+                all,
+                format!(
+                    "target is {} bytes long; the limit is {MAX_URL_BYTES}",
+                    raw.len()
+                ),
+                "shorten the path prefix: a target names a host and a prefix, not a full URL",
+            ));
+        }
+        if let Some((i, c)) = raw.char_indices().find(|(_, c)| {
+            c.is_control() || c.is_whitespace() || crate::redact::is_bidi_control(*c)
+        }) {
+            return Err(err(
+                K::Syntax,
+                i..i + c.len_utf8(),
+                "target contains whitespace or a control character",
+                "remove the whitespace or control character",
+            ));
+        }
+        let Some(sep) = raw.find("://") else {
+            return Err(err(
+                K::Syntax,
+                all,
+                "target is not of the form scheme://host[:port][/path-prefix]",
+                "write the target as a URL such as `wss://example.com/`",
+            ));
+        };
+        let scheme_str = &raw[..sep];
+        let Some(scheme) = Scheme::parse(scheme_str) else {
+            return Err(err(
+                K::Scheme,
+                0..sep,
+                format!(
+                    "unsupported scheme {}",
+                    crate::diagnostics::quote(scheme_str)
+                ),
+                "use `https` or `http` in host_api.request, `wss` or `ws` in host_api.websocket",
+            ));
+        };
+        let rest_start = sep + 3;
+        let rest = &raw[rest_start..];
+        if let Some(i) = rest.find(['?', '#']) {
+            let what = if rest.as_bytes()[i] == b'?' {
+                "query"
+            } else {
+                "fragment"
+            };
+            return Err(err(
+                K::QueryOrFragment,
+                rest_start + i..raw.len(),
+                format!("a target cannot carry a {what}"),
+                "remove everything from the `?` or `#`: a target is matched by scheme, host, port and path prefix",
+            ));
+        }
+        let auth_end = rest.find(['/', '\\']).unwrap_or(rest.len());
+        let authority = &rest[..auth_end];
+        let path_raw = &rest[auth_end..];
+        if let Some(at) = authority.rfind('@') {
+            return Err(err(
+                K::Userinfo,
+                rest_start..rest_start + at + 1,
+                "a target cannot carry userinfo (credentials)",
+                "remove the `user:password@` part; credentials never belong in a manifest or grant",
+            ));
+        }
+        // Split host and port; IPv6 literals are bracketed.
+        let (host_str, port_str, port_off) = if authority.starts_with('[') {
+            let Some(close) = authority.find(']') else {
+                return Err(err(
+                    K::Host,
+                    rest_start..rest_start + authority.len(),
+                    "unterminated IPv6 literal",
+                    "write IPv6 addresses in brackets, e.g. `[::1]`",
+                ));
+            };
+            let after = &authority[close + 1..];
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => {
+                    return Err(err(
+                        K::Host,
+                        rest_start + close + 1..rest_start + authority.len(),
+                        "unexpected text after the IPv6 literal",
+                        "write `[addr]` or `[addr]:port`",
+                    ))
+                }
+            };
+            (&authority[..=close], port, rest_start + close + 2)
+        } else {
+            match authority.rfind(':') {
+                Some(i) => (
+                    &authority[..i],
+                    Some(&authority[i + 1..]),
+                    rest_start + i + 1,
+                ),
+                None => (authority, None, 0),
+            }
+        };
+        let host_span = rest_start..rest_start + host_str.len();
+        let port = match port_str {
+            None => PortPattern::Exact(scheme.default_port()),
+            Some("*") => PortPattern::Any,
+            Some(p) => {
+                let span = port_off..port_off + p.len();
+                if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.len() > 5 {
+                    return Err(err(
+                        K::Port,
+                        span,
+                        format!("invalid port {}", crate::diagnostics::quote(p)),
+                        "write a port from 1 to 65535, `*` for any port, or omit it for the scheme default",
+                    ));
+                }
+                match p.parse::<u32>() {
+                    Ok(n) if (1..=65535).contains(&n) => PortPattern::Exact(n as u16),
+                    _ => {
+                        return Err(err(
+                            K::Port,
+                            span,
+                            format!("port {p} is out of range"),
+                            "write a port from 1 to 65535, or `*` for any port",
+                        ))
+                    }
+                }
+            }
+        };
+        let host = parse_host_pattern(host_str, host_span)?;
+        let path = if path_raw.is_empty() {
+            "/".to_string()
+        } else {
+            let path_off = rest_start + auth_end;
+            path::normalize_prefix(path_raw)
+                .map_err(|e| err(K::Path, path_off..raw.len(), e.message, e.help))?
+        };
+        Ok(Target {
+            scheme,
+            host,
+            port,
+            path,
+        })
+    }
+
+    /// The capability this target belongs to (by its scheme).
+    pub fn capability(&self) -> Capability {
+        self.scheme.capability()
+    }
+
+    /// Whether `self` contains `inner`: same scheme, host equal or inside the
+    /// wildcard, port equal (or `*`), path prefix equal or longer.
+    pub fn contains(&self, inner: &Target) -> bool {
+        self.scheme == inner.scheme
+            && self.host.contains(&inner.host)
+            && self.port.contains(inner.port)
+            && path::prefix_contains(&self.path, &inner.path)
+    }
+
+    /// The port as written in the IR: a number, or `None` for `*`.
+    pub fn port_number(&self) -> Option<u16> {
+        match self.port {
+            PortPattern::Any => None,
+            PortPattern::Exact(p) => Some(p),
+        }
+    }
+
+    /// A key that orders more specific targets first: exact hosts before
+    /// wildcards (longer suffix first) before `*`, exact ports before `*`,
+    /// longer paths first.
+    pub fn specificity_cmp(&self, other: &Target) -> Ordering {
+        fn host_rank(h: &HostPattern) -> (u8, usize) {
+            match h {
+                HostPattern::Domain(_) | HostPattern::Ip(_) => (0, 0),
+                HostPattern::Wildcard(s) => (1, usize::MAX - s.len()),
+                HostPattern::Any => (2, 0),
+            }
+        }
+        host_rank(&self.host)
+            .cmp(&host_rank(&other.host))
+            .then((self.port == PortPattern::Any).cmp(&(other.port == PortPattern::Any)))
+            .then(other.path.len().cmp(&self.path.len()))
+            .then(self.to_string().cmp(&other.to_string()))
+    }
+
+    /// Whether the host is an IP literal of the given classes.
+    pub fn ip_class(&self) -> Option<AddressClass> {
+        match &self.host {
+            HostPattern::Ip(ip) => Some(address::classify(*ip).class),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host)?;
+        match self.port {
+            PortPattern::Any => f.write_str(":*")?,
+            PortPattern::Exact(p) if p == self.scheme.default_port() => {}
+            PortPattern::Exact(p) => write!(f, ":{p}")?,
+        }
+        f.write_str(&self.path)
+    }
+}
+
+fn parse_host_pattern(
+    host: &str,
+    span: std::ops::Range<usize>,
+) -> Result<HostPattern, TargetError> {
+    use TargetErrorKind as K;
+    if host.is_empty() {
+        return Err(err(
+            K::Host,
+            span,
+            "target has no host",
+            "write a host such as `example.com`, `*.example.com`, `127.0.0.1` or `[::1]`",
+        ));
+    }
+    if host == "*" {
+        return Ok(HostPattern::Any);
+    }
+    if let Some(suffix) = host.strip_prefix("*.") {
+        if suffix.contains('*') {
+            return Err(err(
+                K::Wildcard,
+                span,
+                format!("malformed wildcard {}", crate::diagnostics::quote(host)),
+                "a wildcard is `*.` followed by a domain, once, as the whole leftmost label (e.g. `*.example.com`)",
+            ));
+        }
+        let suffix_span = span.start + 2..span.end;
+        return match parse_concrete_host(suffix, suffix_span.clone())? {
+            HostPattern::Domain(d) => Ok(HostPattern::Wildcard(d)),
+            _ => Err(err(
+                K::Wildcard,
+                span,
+                format!(
+                    "wildcard over an IP address {}",
+                    crate::diagnostics::quote(host)
+                ),
+                "a wildcard needs a domain suffix; name the IP address itself or use `networks`",
+            )),
+        };
+    }
+    if host.contains('*') {
+        return Err(err(
+            K::Wildcard,
+            span,
+            format!("malformed wildcard {}", crate::diagnostics::quote(host)),
+            "a wildcard must be the whole leftmost label: write `*.example.com`, or `*` for any host",
+        ));
+    }
+    parse_concrete_host(host, span)
+}
+
+fn parse_concrete_host(
+    host: &str,
+    span: std::ops::Range<usize>,
+) -> Result<HostPattern, TargetError> {
+    use TargetErrorKind as K;
+    let bad = |msg: String| {
+        err(
+            K::Host,
+            span.clone(),
+            msg,
+            "write a domain such as `api.example.com`, an IPv4 address, or an IPv6 address in brackets",
+        )
+    };
+    // The WHATWG parser (the same one the authorizer uses on URLs) does IDNA,
+    // lowercasing and the numeric IPv4 forms, so targets and URLs agree.
+    let parsed = url::Url::parse(&format!("http://{host}/")).map_err(|e| {
+        bad(format!(
+            "invalid host {}: {e}",
+            crate::diagnostics::quote(host)
+        ))
+    })?;
+    let pattern = match parsed.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.strip_suffix('.').unwrap_or(d);
+            if d.is_empty() || d.ends_with('.') || d.starts_with('.') || d.contains("..") {
+                return Err(bad(format!(
+                    "invalid host {}: empty label",
+                    crate::diagnostics::quote(host)
+                )));
+            }
+            HostPattern::Domain(d.to_ascii_lowercase())
+        }
+        Some(url::Host::Ipv4(a)) => HostPattern::Ip(address::canonicalize(IpAddr::V4(a))),
+        Some(url::Host::Ipv6(a)) => HostPattern::Ip(address::canonicalize(IpAddr::V6(a))),
+        None => {
+            return Err(bad(format!(
+                "invalid host {}",
+                crate::diagnostics::quote(host)
+            )))
+        }
+    };
+    if parsed.port().is_some() || parsed.path() != "/" || parsed.username() != "" {
+        return Err(bad(format!(
+            "invalid host {}",
+            crate::diagnostics::quote(host)
+        )));
+    }
+    if let HostPattern::Ip(ip) = &pattern {
+        let c = address::classify(*ip);
+        if c.class == AddressClass::Never {
+            return Err(err(
+                K::ForbiddenAddress,
+                span,
+                format!("{ip} is a {} address and is never reachable", c.name),
+                "unspecified, multicast, broadcast and cloud metadata addresses cannot be granted; remove this target",
+            ));
+        }
+    }
+    Ok(pattern)
+}
+
+/// Whether a wildcard suffix is a public suffix (Public Suffix List, private
+/// section included, implicit `*` rule for unlisted TLDs). `localhost` names
+/// are loopback, never broad.
+pub fn is_public_suffix(suffix: &str) -> bool {
+    if is_localhost_name(suffix) {
+        return false;
+    }
+    match psl::suffix(suffix.as_bytes()) {
+        Some(s) => s.as_bytes() == suffix.as_bytes(),
+        // No suffix at all (malformed): fail closed.
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> String {
+        Target::parse(s).unwrap().to_string()
+    }
+
+    #[test]
+    fn normalizes() {
+        assert_eq!(t("WSS://Example.COM:443"), "wss://example.com/");
+        assert_eq!(t("wss://example.com."), "wss://example.com/");
+        assert_eq!(t("ws://localhost:9000"), "ws://localhost:9000/");
+        assert_eq!(
+            t("https://bücher.example/api"),
+            "https://xn--bcher-kva.example/api"
+        );
+        assert_eq!(
+            t("https://*.Example.com:*/v1/"),
+            "https://*.example.com:*/v1/"
+        );
+        assert_eq!(t("ws://[::ffff:127.0.0.1]/"), "ws://127.0.0.1/");
+        assert_eq!(t("ws://0x7f.1/"), "ws://127.0.0.1/");
+        assert_eq!(t("ws://[::1]:80/"), "ws://[::1]/");
+        assert_eq!(t("wss://*"), "wss://*/");
+    }
+
+    #[test]
+    fn rejects() {
+        use TargetErrorKind as K;
+        let cases = [
+            ("ftp://x/", K::Scheme),
+            ("wss://a*.example.com/", K::Wildcard),
+            ("wss://*.*.x/", K::Wildcard),
+            ("wss://foo.*.com/", K::Wildcard),
+            ("wss://*.1.2.3.4/", K::Wildcard),
+            ("wss://u:p@x/", K::Userinfo),
+            ("wss://x/?a=1", K::QueryOrFragment),
+            ("wss://x/#f", K::QueryOrFragment),
+            ("wss://x:0/", K::Port),
+            ("wss://x:65536/", K::Port),
+            ("wss://x:/", K::Port),
+            ("wss://0.0.0.0/", K::ForbiddenAddress),
+            ("wss://169.254.169.254/", K::ForbiddenAddress),
+            ("wss://[::]/", K::ForbiddenAddress),
+            ("wss://224.0.0.1/", K::ForbiddenAddress),
+            ("wss:///", K::Host),
+            ("example.com", K::Syntax),
+            ("wss://a..b/", K::Host),
+            ("wss://x /", K::Syntax),
+        ];
+        for (s, kind) in cases {
+            let e = Target::parse(s).expect_err(s);
+            assert_eq!(e.kind, kind, "{s}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn containment() {
+        let p = |s| Target::parse(s).unwrap();
+        assert!(p("wss://*.example.com/").contains(&p("wss://a.b.example.com/x")));
+        assert!(!p("wss://*.example.com/").contains(&p("wss://example.com/")));
+        assert!(p("wss://*.example.com/").contains(&p("wss://*.a.example.com/")));
+        assert!(p("wss://*/").contains(&p("wss://10.0.0.1/")));
+        assert!(!p("wss://x/").contains(&p("ws://x/")));
+        assert!(p("wss://x:*/").contains(&p("wss://x:8443/")));
+        assert!(!p("wss://x/").contains(&p("wss://x:*/")));
+        assert!(p("wss://x/v1").contains(&p("wss://x/v1/a")));
+        assert!(!p("wss://x/v1").contains(&p("wss://x/v10")));
+    }
+
+    #[test]
+    fn public_suffix() {
+        assert!(is_public_suffix("com"));
+        assert!(is_public_suffix("co.uk"));
+        assert!(is_public_suffix("github.io"));
+        assert!(is_public_suffix("internal"));
+        assert!(!is_public_suffix("example.com"));
+        assert!(!is_public_suffix("localhost"));
+    }
+}
