@@ -76,8 +76,8 @@ fn broad_why(e: &Entry) -> String {
     host
 }
 
-/// The one-line risk summary.
-pub fn risk_summary(p: &Policy) -> String {
+/// The risk summary: a head (counts) and the risky parts.
+fn risk_parts(p: &Policy) -> (String, Vec<String>) {
     let granted: Vec<&Entry> = p.granted().collect();
     let mut parts = Vec::new();
     let broad: Vec<&&Entry> = granted.iter().filter(|e| e.flags.broad).collect();
@@ -100,6 +100,17 @@ pub fn risk_summary(p: &Policy) -> String {
     if pr > 0 {
         parts.push(format!("{pr} private-network target{}", s(pr)));
     }
+    let ngb = p
+        .entries
+        .iter()
+        .filter(|e| e.status == Status::NotGranted && e.flags.broad)
+        .count();
+    if ngb > 0 {
+        parts.push(format!(
+            "{ngb} broad target{} requested but not granted",
+            s(ngb)
+        ));
+    }
     let ng = p.entries.len() - granted.len();
     let head = format!("{} granted, {ng} not granted", granted.len());
     let ig = p.ignored.len();
@@ -110,10 +121,16 @@ pub fn risk_summary(p: &Policy) -> String {
             if ig == 1 { "y" } else { "ies" }
         );
     }
+    (format!("{head}{tail}"), parts)
+}
+
+/// The one-line risk summary.
+pub fn risk_summary(p: &Policy) -> String {
+    let (head, parts) = risk_parts(p);
     if parts.is_empty() {
-        format!("{head}{tail}; no broad, loopback or private access granted")
+        format!("{head}; no broad, loopback or private access granted")
     } else {
-        format!("{head}{tail}; {}", parts.join(", "))
+        format!("{head}; {}", parts.join(", "))
     }
 }
 
@@ -187,7 +204,15 @@ fn human(p: &Policy) -> String {
             "  approved_digest   {a}\n  ⚠ the manifest changed since the grant was approved; entries apply only as far as the new requests contain them\n"
         )),
     }
-    o.push_str(&format!("risk: {}\n\n", risk_summary(p)));
+    let (head, parts) = risk_parts(p);
+    o.push_str(&format!("risk: {head}\n"));
+    if parts.is_empty() {
+        o.push_str("  no broad, loopback or private access granted\n");
+    }
+    for part in parts {
+        o.push_str(&format!("  ! {part}\n"));
+    }
+    o.push('\n');
     o.push_str(&format!(
         "   {:<11}  {:<9}  {:<w$}  {:<12}  {}\n",
         "STATUS",
@@ -229,7 +254,7 @@ fn human(p: &Policy) -> String {
         if let Some(n) = &e.narrows {
             o.push_str(&format!(
                 "      narrows {}\n",
-                escape_terminal(&truncate_target(&n.target, 64))
+                escape_terminal(&narrows_text(e, n))
             ));
         }
         if !e.networks.is_empty() {
@@ -268,6 +293,35 @@ fn human(p: &Policy) -> String {
         }
     }
     o
+}
+
+/// What a narrowing grant narrowed: the requested target and the requested
+/// values of the fields it cut down.
+fn narrows_text(e: &Entry, n: &netgrant_policy::ir::Narrowed) -> String {
+    let mut parts = vec![format!("requested {}", truncate_target(&n.target, 64))];
+    if n.methods != e.methods {
+        if let Some(m) = &n.methods {
+            parts.push(format!("methods {}", m.join(",")));
+        }
+    }
+    if n.headers != e.headers {
+        parts.push(format!("headers {}", list_or_none(&n.headers)));
+    }
+    if n.subprotocols != e.subprotocols {
+        parts.push(format!("subprotocols {}", list_or_none(&n.subprotocols)));
+    }
+    if n.networks != e.networks {
+        parts.push(format!("networks {}", list_or_none(&n.networks)));
+    }
+    parts.join("; ")
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(",")
+    }
 }
 
 fn markdown(p: &Policy) -> String {
@@ -339,7 +393,6 @@ fn json_view(p: &Policy) -> serde_json::Value {
         "digest_drift": p.digest_drift(),
         "risk": risk_summary(p),
         "counts": {
-            "requested": p.entries.iter().filter(|e| e.narrows.is_none() || e.status == Status::NotGranted).count(),
             "granted": granted.len(),
             "not_granted": p.entries.len() - granted.len(),
             "ignored": p.ignored.len(),
