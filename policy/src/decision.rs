@@ -201,4 +201,18 @@ mod tests {
         }
         assert_eq!(seen.len(), 12);
     }
+
+    #[test]
+    fn every_code_is_documented_in_order() {
+        let doc = include_str!("../../docs/deny-codes.md");
+        let mut last = 0;
+        for c in DenyCode::ALL {
+            let needle = format!("| `{}` |", c.as_str());
+            let at = doc
+                .find(&needle)
+                .unwrap_or_else(|| panic!("docs/deny-codes.md does not document {c}"));
+            assert!(at > last, "{c} is out of check order in docs/deny-codes.md");
+            last = at;
+        }
+    }
 }
