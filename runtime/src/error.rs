@@ -1,0 +1,109 @@
+//! Runtime errors: a stable code plus a redacted, bounded message.
+
+use netgrant_policy::{Decision, DenyCode};
+use std::fmt;
+
+/// What went wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The policy denied the URL or an address (see the decision).
+    Denied(DenyCode),
+    /// The handle is not (or no longer) valid on this host.
+    UnknownConnection,
+    /// The per-host or process-wide connection limit is reached.
+    ConnectionLimit,
+    /// A deadline passed (DNS, connect, handshake, write, read, idle, lifetime).
+    Timeout,
+    /// A message exceeds the configured bound.
+    MessageTooLarge,
+    /// No checked address accepted a TCP connection.
+    ConnectFailed,
+    /// TLS failed (untrusted certificate, wrong name, …).
+    Tls,
+    /// The WebSocket handshake failed (status not 101, bad subprotocol, …).
+    Handshake,
+    /// The connection is closed.
+    Closed,
+    /// The host is shut down.
+    Shutdown,
+    /// A local I/O error.
+    Io,
+}
+
+impl ErrorKind {
+    /// The stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ErrorKind::Denied(c) => c.as_str(),
+            ErrorKind::UnknownConnection => "unknown_connection",
+            ErrorKind::ConnectionLimit => "connection_limit",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::MessageTooLarge => "message_too_large",
+            ErrorKind::ConnectFailed => "connect_failed",
+            ErrorKind::Tls => "tls_failed",
+            ErrorKind::Handshake => "handshake_failed",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Shutdown => "shutdown",
+            ErrorKind::Io => "io_error",
+        }
+    }
+}
+
+/// A runtime error. Its message never contains userinfo, query values or
+/// payloads, and is bounded in length.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// A human sentence (redacted, at most 512 characters).
+    pub message: String,
+    /// The authorization decision, for denials.
+    pub decision: Option<Decision>,
+}
+
+impl HostError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        HostError {
+            kind,
+            message: bound(&message.into()),
+            decision: None,
+        }
+    }
+
+    pub(crate) fn denied(d: Decision) -> Self {
+        let code = d.deny_code().unwrap_or(DenyCode::NotRequested);
+        HostError {
+            kind: ErrorKind::Denied(code),
+            message: bound(&format!("{} ({})", d.message, d.url)),
+            decision: Some(d),
+        }
+    }
+
+    /// The stable code (`not_granted`, `timeout`, `unknown_connection`, …).
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message)
+    }
+}
+
+impl std::error::Error for HostError {}
+
+/// Escapes control characters and bounds the length of text that may come
+/// from a peer or the network.
+pub(crate) fn bound(s: &str) -> String {
+    const MAX: usize = 512;
+    let e = netgrant_policy::redact::escape_terminal(s);
+    if e.chars().count() <= MAX {
+        e
+    } else {
+        let mut t: String = e.chars().take(MAX - 1).collect();
+        t.push('…');
+        t
+    }
+}

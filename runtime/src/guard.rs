@@ -1,0 +1,88 @@
+//! The request guard: what a host calls before its HTTP client sends a
+//! one-shot request.
+//!
+//! Contract: on allow, the host's HTTP client connects to exactly
+//! [`Guarded::addresses`] (never re-resolving the name), uses
+//! [`Guarded::host`] as TLS server name and `Host` header, and follows no
+//! redirects. A redirect is a new request that must pass the guard again.
+//! Proxy environment variables must be ignored by that client.
+
+use crate::config::HostConfig;
+use crate::connect;
+use crate::error::HostError;
+use crate::resolver::Resolver;
+use netgrant_policy::target::UrlHost;
+use netgrant_policy::{Authorizer, Capability, Decision, Request};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// An allowed one-shot request.
+#[derive(Clone, Debug)]
+pub struct Guarded {
+    /// The decision (redacted URL, matched rule).
+    pub decision: Decision,
+    /// The checked addresses: connect to exactly these, in order.
+    pub addresses: Vec<SocketAddr>,
+    /// The normalized host (A-label, no trailing dot): TLS server name and `Host`.
+    pub host: String,
+}
+
+/// Authorizes one-shot HTTP requests and resolves their host once.
+pub struct RequestGuard {
+    authorizer: Arc<Authorizer>,
+    resolver: Arc<dyn Resolver>,
+    config: HostConfig,
+}
+
+impl RequestGuard {
+    /// A guard over a policy's authorizer.
+    pub fn new(
+        authorizer: Arc<Authorizer>,
+        resolver: Arc<dyn Resolver>,
+        config: HostConfig,
+    ) -> Self {
+        RequestGuard {
+            authorizer,
+            resolver,
+            config,
+        }
+    }
+
+    /// Checks method, URL and headers (websocket and streaming attempts are
+    /// `wrong_capability`), resolves once, classifies every answer.
+    pub async fn check(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+    ) -> Result<Guarded, HostError> {
+        let req = Request {
+            capability: Capability::Request,
+            url,
+            method: Some(method),
+            headers,
+            subprotocols: &[],
+        };
+        let decision = connect::authorize_and_resolve(
+            &self.authorizer,
+            self.resolver.as_ref(),
+            &req,
+            self.config.dns_timeout,
+        )
+        .await?;
+        let host = url::Url::parse(url)
+            .ok()
+            .as_ref()
+            .and_then(UrlHost::from_url)
+            .map(|h| match h {
+                UrlHost::Domain(d) => d,
+                UrlHost::Ip(ip) => ip.to_string(),
+            })
+            .unwrap_or_default();
+        Ok(Guarded {
+            addresses: decision.addresses.clone(),
+            decision,
+            host,
+        })
+    }
+}

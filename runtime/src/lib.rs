@@ -1,0 +1,25 @@
+//! netgrant-runtime: enforce a netgrant permission IR at run time.
+//!
+//! * [`WebSocketHost`] — one per plugin instance. The plugin gets opaque
+//!   [`ConnectionId`]s, never a socket; incoming messages reach it only as
+//!   [`WebSocketHost::recv`] results. Every connection is authorized by the
+//!   policy crate's [`netgrant_policy::Authorizer`] (the same code the CLI
+//!   uses), resolved once through a [`Resolver`], checked address by address,
+//!   and connected to the checked address only — then bounded, timed out and
+//!   cleaned up on shutdown.
+//! * [`RequestGuard`] — the same checks for one-shot HTTP requests; the host's
+//!   own HTTP client connects to the returned addresses.
+#![deny(missing_docs)]
+
+mod config;
+mod connect;
+mod error;
+mod guard;
+mod host;
+mod resolver;
+
+pub use config::{GlobalLimit, HostConfig, Roots};
+pub use error::{ErrorKind, HostError};
+pub use guard::{Guarded, RequestGuard};
+pub use host::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State, WebSocketHost};
+pub use resolver::{HickoryResolver, ResolveFuture, Resolver, StaticResolver};
