@@ -309,7 +309,7 @@ impl Authorizer {
             }
         }
         // 3. userinfo
-        if !url.username().is_empty() || url.password().is_some() {
+        if !url.username().is_empty() || url.password().is_some() || raw_userinfo(req.url) {
             return Err(deny(
                 DenyCode::CredentialsInUrl,
                 shown,
@@ -458,10 +458,7 @@ impl Authorizer {
                 continue;
             }
             if let Some(m) = method {
-                let ok = match (
-                    Method::parse(&m.to_ascii_uppercase()),
-                    &rule.permission.methods,
-                ) {
+                let ok = match (Method::parse(m), &rule.permission.methods) {
                     (Some(mm), Some(ms)) => ms.allows(mm),
                     _ => false,
                 };
@@ -650,6 +647,25 @@ impl Prepared<'_> {
             ),
         )
     }
+}
+
+/// Whether the URL as written has an `@` in its authority. The `url` crate
+/// drops empty userinfo (`https://:@host/`, `https://@host/`), but it is still
+/// userinfo (RFC 3986), so it is denied like any other (fail closed). Only
+/// called on URLs that parsed with a special scheme: WHATWG removes tabs and
+/// newlines, skips any `/` and `\` after the scheme, and ends the authority at
+/// `/`, `\`, `?` or `#`.
+fn raw_userinfo(raw: &str) -> bool {
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let Some((_, rest)) = cleaned.split_once(':') else {
+        return false;
+    };
+    let rest = rest.trim_start_matches(['/', '\\']);
+    let end = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
+    rest[..end].contains('@')
 }
 
 fn article(name: &str) -> String {

@@ -242,6 +242,16 @@ impl Diagnostic {
         for r in &mut self.related {
             *r = r.clone().with_source(source.clone());
         }
+        // Keep every label inside the text and on char boundaries, whatever
+        // the producer computed (e.g. serde_json reports byte columns that
+        // can land inside a multi-byte character). The placeholders of
+        // `display_safe_source` keep the original boundaries.
+        let text = source.inner();
+        for l in &mut self.labels {
+            let end = floor_char_boundary(text, l.span.end.min(text.len()));
+            let start = floor_char_boundary(text, l.span.start.min(end));
+            l.span = start..end;
+        }
         self.source = Some(source);
         self
     }
@@ -439,7 +449,11 @@ mod tests {
             assert_eq!(parts.len(), 3, "{s}");
             assert_eq!(parts[0], "netgrant");
             for p in &parts[1..] {
-                assert!(p.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s}");
+                assert!(
+                    p.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                    "{s}"
+                );
             }
             assert!(!c.summary().is_empty());
         }

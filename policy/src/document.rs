@@ -247,7 +247,12 @@ impl Walker {
             return Some(table.into_inner());
         }
         for e in errors {
-            let span = e.span().unwrap_or(0..0);
+            // A few parser limits (nesting depth) come without a position:
+            // say so rather than point at the first byte as if it were at fault.
+            let (span, label) = match e.span() {
+                Some(s) => (s, "here"),
+                None => (0..0, "somewhere in this file (the parser gave no position)"),
+            };
             let msg = e.message().trim().to_string();
             let first_line = msg.lines().next().unwrap_or("invalid TOML").to_string();
             self.push(
@@ -255,7 +260,7 @@ impl Walker {
                     Code::TomlSyntax,
                     format!("invalid TOML: {}", first_line.to_lowercase()),
                 )
-                .with_label(span, "here")
+                .with_label(span, label)
                 .with_help("fix the TOML syntax; see https://toml.io"),
             );
         }
@@ -394,8 +399,22 @@ impl Walker {
                 Entry::Granted(_) => None,
             })
             .collect();
-        if requested.is_empty() && root.get("host_api").is_some() {
-            // An empty host_api is legal but worth a word.
+        if self.targets_seen == 0 && !self.diags.iter().any(|d| d.severity().is_error()) {
+            // Legal (a plugin may need no network), but worth a word on an
+            // otherwise valid manifest (a typo'd table is an unknown key).
+            let (span, label) = match (root.get("host_api"), root.get("plugin")) {
+                (Some(h), _) => (
+                    h.span(),
+                    "no `[[host_api.request]]` or `[[host_api.websocket]]` entry",
+                ),
+                (None, Some(p)) => (p.span(), "this plugin requests no network target"),
+                (None, None) => (0..0, "the manifest starts here"),
+            };
+            self.push(
+                Diagnostic::new(Code::NoTargets, "the manifest requests no network target")
+                    .with_label(span, label)
+                    .with_help("if the plugin needs the network, add `[[host_api.request]]` or `[[host_api.websocket]]` entries; otherwise nothing to do"),
+            );
         }
         Some(Manifest {
             name: name?,
@@ -924,8 +943,8 @@ impl Walker {
         if items.len() > MAX_HEADERS_PER_TARGET {
             self.error(
                 Code::TooMany,
-                v.span(),
-                "too many",
+                items[MAX_HEADERS_PER_TARGET].1.clone(),
+                "one too many",
                 format!(
                     "{} headers; at most {MAX_HEADERS_PER_TARGET} per target",
                     items.len()
@@ -937,6 +956,17 @@ impl Walker {
         let mut out = BTreeSet::new();
         let mut ok = true;
         for (h, span) in items {
+            if h.len() > 128 {
+                ok = false;
+                self.error(
+                    Code::InvalidHeader,
+                    span,
+                    "too long",
+                    format!("header name {} is longer than 128 characters", quote(h)),
+                    "header names are at most 128 characters",
+                );
+                continue;
+            }
             match headers::check_declared(h) {
                 Ok(name) => {
                     out.insert(name);
@@ -991,8 +1021,8 @@ impl Walker {
         if items.len() > MAX_SUBPROTOCOLS_PER_TARGET {
             self.error(
                 Code::TooMany,
-                v.span(),
-                "too many",
+                items[MAX_SUBPROTOCOLS_PER_TARGET].1.clone(),
+                "one too many",
                 format!(
                     "{} subprotocols; at most {MAX_SUBPROTOCOLS_PER_TARGET} per target",
                     items.len()
@@ -1025,8 +1055,8 @@ impl Walker {
         if items.len() > MAX_HEADERS_PER_TARGET {
             self.error(
                 Code::TooMany,
-                v.span(),
-                "too many",
+                items[MAX_HEADERS_PER_TARGET].1.clone(),
+                "one too many",
                 format!(
                     "{} networks; at most {MAX_HEADERS_PER_TARGET} per target",
                     items.len()

@@ -214,18 +214,35 @@ pub fn redact(url: &Url) -> String {
     }
 }
 
+/// Where the authority of a URL with a special scheme (`http`, `https`,
+/// `ws`, `wss`) starts: WHATWG reads `wss:host`, `wss:/host` and `wss:\\host`
+/// like `wss://host`, so userinfo can follow the colon without `//`.
+fn special_authority_start(text: &str) -> Option<usize> {
+    let colon = text.find(':')?;
+    let scheme = text[..colon].trim_start_matches(|c: char| c <= ' ');
+    if !["http", "https", "ws", "wss"]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scheme))
+    {
+        return None;
+    }
+    let rest = &text[colon + 1..];
+    Some(colon + 1 + (rest.len() - rest.trim_start_matches(['/', '\\']).len()))
+}
+
 /// Redacts a URL given as text. If it parses, see [`redact`]. Otherwise, best
-/// effort on the text: everything between `://` and the last `@` before the
-/// next `/` is removed, query values and the fragment are hidden the same
-/// way, controls are escaped and the output is cut in the middle to at most
-/// [`MAX_REDACTED_LEN`] chars.
+/// effort on the text: everything between the authority start (after
+/// `http:`, `https:`, `ws:` or `wss:` and any slashes, else after `://`) and
+/// the last `@` before the next `/` is removed, query values and the
+/// fragment are hidden the same way, controls are escaped and the output is
+/// cut in the middle to at most [`MAX_REDACTED_LEN`] chars.
 pub fn redact_url(raw: &str) -> String {
     if let Ok(url) = Url::parse(raw) {
         return redact(&url);
     }
     let mut text = raw.to_string();
-    if let Some(i) = text.find("://") {
-        let start = i + 3;
+    let start = special_authority_start(&text).or_else(|| text.find("://").map(|i| i + 3));
+    if let Some(start) = start {
         let end = text[start..].find('/').map_or(text.len(), |j| start + j);
         if let Some(at) = text[start..end].rfind('@') {
             text.replace_range(start..start + at + 1, "");

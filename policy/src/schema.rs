@@ -58,7 +58,7 @@ pub struct ManifestHostApi {
 pub struct RequestTarget {
     /// `http(s)://host[:port][/path-prefix]`; host may be `*.domain` or `*`, port may be `*`.
     #[schemars(
-        regex(pattern = r"^[hH][tT][tT][pP][sS]?://[^\s?#@]+$"),
+        regex(pattern = r"^[hH][tT][tT][pP][sS]?://[^\s?#@/\\]+([/\\][^\s?#]*)?$"),
         length(max = 2048)
     )]
     pub url: String,
@@ -83,7 +83,10 @@ pub struct RequestTarget {
 #[serde(deny_unknown_fields)]
 pub struct WebsocketTarget {
     /// `ws(s)://host[:port][/path-prefix]`; host may be `*.domain` or `*`, port may be `*`.
-    #[schemars(regex(pattern = r"^[wW][sS][sS]?://[^\s?#@]+$"), length(max = 2048))]
+    #[schemars(
+        regex(pattern = r"^[wW][sS][sS]?://[^\s?#@/\\]+([/\\][^\s?#]*)?$"),
+        length(max = 2048)
+    )]
     pub url: String,
     /// The only subprotocols `open` may ask for.
     #[serde(default)]
@@ -140,7 +143,7 @@ pub struct GrantHostApi {
 pub struct GrantRequest {
     /// The granted target (equal to or narrower than a requested one).
     #[schemars(
-        regex(pattern = r"^[hH][tT][tT][pP][sS]?://[^\s?#@]+$"),
+        regex(pattern = r"^[hH][tT][tT][pP][sS]?://[^\s?#@/\\]+([/\\][^\s?#]*)?$"),
         length(max = 2048)
     )]
     pub url: String,
@@ -165,7 +168,10 @@ pub struct GrantRequest {
 #[serde(deny_unknown_fields)]
 pub struct GrantWebsocket {
     /// The granted target (equal to or narrower than a requested one).
-    #[schemars(regex(pattern = r"^[wW][sS][sS]?://[^\s?#@]+$"), length(max = 2048))]
+    #[schemars(
+        regex(pattern = r"^[wW][sS][sS]?://[^\s?#@/\\]+([/\\][^\s?#]*)?$"),
+        length(max = 2048)
+    )]
     pub url: String,
     /// Narrows the requested subprotocols; omitted = the requested ones.
     #[serde(default)]
@@ -192,6 +198,8 @@ pub enum MethodsField {
     All(AllMethods),
     /// A list of methods.
     List(#[schemars(length(min = 1))] Vec<MethodName>),
+    /// `["*"]`: every method, as a list (the IR's spelling).
+    AllList(#[schemars(length(min = 1, max = 1))] Vec<AllMethods>),
 }
 
 /// The literal `"*"`.

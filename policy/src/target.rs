@@ -170,7 +170,7 @@ impl UrlHost {
         match url.host()? {
             url::Host::Domain(d) => {
                 let d = d.strip_suffix('.').unwrap_or(d);
-                if d.is_empty() || d.ends_with('.') || d.contains("..") {
+                if d.is_empty() || d.ends_with('.') || d.starts_with('.') || d.contains("..") {
                     return None;
                 }
                 Some(UrlHost::Domain(d.to_ascii_lowercase()))

@@ -1,0 +1,531 @@
+//! Golden IR for every example under `examples/*/` (plugin.toml + grant.toml
+//! → policy.json), validated against the IR JSON Schema and re-loaded with
+//! `load_policy`; plus a table of hand edits that `load_policy` must reject.
+//!
+//! Regenerate the golden files after an intended IR change with:
+//!
+//! ```text
+//! NETGRANT_BLESS=1 cargo test -p netgrant-policy --test golden
+//! ```
+//!
+//! and review the `git diff` of `examples/*/policy.json`: it reads as the
+//! permission change.
+
+use netgrant_policy::schema::{schema_value, SchemaKind};
+use netgrant_policy::{compile, load_policy, Grant, Manifest, Policy};
+use serde_json::Value;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const BLESS_VAR: &str = "NETGRANT_BLESS";
+const GOLDEN: &str = "policy.json";
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// Every example directory with a manifest and a grant, sorted by name.
+fn examples() -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = fs::read_dir(examples_dir())
+        .expect("examples/ exists")
+        .map(|e| e.expect("readable examples/ entry").path())
+        .filter(|p| p.join("plugin.toml").is_file() && p.join("grant.toml").is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    out.sort();
+    assert!(
+        !out.is_empty(),
+        "no examples found under {:?}",
+        examples_dir()
+    );
+    out
+}
+
+fn compile_example(name: &str, dir: &Path) -> Policy {
+    let read =
+        |f: &str| fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{name}/{f}: {e}"));
+    let m = Manifest::parse("plugin.toml", &read("plugin.toml"));
+    let manifest = m
+        .value
+        .unwrap_or_else(|| panic!("{name}/plugin.toml does not parse: {:#?}", m.diagnostics));
+    let g = Grant::parse("grant.toml", &read("grant.toml"));
+    let grant = g
+        .value
+        .unwrap_or_else(|| panic!("{name}/grant.toml does not parse: {:#?}", g.diagnostics));
+    let c = compile(&manifest, Some(&grant));
+    c.policy
+        .unwrap_or_else(|| panic!("{name} does not compile: {:#?}", c.diagnostics))
+}
+
+fn blessing() -> bool {
+    std::env::var_os(BLESS_VAR).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+fn first_difference(want: &str, got: &str) -> String {
+    for (n, (w, g)) in want.lines().zip(got.lines()).enumerate() {
+        if w != g {
+            return format!("line {}:\n      golden:   {w}\n      compiled: {g}", n + 1);
+        }
+    }
+    format!(
+        "golden has {} lines, compiled has {}",
+        want.lines().count(),
+        got.lines().count()
+    )
+}
+
+#[test]
+fn examples_match_their_golden_ir() {
+    let bless = blessing();
+    let mut failures = Vec::new();
+    for (name, dir) in examples() {
+        let compiled = compile_example(&name, &dir).to_json();
+        let path = dir.join(GOLDEN);
+        if bless {
+            fs::write(&path, &compiled).unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
+            continue;
+        }
+        match fs::read_to_string(&path) {
+            Err(e) => failures.push(format!("{name}: cannot read examples/{name}/{GOLDEN}: {e}")),
+            Ok(golden) if golden != compiled => failures.push(format!(
+                "{name}: examples/{name}/{GOLDEN} differs from the compiled IR at {}",
+                first_difference(&golden, &compiled)
+            )),
+            Ok(_) => {}
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n\nIf the change is intended, regenerate with\n  {BLESS_VAR}=1 cargo test -p netgrant-policy --test golden\nand review the diff of examples/*/{GOLDEN}.",
+        failures.join("\n")
+    );
+}
+
+fn golden_text(name: &str, dir: &Path) -> String {
+    fs::read_to_string(dir.join(GOLDEN)).unwrap_or_else(|e| {
+        panic!("examples/{name}/{GOLDEN}: {e} (generate it with {BLESS_VAR}=1 cargo test -p netgrant-policy --test golden)")
+    })
+}
+
+fn ir_validator() -> jsonschema::Validator {
+    jsonschema::validator_for(&schema_value(SchemaKind::Ir)).expect("the IR schema compiles")
+}
+
+fn schema_errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    v.iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn golden_ir_validates_against_the_ir_schema() {
+    let validator = ir_validator();
+    let mut failures = Vec::new();
+    for (name, dir) in examples() {
+        let doc: Value = serde_json::from_str(&golden_text(&name, &dir))
+            .unwrap_or_else(|e| panic!("{name}: golden is not JSON: {e}"));
+        let errors = schema_errors(&validator, &doc);
+        if !errors.is_empty() {
+            failures.push(format!("{name}:\n    {}", errors.join("\n    ")));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden IR fails the IR schema:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn load_policy_accepts_golden_ir_and_returns_the_same_policy() {
+    let mut failures = Vec::new();
+    for (name, dir) in examples() {
+        let text = golden_text(&name, &dir);
+        let compiled = compile_example(&name, &dir);
+        match load_policy(GOLDEN, &text) {
+            Err(diags) => failures.push(format!(
+                "{name}: rejected: {:?}",
+                diags
+                    .iter()
+                    .map(|d| format!("{}: {}", d.code.as_str(), d.message))
+                    .collect::<Vec<_>>()
+            )),
+            Ok(loaded) => {
+                if loaded != compiled {
+                    failures.push(format!(
+                        "{name}: loaded policy differs from the compiled one"
+                    ));
+                }
+                if loaded.to_json() != text {
+                    failures.push(format!(
+                        "{name}: loaded policy does not re-serialize to the golden bytes"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn golden_set_exercises_the_interesting_ir_features() {
+    // The tampering table below relies on these; fail loudly if the examples
+    // stop covering them.
+    let all: Vec<Value> = examples()
+        .iter()
+        .map(|(n, d)| serde_json::from_str(&golden_text(n, d)).unwrap())
+        .collect();
+    let entries = || {
+        all.iter()
+            .flat_map(|p| p["entries"].as_array().unwrap().iter())
+    };
+    assert!(entries().any(|e| e["flags"]["broad"] == true && e["approved_broad"] == true));
+    assert!(entries().any(|e| e["status"] == "not_granted"));
+    assert!(entries().any(|e| !e["narrows"].is_null()));
+    assert!(entries().any(|e| e["port"] == "*"));
+    assert!(all
+        .iter()
+        .any(|p| !p["ignored"].as_array().unwrap().is_empty()));
+}
+
+// ---------------------------------------------------------------------------
+// Tampering
+// ---------------------------------------------------------------------------
+
+const TAMPERED: &str = "netgrant::ir::tampered";
+const SYNTAX: &str = "netgrant::ir::syntax";
+const VERSION: &str = "netgrant::ir::version";
+
+/// Re-validation must catch the edit even when the editor also recomputes
+/// `digest` (so the check is not just "the digest changed").
+const EVEN_WITH_FRESH_DIGEST: bool = true;
+/// The edit is self-consistent once the digest is recomputed (the IR carries
+/// its own grant); only the recorded digest gives it away.
+const DIGEST_ONLY: bool = false;
+
+struct Tamper {
+    name: &'static str,
+    example: &'static str,
+    edit: fn(&mut Value),
+    code: &'static str,
+    fresh_digest: bool,
+}
+
+fn entry<'a>(ir: &'a mut Value, id: &str) -> &'a mut Value {
+    ir["entries"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("no entry {id} in the golden IR"))
+}
+
+const TAMPERS: &[Tamper] = &[
+    Tamper {
+        name: "flip flags.broad off on an approved broad entry",
+        example: "broad-scraper",
+        edit: |ir| entry(ir, "request:https://*/")["flags"]["broad"] = false.into(),
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "flip flags.broad on for a narrow entry",
+        example: "discord-bridge",
+        edit: |ir| entry(ir, "websocket:wss://gateway.discord.gg/")["flags"]["broad"] = true.into(),
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "clear flags.loopback",
+        example: "local-dev",
+        edit: |ir| entry(ir, "websocket:ws://localhost:9000/")["flags"]["loopback"] = false.into(),
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "status not_granted -> granted",
+        example: "discord-bridge",
+        edit: |ir| {
+            entry(ir, "request:https://cdn.discordapp.com/attachments/")["status"] =
+                "granted".into()
+        },
+        code: TAMPERED,
+        fresh_digest: DIGEST_ONLY,
+    },
+    Tamper {
+        name: "status granted -> not_granted",
+        example: "discord-bridge",
+        edit: |ir| {
+            entry(ir, "websocket:wss://gateway.discord.gg/")["status"] = "not_granted".into()
+        },
+        code: TAMPERED,
+        fresh_digest: DIGEST_ONLY,
+    },
+    Tamper {
+        name: "host changed to * without fixing flags or approval",
+        example: "discord-bridge",
+        edit: |ir| {
+            let e = entry(ir, "websocket:wss://gateway.discord.gg/");
+            e["id"] = "websocket:wss://*/".into();
+            e["target"] = "wss://*/".into();
+            e["host"] = "*".into();
+            e["host_kind"] = "any".into();
+        },
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "host field alone changed to *",
+        example: "discord-bridge",
+        edit: |ir| {
+            let e = entry(ir, "websocket:wss://gateway.discord.gg/");
+            e["host"] = "*".into();
+            e["host_kind"] = "any".into();
+        },
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "change digest",
+        example: "discord-bridge",
+        edit: |ir| {
+            ir["digest"] =
+                "sha256:0000000000000000000000000000000000000000000000000000000000000000".into()
+        },
+        code: TAMPERED,
+        fresh_digest: DIGEST_ONLY,
+    },
+    Tamper {
+        name: "change requested_digest",
+        example: "discord-bridge",
+        edit: |ir| {
+            ir["requested_digest"] =
+                "sha256:1111111111111111111111111111111111111111111111111111111111111111".into()
+        },
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "reorder entries",
+        example: "discord-bridge",
+        edit: |ir| ir["entries"].as_array_mut().unwrap().reverse(),
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "change port",
+        example: "local-dev",
+        edit: |ir| entry(ir, "websocket:ws://127.0.0.1:9229/debug/")["port"] = 9230.into(),
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "port to * on an exact target",
+        example: "discord-bridge",
+        edit: |ir| entry(ir, "websocket:wss://gateway.discord.gg/")["port"] = "*".into(),
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "drop approved_broad",
+        example: "broad-scraper",
+        edit: |ir| entry(ir, "request:https://*/")["approved_broad"] = false.into(),
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "widen granted methods beyond the request",
+        example: "broad-scraper",
+        edit: |ir| {
+            entry(ir, "request:https://*/")["methods"] = serde_json::json!(["GET", "DELETE"])
+        },
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "widen a narrowing grant to what it narrows, keeping `narrows`",
+        example: "discord-bridge",
+        edit: |ir| {
+            entry(ir, "request:https://discord.com/api/v10/")["methods"] =
+                serde_json::json!(["GET", "POST"])
+        },
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "non-canonical target spelling",
+        example: "discord-bridge",
+        edit: |ir| {
+            let e = entry(ir, "websocket:wss://gateway.discord.gg/");
+            e["target"] = "wss://gateway.discord.gg:443/".into();
+        },
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "networks added to an entry",
+        example: "discord-bridge",
+        edit: |ir| {
+            entry(ir, "websocket:wss://gateway.discord.gg/")["networks"] =
+                serde_json::json!(["10.0.0.0/8"])
+        },
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "a never-allowed header declared",
+        example: "discord-bridge",
+        edit: |ir| {
+            entry(ir, "request:https://discord.com/api/v10/")["headers"] =
+                serde_json::json!(["authorization", "x-audit-log-reason"])
+        },
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "remove an ignored grant entry",
+        example: "broad-scraper",
+        edit: |ir| ir["ignored"].as_array_mut().unwrap().clear(),
+        code: TAMPERED,
+        fresh_digest: DIGEST_ONLY,
+    },
+    Tamper {
+        name: "reason with a bidi override",
+        example: "discord-bridge",
+        edit: |ir| {
+            entry(ir, "websocket:wss://gateway.discord.gg/")["reason"] =
+                "Receive \u{202e}stneve yawetag".into()
+        },
+        code: TAMPERED,
+        fresh_digest: EVEN_WITH_FRESH_DIGEST,
+    },
+    Tamper {
+        name: "add an unknown top-level field",
+        example: "discord-bridge",
+        edit: |ir| ir["trusted"] = true.into(),
+        code: SYNTAX,
+        fresh_digest: DIGEST_ONLY,
+    },
+    Tamper {
+        name: "add an unknown field to an entry",
+        example: "discord-bridge",
+        edit: |ir| entry(ir, "websocket:wss://gateway.discord.gg/")["allow_all"] = true.into(),
+        code: SYNTAX,
+        fresh_digest: DIGEST_ONLY,
+    },
+    Tamper {
+        name: "drop a required field",
+        example: "discord-bridge",
+        edit: |ir| {
+            entry(ir, "websocket:wss://gateway.discord.gg/")
+                .as_object_mut()
+                .unwrap()
+                .remove("flags");
+        },
+        code: SYNTAX,
+        fresh_digest: DIGEST_ONLY,
+    },
+    Tamper {
+        name: "unsupported version",
+        example: "discord-bridge",
+        edit: |ir| ir["version"] = 2.into(),
+        code: VERSION,
+        fresh_digest: DIGEST_ONLY,
+    },
+];
+
+fn golden_value(example: &str) -> Value {
+    let dir = examples_dir().join(example);
+    serde_json::from_str(&golden_text(example, &dir)).unwrap()
+}
+
+/// Sets `digest` to what the (edited) IR would hash to, if it still
+/// deserializes.
+fn refresh_digest(ir: &mut Value) {
+    if let Ok(p) = serde_json::from_value::<Policy>(ir.clone()) {
+        ir["digest"] = p.compute_digest().into();
+    }
+}
+
+fn load_code(text: &str) -> Result<(), Vec<String>> {
+    load_policy("policy.json", text)
+        .map(|_| ())
+        .map_err(|d| d.iter().map(|d| d.code.as_str().to_string()).collect())
+}
+
+#[test]
+fn load_policy_rejects_hand_edited_ir() {
+    let mut failures = Vec::new();
+    for t in TAMPERS {
+        let original = golden_value(t.example);
+        let mut variants = vec![("as edited", {
+            let mut v = original.clone();
+            (t.edit)(&mut v);
+            v
+        })];
+        if t.fresh_digest {
+            let mut v = original.clone();
+            (t.edit)(&mut v);
+            refresh_digest(&mut v);
+            variants.push(("with the digest recomputed", v));
+        }
+        for (how, v) in variants {
+            if v == original {
+                failures.push(format!("{}: the edit changed nothing", t.name));
+                continue;
+            }
+            let text = serde_json::to_string_pretty(&v).unwrap() + "\n";
+            match load_code(&text) {
+                Ok(()) => failures.push(format!("{} ({how}): accepted", t.name)),
+                Err(codes) if codes.first().map(String::as_str) != Some(t.code) => {
+                    failures.push(format!(
+                        "{} ({how}): rejected with {codes:?}, expected {}",
+                        t.name, t.code
+                    ))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} tampering cases failed:\n  {}",
+        failures.len(),
+        failures.join("\n  ")
+    );
+}
+
+#[test]
+fn schema_rejects_unknown_fields_too() {
+    let validator = ir_validator();
+    let mut top = golden_value("discord-bridge");
+    top["trusted"] = true.into();
+    assert!(
+        !schema_errors(&validator, &top).is_empty(),
+        "unknown top-level field passes the schema"
+    );
+    let mut inner = golden_value("discord-bridge");
+    entry(&mut inner, "websocket:wss://gateway.discord.gg/")["allow_all"] = true.into();
+    assert!(
+        !schema_errors(&validator, &inner).is_empty(),
+        "unknown entry field passes the schema"
+    );
+}
+
+#[test]
+fn untouched_golden_reserialized_loads() {
+    // Control for the tampering table: re-serializing the unedited value
+    // (the same path the table uses) is accepted, so rejections above are
+    // caused by the edits.
+    for (name, _) in examples() {
+        let v = golden_value(&name);
+        let text = serde_json::to_string_pretty(&v).unwrap() + "\n";
+        assert_eq!(load_code(&text), Ok(()), "{name}");
+        let mut fresh = v.clone();
+        refresh_digest(&mut fresh);
+        assert_eq!(
+            fresh, v,
+            "{name}: the recorded digest is the recomputed one"
+        );
+    }
+}

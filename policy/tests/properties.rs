@@ -1,0 +1,1378 @@
+//! Property tests for the target grammar, the compiler and the authorizer.
+//!
+//! * target normalization is idempotent and its display stable;
+//! * compiling is independent of entry order, list order and spelling;
+//! * the indexed [`Authorizer`] agrees with a deliberately simple reference
+//!   matcher (a linear scan with plain string checks) written here;
+//! * [`Target::contains`] is reflexive, transitive, and sound with respect to
+//!   URL matching.
+//!
+//! Case counts are tuned so the whole file runs in well under a minute in a
+//! debug build; raise `PROPTEST_CASES` locally for a deeper run.
+
+use netgrant_policy::path;
+use netgrant_policy::target::UrlHost;
+use netgrant_policy::{
+    compile, load_policy, Authorizer, Capability, Grant, Manifest, Request, Target,
+};
+use proptest::prelude::*;
+use proptest::sample::{select, subsequence};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// `PROPTEST_CASES` overrides `default` when set (for deeper local runs).
+fn cases(default: u32) -> ProptestConfig {
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    ProptestConfig {
+        cases: n,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// A tiny deterministic shuffler (splitmix64), so one generated seed drives
+/// every permutation and spelling choice in a test case.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i + 1);
+            v.swap(i, j);
+        }
+    }
+
+    fn pick<'a>(&mut self, v: &'a [&'a str]) -> &'a str {
+        v[self.below(v.len())]
+    }
+}
+
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+// ---------------------------------------------------------------------------
+// 1. Target normalization is idempotent
+// ---------------------------------------------------------------------------
+
+fn scheme_spelling() -> impl Strategy<Value = (&'static str, u16)> {
+    select(vec![
+        ("ws", 80),
+        ("wss", 443),
+        ("http", 80),
+        ("https", 443),
+        ("WS", 80),
+        ("Wss", 443),
+        ("HTTP", 80),
+        ("hTTpS", 443),
+    ])
+}
+
+fn label() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-cA-C0-9]{1,4}",
+        2 => "[a-c][a-c0-9-]{0,3}[a-c]",
+        1 => select(vec!["bücher", "MÜNCHEN", "xn--bcher-kva", "Api", "v1"]).prop_map(String::from),
+    ]
+}
+
+fn domain() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(label(), 0..4),
+        select(vec![
+            "com",
+            "net",
+            "Example",
+            "localhost",
+            "co.UK",
+            "github.io",
+            "internal",
+        ]),
+        any::<bool>(),
+    )
+        .prop_map(|(labels, tld, dot)| {
+            let mut s = String::new();
+            for l in labels {
+                s.push_str(&l);
+                s.push('.');
+            }
+            s.push_str(tld);
+            if dot {
+                s.push('.');
+            }
+            s
+        })
+}
+
+fn ipv4_literal() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => (1u8..=223, any::<u8>(), any::<u8>(), 1u8..=254)
+            .prop_filter("cloud metadata endpoints cannot be written", |(a, b, c, d)| {
+                !matches!((a, b, c, d), (169, 254, 169, 254) | (169, 254, 170, 2) | (100, 100, 100, 200))
+            })
+            .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+        2 => select(vec![
+            "127.0.0.1", "10.0.0.5", "93.184.215.14", "192.168.1.1", "172.16.0.1",
+            "100.64.0.1", "169.254.1.1", "0x7f.0.0.1", "2130706433", "127.1", "010.0.0.5",
+        ])
+        .prop_map(String::from),
+    ]
+}
+
+fn ipv6_literal() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => (0x2000u16..=0x3fff, prop::array::uniform7(any::<u16>()), any::<bool>()).prop_map(
+            |(first, rest, upper)| {
+                let mut s = format!("[{first:x}");
+                for r in rest {
+                    let _ = write!(s, ":{r:x}");
+                }
+                s.push(']');
+                if upper {
+                    s.to_ascii_uppercase()
+                } else {
+                    s
+                }
+            }
+        ),
+        3 => select(vec![
+            "[::1]", "[0:0:0:0:0:0:0:1]", "[2001:db8::1]", "[fe80::1]", "[FD12:3456::1]",
+            "[2606:4700:4700::1111]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]",
+            "[::FFFF:10.0.0.5]", "[64:ff9b::a00:5]", "[64:ff9b::93.184.215.14]", "[2002:c000:204::1]",
+        ])
+        .prop_map(String::from),
+    ]
+}
+
+fn host_spelling() -> impl Strategy<Value = String> {
+    prop_oneof![
+        5 => domain(),
+        3 => domain().prop_map(|d| format!("*.{d}")),
+        1 => Just("*".to_string()),
+        2 => ipv4_literal(),
+        2 => ipv6_literal(),
+    ]
+}
+
+fn path_spelling() -> impl Strategy<Value = Option<String>> {
+    let segment = select(vec![
+        "a", "B", "v1", "v10", ".", "..", "%7e", "%41", "%7E%2d", "é", "{x}", "a.b", "..c", "~", "",
+    ]);
+    prop::option::of(
+        (prop::collection::vec(segment, 0..5), any::<bool>()).prop_map(|(segs, trailing)| {
+            let mut s = format!("/{}", segs.join("/"));
+            if trailing && !s.ends_with('/') {
+                s.push('/');
+            }
+            s
+        }),
+    )
+}
+
+/// Port spellings; `default` is filled in from the scheme when the target is built.
+#[derive(Clone, Debug)]
+enum PortSpelling {
+    Omitted,
+    Default,
+    LeadingZeros,
+    Number(u16),
+    Any,
+}
+
+fn port_spelling() -> impl Strategy<Value = PortSpelling> {
+    prop_oneof![
+        3 => Just(PortSpelling::Omitted),
+        1 => Just(PortSpelling::Default),
+        1 => Just(PortSpelling::LeadingZeros),
+        2 => (1u16..=65535).prop_map(PortSpelling::Number),
+        1 => Just(PortSpelling::Any),
+    ]
+}
+
+fn target_spelling() -> impl Strategy<Value = String> {
+    (
+        scheme_spelling(),
+        host_spelling(),
+        port_spelling(),
+        path_spelling(),
+    )
+        .prop_map(|((scheme, default), host, port, path)| {
+            let port = match port {
+                PortSpelling::Omitted => String::new(),
+                PortSpelling::Default => format!(":{default}"),
+                PortSpelling::LeadingZeros => format!(":0{default}"),
+                PortSpelling::Number(n) => format!(":{n}"),
+                PortSpelling::Any => ":*".to_string(),
+            };
+            format!("{scheme}://{host}{port}{}", path.unwrap_or_default())
+        })
+}
+
+proptest! {
+    #![proptest_config(cases(4000))]
+
+    /// Every well-formed generated target parses, and its display is a fixed
+    /// point: parsing the display gives the same target and the same text.
+    #[test]
+    fn target_normalization_is_idempotent(raw in target_spelling()) {
+        let t = match Target::parse(&raw) {
+            Ok(t) => t,
+            Err(e) => return Err(TestCaseError::fail(format!("{raw} rejected: {}", e.message))),
+        };
+        let shown = t.to_string();
+        let again = Target::parse(&shown)
+            .map_err(|e| TestCaseError::fail(format!("{raw} displays as {shown}, which is rejected: {}", e.message)))?;
+        prop_assert_eq!(&again, &t, "{} -> {}", raw, shown);
+        prop_assert_eq!(again.to_string(), shown.clone());
+        // The canonical spelling is lowercase up to the path and never spells
+        // out the default port.
+        let authority = shown.split("://").nth(1).unwrap().split('/').next().unwrap();
+        prop_assert_eq!(authority.to_ascii_lowercase(), authority);
+        let default = format!(":{}", t.scheme.default_port());
+        prop_assert!(!authority.ends_with(&default), "{}", shown);
+    }
+
+    /// IPv4-mapped and NAT64 IPv6 literals normalize to the embedded IPv4
+    /// literal; an explicit default port equals an omitted one.
+    #[test]
+    fn equivalent_spellings_normalize_alike(
+        (a, b, c, d) in (1u8..=223, any::<u8>(), any::<u8>(), 1u8..=254)
+            .prop_filter("metadata", |(a, b, c, d)| !matches!((a, b, c, d), (169, 254, 169, 254) | (169, 254, 170, 2) | (100, 100, 100, 200))),
+        (scheme, default) in scheme_spelling(),
+        path in path_spelling(),
+    ) {
+        let path = path.unwrap_or_default();
+        let v4 = Target::parse(&format!("{scheme}://{a}.{b}.{c}.{d}{path}")).unwrap();
+        let mapped = Target::parse(&format!("{scheme}://[::ffff:{a}.{b}.{c}.{d}]:{default}{path}")).unwrap();
+        let hex = Ipv4Addr::new(a, b, c, d).to_bits();
+        let nat64 = Target::parse(&format!("{scheme}://[64:ff9b::{:x}:{:x}]{path}", hex >> 16, hex & 0xffff)).unwrap();
+        prop_assert_eq!(&mapped, &v4);
+        prop_assert_eq!(&nat64, &v4);
+        prop_assert_eq!(mapped.to_string(), v4.to_string());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. compile(x) == compile(shuffled x)
+// ---------------------------------------------------------------------------
+
+/// Canonical hosts and their alternative spellings (index 0 is the plain one).
+const C_HOSTS: &[&[&str]] = &[
+    &["api.example.com", "API.Example.com", "api.example.com."],
+    &["*.example.com", "*.EXAMPLE.com", "*.example.com."],
+    &["*"],
+    &["10.1.2.3", "[::ffff:10.1.2.3]", "[::ffff:a01:203]"],
+    &["[fd12:3456:789a::1]", "[FD12:3456:789A:0:0:0:0:1]"],
+    &["localhost", "LocalHost"],
+    &["bücher.example", "xn--bcher-kva.example"],
+];
+/// Paths and their alternative spellings; `narrow` is a path inside it that
+/// no request uses.
+const C_PATHS: &[(&[&str], &str)] = &[
+    (&["/", "", "/./", "/x/.."], "/narrow"),
+    (&["/v1/", "/v1/./", "/x/../v1/"], "/v1/narrow"),
+    (&["/api", "/%61pi", "/x/../api"], "/api/narrow"),
+    (&["/a/b", "/a/./b", "/%61/b"], "/a/b/narrow"),
+];
+const C_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+const C_HEADERS: &[&[&str]] = &[
+    &["X-Audit-Log-Reason", "x-audit-log-reason"],
+    &["x-request-id", "X-Request-ID"],
+    &["X-Trace", "x-trace"],
+];
+const C_NETWORKS: &[&[&str]] = &[
+    &["10.1.0.0/16", "10.1.2.3/16"],
+    &["192.168.1.0/24", "192.168.1.77/24"],
+    &["fd12:3456:789a::/48", "FD12:3456:789A:0::/48"],
+    &["100.64.1.0/24", "::ffff:100.64.1.0/120"],
+];
+const C_SUBPROTOCOLS: &[&str] = &["json", "v2.proto", "chat"];
+
+#[derive(Clone, Debug)]
+enum GrantKind {
+    None,
+    Exact { broad: bool },
+    NarrowMethods(Vec<usize>),
+    NarrowPath,
+    NarrowHeaders(Vec<usize>),
+    NarrowNetworks(Vec<usize>),
+}
+
+#[derive(Clone, Debug)]
+struct ReqSpec {
+    ws: bool,
+    tls: bool,
+    host: usize,
+    port: usize,
+    path: usize,
+    methods: Option<Vec<usize>>,
+    headers: Vec<usize>,
+    networks: Vec<usize>,
+    subprotocols: Vec<usize>,
+    reason: bool,
+    grant: GrantKind,
+}
+
+impl ReqSpec {
+    fn key(&self) -> (bool, bool, usize, usize, usize) {
+        (self.ws, self.tls, self.host, self.port, self.path)
+    }
+}
+
+fn req_spec() -> impl Strategy<Value = ReqSpec> {
+    let idx = |n: usize| subsequence((0..n).collect::<Vec<_>>(), 0..=n);
+    (
+        (
+            any::<bool>(),
+            any::<bool>(),
+            0..C_HOSTS.len(),
+            0..3usize,
+            0..C_PATHS.len(),
+        ),
+        prop::option::weighted(0.8, subsequence((0..7).collect::<Vec<_>>(), 1..=7)),
+        idx(C_HEADERS.len()),
+        idx(C_NETWORKS.len()),
+        idx(C_SUBPROTOCOLS.len()),
+        any::<bool>(),
+        (0..6usize, any::<bool>(), any::<u64>()),
+    )
+        .prop_map(
+            |(
+                (ws, tls, host, port, path),
+                methods,
+                headers,
+                networks,
+                subprotocols,
+                reason,
+                (g, broad, pick),
+            )| {
+                let sub = |v: &Vec<usize>| -> Vec<usize> {
+                    // A deterministic, possibly empty subset of `v`.
+                    v.iter()
+                        .enumerate()
+                        .filter(|(i, _)| pick >> (i % 64) & 1 == 1)
+                        .map(|(_, x)| *x)
+                        .collect()
+                };
+                let grant = match g {
+                    0 => GrantKind::None,
+                    1 | 2 => GrantKind::Exact { broad },
+                    3 => match &methods {
+                        Some(m) if !ws && !sub(m).is_empty() => GrantKind::NarrowMethods(sub(m)),
+                        _ => GrantKind::Exact { broad },
+                    },
+                    4 => GrantKind::NarrowPath,
+                    _ if pick & 1 == 0 => GrantKind::NarrowHeaders(sub(&headers)),
+                    _ => GrantKind::NarrowNetworks(sub(&networks)),
+                };
+                ReqSpec {
+                    ws,
+                    tls,
+                    host,
+                    port,
+                    path,
+                    methods: if ws { None } else { methods },
+                    headers,
+                    networks,
+                    subprotocols: if ws { subprotocols } else { Vec::new() },
+                    reason,
+                    grant,
+                }
+            },
+        )
+}
+
+fn plan() -> impl Strategy<Value = (Vec<ReqSpec>, bool, u64)> {
+    (
+        prop::collection::vec(req_spec(), 1..8),
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(|(mut v, extra, seed)| {
+            let mut seen = std::collections::HashSet::new();
+            v.retain(|r| seen.insert(r.key()));
+            (v, extra, seed)
+        })
+}
+
+/// Spells a target; `rng == None` picks the plain spelling.
+fn spell_target(r: &ReqSpec, path: &str, rng: &mut Option<Rng>) -> String {
+    let mut choose = |opts: &[&str]| -> String {
+        match rng {
+            Some(g) => g.pick(opts).to_string(),
+            None => opts[0].to_string(),
+        }
+    };
+    let scheme = match (r.ws, r.tls) {
+        (true, true) => choose(&["wss", "WSS"]),
+        (true, false) => choose(&["ws", "Ws"]),
+        (false, true) => choose(&["https", "HTTPS"]),
+        (false, false) => choose(&["http", "HttP"]),
+    };
+    let default = if r.tls { "443" } else { "80" };
+    let host = choose(C_HOSTS[r.host]);
+    let port = match r.port {
+        0 => choose(&["", &format!(":{default}")]),
+        1 => ":8443".to_string(),
+        _ => ":*".to_string(),
+    };
+    let path = if path.is_empty() {
+        choose(C_PATHS[r.path].0)
+    } else {
+        path.to_string()
+    };
+    format!("{scheme}://{host}{port}{path}")
+}
+
+fn spell_list(table: &[&[&str]], idx: &[usize], rng: &mut Option<Rng>) -> Vec<String> {
+    let mut out: Vec<String> = idx
+        .iter()
+        .map(|&i| match rng {
+            Some(g) => g.pick(table[i]).to_string(),
+            None => table[i][0].to_string(),
+        })
+        .collect();
+    if let Some(g) = rng {
+        g.shuffle(&mut out);
+    }
+    out
+}
+
+fn single(items: &'static [&'static str]) -> Vec<&'static [&'static str]> {
+    items.iter().map(std::slice::from_ref).collect()
+}
+
+fn render(plan: &[ReqSpec], extra: bool, mut rng: Option<Rng>) -> (String, String) {
+    let methods_table = single(C_METHODS);
+    let subprotocols_table = single(C_SUBPROTOCOLS);
+    let mut order: Vec<usize> = (0..plan.len()).collect();
+    if let Some(g) = &mut rng {
+        g.shuffle(&mut order);
+    }
+    let mut manifest = String::from("[plugin]\nname = \"prop\"\nversion = \"1.0.0\"\n");
+    for &i in &order {
+        let r = &plan[i];
+        let table = if r.ws {
+            "host_api.websocket"
+        } else {
+            "host_api.request"
+        };
+        let _ = writeln!(
+            manifest,
+            "\n[[{table}]]\nurl = \"{}\"",
+            spell_target(r, "", &mut rng)
+        );
+        match &r.methods {
+            Some(m) => {
+                let _ = writeln!(
+                    manifest,
+                    "methods = {}",
+                    toml_list(&spell_list(&methods_table, m, &mut rng))
+                );
+            }
+            None if !r.ws => manifest.push_str("methods = \"*\"\n"),
+            None => {}
+        }
+        if !r.headers.is_empty() {
+            let _ = writeln!(
+                manifest,
+                "headers = {}",
+                toml_list(&spell_list(C_HEADERS, &r.headers, &mut rng))
+            );
+        }
+        if !r.networks.is_empty() {
+            let _ = writeln!(
+                manifest,
+                "networks = {}",
+                toml_list(&spell_list(C_NETWORKS, &r.networks, &mut rng))
+            );
+        }
+        if !r.subprotocols.is_empty() {
+            let _ = writeln!(
+                manifest,
+                "subprotocols = {}",
+                toml_list(&spell_list(&subprotocols_table, &r.subprotocols, &mut rng))
+            );
+        }
+        if r.reason {
+            let _ = writeln!(manifest, "reason = \"reason for entry {i}\"");
+        }
+    }
+
+    let mut grant = String::from("plugin = \"prop\"\n");
+    let mut entries: Vec<String> = Vec::new();
+    for r in plan {
+        let table = if r.ws {
+            "host_api.websocket"
+        } else {
+            "host_api.request"
+        };
+        let mut e = String::new();
+        let narrow_path = C_PATHS[r.path].1;
+        let url = match r.grant {
+            GrantKind::None => continue,
+            GrantKind::NarrowPath => spell_target(r, narrow_path, &mut rng),
+            _ => spell_target(r, "", &mut rng),
+        };
+        let _ = writeln!(e, "\n[[{table}]]\nurl = \"{url}\"");
+        match &r.grant {
+            GrantKind::NarrowMethods(m) => {
+                let _ = writeln!(
+                    e,
+                    "methods = {}",
+                    toml_list(&spell_list(&methods_table, m, &mut rng))
+                );
+            }
+            GrantKind::NarrowHeaders(h) => {
+                let _ = writeln!(
+                    e,
+                    "headers = {}",
+                    toml_list(&spell_list(C_HEADERS, h, &mut rng))
+                );
+            }
+            GrantKind::NarrowNetworks(n) => {
+                let _ = writeln!(
+                    e,
+                    "networks = {}",
+                    toml_list(&spell_list(C_NETWORKS, n, &mut rng))
+                );
+            }
+            _ => {}
+        }
+        // `*` hosts are broad; approve them unless the plan says not to (then
+        // the entry is dropped and listed under `ignored`).
+        if r.host == 2 && !matches!(r.grant, GrantKind::Exact { broad: false }) {
+            e.push_str("broad = true\n");
+        }
+        entries.push(e);
+    }
+    if extra {
+        // Granted but not requested: listed under `ignored`.
+        entries.push(
+            "\n[[host_api.request]]\nurl = \"https://unrequested.example/\"\nmethods = [\"GET\"]\n"
+                .into(),
+        );
+        entries.push("\n[[host_api.websocket]]\nurl = \"wss://unrequested.example/\"\n".into());
+    }
+    if let Some(g) = &mut rng {
+        g.shuffle(&mut entries);
+    }
+    for e in entries {
+        grant.push_str(&e);
+    }
+    (manifest, grant)
+}
+
+fn compile_texts(manifest: &str, grant: &str) -> Result<netgrant_policy::Policy, String> {
+    let m = Manifest::parse("plugin.toml", manifest);
+    let Some(m) = m.value else {
+        return Err(format!(
+            "manifest rejected: {:?}\n{manifest}",
+            m.diagnostics
+        ));
+    };
+    let g = Grant::parse("grant.toml", grant);
+    let Some(g) = g.value else {
+        return Err(format!("grant rejected: {:?}\n{grant}", g.diagnostics));
+    };
+    let c = compile(&m, Some(&g));
+    c.policy
+        .ok_or_else(|| format!("compile failed: {:?}\n{manifest}\n{grant}", c.diagnostics))
+}
+
+proptest! {
+    #![proptest_config(cases(300))]
+
+    /// Semantically equal inputs (entries, methods, headers, networks and
+    /// subprotocols in any order, targets and networks in any spelling)
+    /// compile to byte-identical IR, which the loader accepts back.
+    #[test]
+    fn compile_is_order_and_spelling_independent((plan, extra, seed) in plan()) {
+        let (m0, g0) = render(&plan, extra, None);
+        let (m1, g1) = render(&plan, extra, Some(Rng(seed)));
+        let a = compile_texts(&m0, &g0).map_err(TestCaseError::fail)?;
+        let b = compile_texts(&m1, &g1).map_err(TestCaseError::fail)?;
+        let (ja, jb) = (a.to_json(), b.to_json());
+        prop_assert!(ja == jb, "IR differs\n--- plain\n{}\n{}\n--- shuffled\n{}\n{}\n--- IR plain\n{}\n--- IR shuffled\n{}", m0, g0, m1, g1, ja, jb);
+        let loaded = load_policy("ir.json", &ja).map_err(|d| TestCaseError::fail(format!("{d:?}")))?;
+        prop_assert_eq!(loaded.to_json(), ja);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. The authorizer agrees with a simple reference matcher
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RHost {
+    Any,
+    Domain(String),
+    Wild(String),
+    Ip(IpAddr),
+}
+
+impl RHost {
+    fn spell(&self) -> String {
+        match self {
+            RHost::Any => "*".into(),
+            RHost::Domain(d) => d.clone(),
+            RHost::Wild(s) => format!("*.{s}"),
+            RHost::Ip(IpAddr::V4(a)) => a.to_string(),
+            RHost::Ip(IpAddr::V6(a)) => format!("[{a}]"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Public,
+    NonPublic,
+    Never,
+}
+
+/// The IP literals of the small alphabet, classified by hand.
+fn ip_pool() -> Vec<(IpAddr, Class)> {
+    use Class::*;
+    let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    vec![
+        (v4(127, 0, 0, 1), NonPublic),
+        (v4(10, 0, 0, 5), NonPublic),
+        (v4(192, 168, 1, 1), NonPublic),
+        (v4(93, 184, 215, 14), Public),
+        (v4(8, 8, 8, 8), Public),
+        (v4(169, 254, 169, 254), Never),
+        (v4(0, 0, 0, 0), Never),
+        (IpAddr::V6(Ipv6Addr::LOCALHOST), NonPublic),
+        (IpAddr::V6("fd00::5".parse().unwrap()), NonPublic),
+        (IpAddr::V6("2606:4700::1111".parse().unwrap()), Public),
+    ]
+}
+
+/// A target of the reference model. `port: None` is `*`.
+#[derive(Clone, Debug)]
+struct RTarget {
+    scheme: &'static str,
+    host: RHost,
+    port: Option<u16>,
+    path: String,
+    /// Request methods; `None` for websocket targets.
+    methods: Option<Vec<&'static str>>,
+}
+
+fn is_ws(scheme: &str) -> bool {
+    scheme.starts_with("ws")
+}
+
+fn default_port(scheme: &str) -> u16 {
+    if matches!(scheme, "https" | "wss") {
+        443
+    } else {
+        80
+    }
+}
+
+impl RTarget {
+    fn spell(&self) -> String {
+        let port = match self.port {
+            None => ":*".to_string(),
+            Some(p) => format!(":{p}"),
+        };
+        format!("{}://{}{port}{}", self.scheme, self.host.spell(), self.path)
+    }
+
+    fn canonical(&self) -> String {
+        Target::parse(&self.spell()).unwrap().to_string()
+    }
+}
+
+const R_SCHEMES: &[&str] = &["http", "https", "ws", "wss"];
+const R_DOMAINS: &[&str] = &[
+    "example.com",
+    "a.example.com",
+    "b.a.example.com",
+    "localhost",
+    "x.org",
+];
+const R_SUFFIXES: &[&str] = &["example.com", "a.example.com", "localhost"];
+const R_PATHS: &[&str] = &["/", "/v1", "/v1/", "/v1/a", "/a/"];
+const R_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE"];
+
+fn r_host() -> impl Strategy<Value = RHost> {
+    let ips: Vec<IpAddr> = ip_pool()
+        .into_iter()
+        .filter(|(_, c)| *c != Class::Never)
+        .map(|(ip, _)| ip)
+        .collect();
+    prop_oneof![
+        3 => select(R_DOMAINS).prop_map(|d| RHost::Domain(d.to_string())),
+        3 => select(R_SUFFIXES).prop_map(|s| RHost::Wild(s.to_string())),
+        1 => Just(RHost::Any),
+        2 => select(ips).prop_map(RHost::Ip),
+    ]
+}
+
+fn r_target() -> impl Strategy<Value = RTarget> {
+    (
+        select(R_SCHEMES),
+        r_host(),
+        select(vec![None, Some(0u16), Some(8080)]),
+        select(R_PATHS),
+        subsequence(R_METHODS.to_vec(), 1..=R_METHODS.len()),
+    )
+        .prop_map(|(scheme, host, port, path, methods)| RTarget {
+            scheme,
+            host,
+            port: port.map(|p| if p == 0 { default_port(scheme) } else { p }),
+            path: path.to_string(),
+            methods: (!is_ws(scheme)).then_some(methods),
+        })
+}
+
+/// How a requested target is granted: not at all, as requested, or narrowed.
+#[derive(Clone, Debug)]
+enum RGrant {
+    None,
+    Exact,
+    /// Narrow host/port/path by the given choices, and keep only the methods
+    /// selected by the mask (at least one).
+    Narrow {
+        sub: &'static str,
+        port: u16,
+        path: &'static str,
+        mask: u8,
+    },
+}
+
+fn r_grant() -> impl Strategy<Value = RGrant> {
+    prop_oneof![
+        1 => Just(RGrant::None),
+        2 => Just(RGrant::Exact),
+        2 => (select(vec!["", "q.", "a."]), select(vec![443u16, 8080]), select(vec!["", "z", "/z", "/"]), any::<u8>())
+            .prop_map(|(sub, port, path, mask)| RGrant::Narrow { sub, port, path, mask }),
+    ]
+}
+
+fn narrow(t: &RTarget, sub: &str, port: u16, extra: &str, mask: u8) -> RTarget {
+    let host = match (&t.host, sub) {
+        (RHost::Any, "") => RHost::Domain("a.example.com".into()),
+        (RHost::Any, s) => RHost::Wild(format!("{s}example.com")),
+        (RHost::Wild(s), "") => RHost::Domain(format!("q.{s}")),
+        (RHost::Wild(s), p) => RHost::Wild(format!("{p}{s}")),
+        (h, _) => h.clone(),
+    };
+    let port = match t.port {
+        None => Some(port),
+        p => p,
+    };
+    // Extend the prefix on a segment boundary (or, for `/x/`, inside it).
+    let path = match extra {
+        "" => t.path.clone(),
+        "/" if !t.path.ends_with('/') => format!("{}/", t.path),
+        "/" => format!("{}y/", t.path),
+        "z" if t.path.ends_with('/') => format!("{}z", t.path),
+        _ if t.path.ends_with('/') => format!("{}z/w", t.path),
+        _ => format!("{}/z", t.path),
+    };
+    let methods = t.methods.as_ref().map(|m| {
+        let kept: Vec<&'static str> = m
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask >> i & 1 == 1)
+            .map(|(_, x)| *x)
+            .collect();
+        if kept.is_empty() {
+            vec![m[0]]
+        } else {
+            kept
+        }
+    });
+    RTarget {
+        scheme: t.scheme,
+        host,
+        port,
+        path,
+        methods,
+    }
+}
+
+#[derive(Clone, Debug)]
+struct RPolicy {
+    requested: Vec<RTarget>,
+    granted: Vec<RTarget>,
+}
+
+fn r_policy() -> impl Strategy<Value = RPolicy> {
+    prop::collection::vec((r_target(), r_grant()), 1..8).prop_map(|items| {
+        let mut seen = std::collections::HashSet::new();
+        let mut requested = Vec::new();
+        let mut grants = Vec::new();
+        for (t, g) in items {
+            if seen.insert(t.canonical()) {
+                requested.push(t.clone());
+                grants.push((t, g));
+            }
+        }
+        // Grants must not collide with each other or with another request
+        // (a grant equal to a request is matched against that request only).
+        let mut granted: Vec<RTarget> = Vec::new();
+        let mut taken = std::collections::HashSet::new();
+        for (t, g) in grants {
+            let e = match g {
+                RGrant::None => continue,
+                RGrant::Exact => t,
+                RGrant::Narrow {
+                    sub,
+                    port,
+                    path,
+                    mask,
+                } => {
+                    let n = narrow(&t, sub, port, path, mask);
+                    let c = n.canonical();
+                    if c != t.canonical() && seen.contains(&c) {
+                        continue;
+                    }
+                    n
+                }
+            };
+            if taken.insert(e.canonical()) {
+                granted.push(e);
+            }
+        }
+        RPolicy { requested, granted }
+    })
+}
+
+impl RPolicy {
+    fn texts(&self) -> (String, String) {
+        let table = |t: &RTarget| {
+            if is_ws(t.scheme) {
+                "host_api.websocket"
+            } else {
+                "host_api.request"
+            }
+        };
+        let methods = |t: &RTarget| match &t.methods {
+            Some(m) => format!(
+                "methods = {}\n",
+                toml_list(&m.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            ),
+            None => String::new(),
+        };
+        let mut m = String::from("[plugin]\nname = \"ref\"\nversion = \"0.1.0\"\n");
+        for t in &self.requested {
+            let _ = write!(
+                m,
+                "\n[[{}]]\nurl = \"{}\"\n{}",
+                table(t),
+                t.spell(),
+                methods(t)
+            );
+        }
+        let mut g = String::from("plugin = \"ref\"\n");
+        for t in &self.granted {
+            let broad = if t.host == RHost::Any {
+                "broad = true\n"
+            } else {
+                ""
+            };
+            let _ = write!(
+                g,
+                "\n[[{}]]\nurl = \"{}\"\n{}{broad}",
+                table(t),
+                t.spell(),
+                methods(t)
+            );
+        }
+        (m, g)
+    }
+}
+
+/// A URL of the small alphabet, kept as parts so the reference never needs a
+/// URL parser.
+#[derive(Clone, Debug)]
+struct RUrl {
+    scheme: &'static str,
+    /// As written (may be upper case, have a trailing dot, or be a mapped IPv6 form).
+    host_text: String,
+    /// What the host means: a lowercase domain without trailing dot, or a canonical IP.
+    host: RHost,
+    port: Option<u16>,
+    segments: Vec<&'static str>,
+    /// Use the other capability than the scheme's.
+    flip_capability: bool,
+    method: &'static str,
+}
+
+impl RUrl {
+    fn text(&self) -> String {
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        format!(
+            "{}://{}{port}/{}",
+            self.scheme,
+            self.host_text,
+            self.segments.join("/")
+        )
+    }
+
+    /// The path with dot segments resolved (RFC 3986 §5.2.4).
+    fn path(&self) -> String {
+        let mut out: Vec<&str> = Vec::new();
+        let last = self.segments.len().saturating_sub(1);
+        for (i, s) in self.segments.iter().enumerate() {
+            match *s {
+                "." | ".." => {
+                    if *s == ".." {
+                        out.pop();
+                    }
+                    if i == last {
+                        out.push("");
+                    }
+                }
+                s => out.push(s),
+            }
+        }
+        format!("/{}", out.join("/"))
+    }
+
+    fn capability(&self) -> Capability {
+        match (is_ws(self.scheme), self.flip_capability) {
+            (true, false) | (false, true) => Capability::Websocket,
+            _ => Capability::Request,
+        }
+    }
+}
+
+/// Hosts a URL can use for a given target host: usually one the host
+/// matches (`aim`), else a near miss (a wildcard's apex, a sibling name, the
+/// mapped form of another IP literal) or a distractor.
+fn url_host_for(base: &RHost, aim: bool, pick: usize, upper: bool, dot: bool) -> (String, RHost) {
+    let domain = |d: String| -> (String, RHost) {
+        let mut text = if upper {
+            d.to_ascii_uppercase()
+        } else {
+            d.clone()
+        };
+        if dot {
+            text.push('.');
+        }
+        (text, RHost::Domain(d))
+    };
+    let ip = |ip: IpAddr, mapped: bool| -> (String, RHost) {
+        match ip {
+            IpAddr::V4(a) if mapped => (format!("[::ffff:{a}]"), RHost::Ip(ip)),
+            IpAddr::V4(a) => (a.to_string(), RHost::Ip(ip)),
+            IpAddr::V6(a) => (format!("[{a}]"), RHost::Ip(ip)),
+        }
+    };
+    let subs = ["a.", "q.", "b.q."];
+    let pool = ip_pool();
+    match (base, aim) {
+        (RHost::Domain(d), true) => domain(d.clone()),
+        (RHost::Domain(d), false) => domain(format!("{}{d}", subs[pick % subs.len()])),
+        (RHost::Wild(s), true) => domain(format!("{}{s}", subs[pick % subs.len()])),
+        (RHost::Wild(s), false) => domain(s.clone()),
+        (RHost::Ip(a), true) => ip(*a, pick % 2 == 1),
+        (RHost::Ip(_), false) => ip(pool[pick % pool.len()].0, pick % 2 == 1),
+        (RHost::Any, _) => {
+            let names = [
+                "other.net",
+                "localhost",
+                "a.localhost",
+                "example.com",
+                "q.a.example.com",
+            ];
+            if pick % 2 == 0 {
+                domain(names[pick / 2 % names.len()].to_string())
+            } else {
+                ip(pool[pick / 2 % pool.len()].0, pick % 4 == 3)
+            }
+        }
+    }
+}
+
+fn r_urls(policy: RPolicy) -> impl Strategy<Value = (RPolicy, Vec<RUrl>)> {
+    // Aim at requested and granted targets alike; the extra index gives URLs
+    // unrelated to the policy.
+    let aims: Vec<RTarget> = policy
+        .requested
+        .iter()
+        .chain(&policy.granted)
+        .cloned()
+        .collect();
+    let n = aims.len();
+    let aimed = || prop::bool::weighted(0.85);
+    let url = (
+        (
+            0..n + 1,
+            0..64usize,
+            any::<bool>(),
+            prop::bool::weighted(0.15),
+        ),
+        (aimed(), aimed(), aimed(), aimed()),
+        (
+            select(R_SCHEMES),
+            select(vec![None, Some(0u16), Some(8080), Some(9000)]),
+        ),
+        prop::collection::vec(
+            select(vec!["v1", "v10", "a", "V1", "z", "x", ".", ".."]),
+            0..3,
+        ),
+        (
+            prop::bool::weighted(0.08),
+            select(vec!["GET", "GET", "POST", "PUT", "DELETE", "put", "TRACE"]),
+        ),
+    );
+    let p = policy.clone();
+    prop::collection::vec(url, 1..24).prop_map(move |raw| {
+        let urls = raw
+            .into_iter()
+            .map(
+                |(
+                    (base, pick, upper, dot),
+                    (aim_scheme, aim_host, aim_port, aim_path),
+                    (scheme, port),
+                    mut segments,
+                    (flip, method),
+                )| {
+                    let target = aims.get(base);
+                    let host_base = target.map_or(RHost::Any, |t| t.host.clone());
+                    let (host_text, host) = url_host_for(&host_base, aim_host, pick, upper, dot);
+                    let scheme = match target {
+                        Some(t) if aim_scheme => t.scheme,
+                        _ => scheme,
+                    };
+                    let port = port.map(|q| if q == 0 { default_port(scheme) } else { q });
+                    let port = match target {
+                        Some(t) if aim_port => match t.port {
+                            Some(q) if q == default_port(scheme) && pick % 2 == 0 => None,
+                            Some(q) => Some(q),
+                            None => port,
+                        },
+                        _ => port,
+                    };
+                    if let (Some(t), true) = (target, aim_path) {
+                        let mut pre: Vec<&'static str> = t
+                            .path
+                            .trim_start_matches('/')
+                            .split('/')
+                            .map(leak)
+                            .collect();
+                        if pre.last() == Some(&"") && !segments.is_empty() {
+                            pre.pop();
+                        }
+                        pre.append(&mut segments);
+                        segments = pre;
+                    }
+                    // A method the target allows, most of the time.
+                    let method = match target.and_then(|t| t.methods.as_ref()) {
+                        Some(m) if pick % 5 != 0 => m[pick % m.len()],
+                        _ => method,
+                    };
+                    RUrl {
+                        scheme,
+                        host_text,
+                        host,
+                        port,
+                        segments,
+                        flip_capability: flip,
+                        method,
+                    }
+                },
+            )
+            .collect();
+        (p.clone(), urls)
+    })
+}
+
+/// `&'static str` for a handful of distinct path segments (bounded: the
+/// segments come from the fixed path alphabet).
+fn leak(s: &str) -> &'static str {
+    ["", "v1", "a", "z", "w", "y"]
+        .into_iter()
+        .find(|x| *x == s)
+        .unwrap_or_else(|| panic!("unexpected path segment {s:?}"))
+}
+
+fn ref_host_matches(pattern: &RHost, host: &RHost) -> bool {
+    match (pattern, host) {
+        (RHost::Any, _) => true,
+        (RHost::Domain(d), RHost::Domain(h)) => d == h,
+        (RHost::Wild(s), RHost::Domain(h)) => h.ends_with(&format!(".{s}")),
+        (RHost::Ip(a), RHost::Ip(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn ref_prefix(prefix: &str, path: &str) -> bool {
+    path == prefix
+        || (path.starts_with(prefix)
+            && (prefix.ends_with('/') || path[prefix.len()..].starts_with('/')))
+}
+
+fn is_localhost(name: &str) -> bool {
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+/// The reference decision: a linear scan with plain string checks.
+fn reference(p: &RPolicy, u: &RUrl) -> &'static str {
+    let cap = u.capability();
+    if is_ws(u.scheme) != (cap == Capability::Websocket) {
+        return "wrong_capability";
+    }
+    let port = u.port.unwrap_or(default_port(u.scheme));
+    let path = u.path();
+    let covers = |t: &&RTarget| {
+        t.scheme == u.scheme
+            && ref_host_matches(&t.host, &u.host)
+            && t.port.is_none_or(|q| q == port)
+            && ref_prefix(&t.path, &path)
+    };
+    let granted: Vec<&RTarget> = p.granted.iter().filter(covers).collect();
+    if granted.is_empty() {
+        return if p.requested.iter().any(|t| covers(&t)) {
+            "not_granted"
+        } else {
+            "not_requested"
+        };
+    }
+    // Methods are case-sensitive tokens (RFC 9110 §9.1): `put` is not `PUT`.
+    let passing: Vec<&RTarget> = granted
+        .into_iter()
+        .filter(|t| t.methods.as_ref().is_none_or(|m| m.contains(&u.method)))
+        .collect();
+    if passing.is_empty() {
+        return "method_not_allowed";
+    }
+    match &u.host {
+        RHost::Ip(ip) => match ip_pool().iter().find(|(a, _)| a == ip).expect("pool IP").1 {
+            Class::Never => "forbidden_address",
+            Class::Public => "allowed",
+            Class::NonPublic if passing.iter().any(|t| t.host == RHost::Ip(*ip)) => "allowed",
+            Class::NonPublic => "non_public_address",
+        },
+        RHost::Domain(d) if is_localhost(d) => {
+            let named = |t: &&RTarget| matches!(&t.host, RHost::Domain(h) | RHost::Wild(h) if is_localhost(h));
+            if passing.iter().any(named) {
+                "allowed"
+            } else {
+                "non_public_address"
+            }
+        }
+        _ => "allowed",
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(1500))]
+
+    /// On URLs without percent-encoding, the indexed authorizer returns
+    /// exactly the code the reference linear scan predicts.
+    #[test]
+    fn authorizer_agrees_with_reference((policy, urls) in r_policy().prop_flat_map(r_urls)) {
+        let (m, g) = policy.texts();
+        let compiled = compile_texts(&m, &g).map_err(TestCaseError::fail)?;
+        prop_assert!(compiled.ignored.is_empty(), "unexpectedly ignored: {:?}\n{}\n{}", compiled.ignored, m, g);
+        let authz = Authorizer::new(&compiled);
+        for u in &urls {
+            let text = u.text();
+            let req = Request {
+                capability: u.capability(),
+                url: &text,
+                method: (u.capability() == Capability::Request).then_some(u.method),
+                headers: &[],
+                subprotocols: &[],
+            };
+            let got = authz.authorize(&req, None);
+            let want = reference(&policy, u);
+            prop_assert_eq!(
+                got.code.as_str(), want,
+                "{} {} ({:?}) under\n{}\n{}\n-> {}", u.method, text, u.capability(), m, g, got.message
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. Containment
+// ---------------------------------------------------------------------------
+
+const K_HOSTS: &[&str] = &[
+    "*",
+    "*.example.com",
+    "*.a.example.com",
+    "a.example.com",
+    "b.a.example.com",
+    "example.com",
+    "127.0.0.1",
+    "[::1]",
+    "*.localhost",
+    "localhost",
+];
+const K_PATHS: &[&str] = &["/", "/v1", "/v1/", "/v1/a", "/v10", "/v1/a/"];
+const K_PORTS: &[&str] = &["", ":8080", ":*"];
+
+fn k_target() -> impl Strategy<Value = Target> {
+    (
+        select(vec!["ws", "wss"]),
+        select(K_HOSTS),
+        select(K_PORTS),
+        select(K_PATHS),
+    )
+        .prop_map(|(s, h, p, path)| Target::parse(&format!("{s}://{h}{p}{path}")).unwrap())
+}
+
+fn k_url() -> impl Strategy<Value = String> {
+    (
+        select(vec!["ws", "wss"]),
+        select(vec![
+            "example.com",
+            "a.example.com",
+            "b.a.example.com",
+            "c.b.a.example.com",
+            "x.example.com",
+            "other.org",
+            "127.0.0.1",
+            "[::1]",
+            "[::ffff:127.0.0.1]",
+            "localhost",
+            "a.localhost",
+            "10.0.0.1",
+        ]),
+        select(vec!["", ":80", ":443", ":8080", ":9"]),
+        prop::collection::vec(select(vec!["v1", "v10", "a", "b", ""]), 0..4),
+    )
+        .prop_map(|(s, h, p, segs)| format!("{s}://{h}{p}/{}", segs.join("/")))
+}
+
+/// Whether the target's scheme, host, port and path prefix match the URL,
+/// using the library's own matching pieces.
+fn target_matches(t: &Target, url: &str) -> bool {
+    let u = url::Url::parse(url).unwrap();
+    let host = UrlHost::from_url(&u).unwrap();
+    let port = u.port_or_known_default().unwrap();
+    let readings = path::readings(u.path()).unwrap();
+    t.scheme.as_str() == u.scheme()
+        && t.host.matches(&host)
+        && t.port.matches(port)
+        && readings.all_inside(&t.path)
+}
+
+proptest! {
+    #![proptest_config(cases(3000))]
+
+    #[test]
+    fn containment_is_reflexive(t in k_target()) {
+        prop_assert!(t.contains(&t), "{}", t);
+    }
+
+    #[test]
+    fn containment_is_transitive(a in k_target(), b in k_target(), c in k_target()) {
+        if a.contains(&b) && b.contains(&c) {
+            prop_assert!(a.contains(&c), "{} ⊇ {} ⊇ {} but not {} ⊇ {}", a, b, c, a, c);
+        }
+    }
+
+    /// If `a` contains `b`, every URL that `b` matches is matched by `a`.
+    #[test]
+    fn containment_is_sound_for_urls(a in k_target(), b in k_target(), urls in prop::collection::vec(k_url(), 1..16)) {
+        let contains = a.contains(&b);
+        for url in &urls {
+            if contains && target_matches(&b, url) {
+                prop_assert!(target_matches(&a, url), "{} ⊇ {} and {} matches {} but not {}", a, b, b, url, a);
+            }
+        }
+    }
+}
+
+/// Chains built on purpose (random triples rarely nest three deep).
+#[test]
+fn containment_chains_are_transitive_exhaustively() {
+    let all: Vec<Target> = ["ws"]
+        .iter()
+        .flat_map(|s| {
+            K_HOSTS.iter().flat_map(move |h| {
+                K_PORTS.iter().flat_map(move |p| {
+                    K_PATHS
+                        .iter()
+                        .map(move |path| Target::parse(&format!("{s}://{h}{p}{path}")).unwrap())
+                })
+            })
+        })
+        .collect();
+    let below: Vec<Vec<usize>> = all
+        .iter()
+        .map(|a| (0..all.len()).filter(|&j| a.contains(&all[j])).collect())
+        .collect();
+    let mut chains = 0;
+    for (i, b_list) in below.iter().enumerate() {
+        assert!(b_list.contains(&i), "{} is not reflexive", all[i]);
+        for &j in b_list {
+            for &k in &below[j] {
+                chains += 1;
+                assert!(
+                    all[i].contains(&all[k]),
+                    "{} ⊇ {} ⊇ {}",
+                    all[i],
+                    all[j],
+                    all[k]
+                );
+            }
+        }
+    }
+    assert!(chains > 1000, "only {chains} chains");
+}
+
+/// The generators are only useful if matches happen often: sample them and
+/// check every outcome the reference can tell apart shows up, allows most.
+#[test]
+fn authorizer_generators_cover_every_outcome() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = r_policy().prop_flat_map(r_urls);
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    let mut total = 0;
+    for _ in 0..300 {
+        let (policy, urls) = strategy.new_tree(&mut runner).unwrap().current();
+        for u in &urls {
+            *seen.entry(reference(&policy, u)).or_default() += 1;
+            total += 1;
+        }
+    }
+    eprintln!("reference outcomes over {total} URLs: {seen:?}");
+    for code in [
+        "allowed",
+        "wrong_capability",
+        "not_requested",
+        "not_granted",
+        "method_not_allowed",
+        "non_public_address",
+        "forbidden_address",
+    ] {
+        assert!(
+            seen.get(code).copied().unwrap_or(0) >= 5,
+            "{code} is rare: {seen:?}"
+        );
+    }
+    assert!(seen["allowed"] * 5 >= total, "too few allows: {seen:?}");
+    assert!(
+        seen["not_requested"] * 2 <= total,
+        "too many misses: {seen:?}"
+    );
+}
