@@ -600,3 +600,12 @@ mod tests {
         }
     }
 }
+
+/// "a private-use address", "an unspecified address": the class name with its article.
+pub fn with_article(name: &str) -> String {
+    let vowel = name
+        .chars()
+        .next()
+        .is_some_and(|c| "aeiouAEIOU".contains(c));
+    format!("{} {name} address", if vowel { "an" } else { "a" })
+}

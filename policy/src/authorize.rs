@@ -607,8 +607,8 @@ impl Prepared<'_> {
                 shown,
                 rule0,
                 format!(
-                    "address {raw} is a {} address and is never reachable",
-                    c.name
+                    "address {raw} is {} and is never reachable",
+                    address::with_article(c.name)
                 ),
             );
         }
@@ -641,7 +641,7 @@ impl Prepared<'_> {
             rule0,
             format!(
                 "address {raw} is {} ({}) and `{}` does not cover it",
-                article(c.name),
+                address::with_article(c.name),
                 c.range,
                 rule.permission.target
             ),
@@ -666,9 +666,4 @@ fn raw_userinfo(raw: &str) -> bool {
     let rest = rest.trim_start_matches(['/', '\\']);
     let end = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
     rest[..end].contains('@')
-}
-
-fn article(name: &str) -> String {
-    let vowel = name.chars().next().is_some_and(|c| "aeiou".contains(c));
-    format!("{} {name} address", if vowel { "an" } else { "a" })
 }

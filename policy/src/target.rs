@@ -586,7 +586,7 @@ fn parse_concrete_host(
             return Err(err(
                 K::ForbiddenAddress,
                 span,
-                format!("{ip} is a {} address and is never reachable", c.name),
+                format!("{ip} is {} and is never reachable", crate::address::with_article(c.name)),
                 "unspecified, multicast, broadcast and cloud metadata addresses cannot be granted; remove this target",
             ));
         }
