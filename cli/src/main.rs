@@ -3,6 +3,7 @@
 mod authorize;
 mod check;
 mod compile;
+mod connect;
 mod input;
 mod output;
 mod show;
@@ -136,6 +137,8 @@ enum Command {
     },
     /// Decide one URL: exit 0 allow, 1 deny.
     Authorize(authorize::AuthorizeArgs),
+    /// Open a WebSocket through the runtime: stdin lines go out as text, incoming messages print one per line.
+    Connect(connect::ConnectArgs),
 }
 
 fn main() -> ExitCode {
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
             output::print_stdout(&schema_json(k))
         }
         Command::Authorize(args) => authorize::run(&args),
+        Command::Connect(args) => connect::run(&args),
     };
     ExitCode::from(exit as u8)
 }

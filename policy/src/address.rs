@@ -295,6 +295,15 @@ pub fn is_broad_network(net: IpNet) -> bool {
     }
 }
 
+/// "a private-use address", "an unspecified address": the class name with its article.
+pub fn with_article(name: &str) -> String {
+    let vowel = name
+        .chars()
+        .next()
+        .is_some_and(|c| "aeiouAEIOU".contains(c));
+    format!("{} {name} address", if vowel { "an" } else { "a" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,13 +608,4 @@ mod tests {
             }
         }
     }
-}
-
-/// "a private-use address", "an unspecified address": the class name with its article.
-pub fn with_article(name: &str) -> String {
-    let vowel = name
-        .chars()
-        .next()
-        .is_some_and(|c| "aeiouAEIOU".contains(c));
-    format!("{} {name} address", if vowel { "an" } else { "a" })
 }

@@ -258,7 +258,7 @@ impl Authorizer {
                 ))
             }
         };
-        let shown = redact::redact(&url);
+        let shown = shown_url(&url);
         let Some(scheme) = Scheme::parse(url.scheme()) else {
             return Err(deny(
                 DenyCode::InvalidUrl,
@@ -649,6 +649,25 @@ impl Prepared<'_> {
     }
 }
 
+/// The URL as shown in decisions: [`redact::redact`], without its copy and
+/// re-serialization of the URL when there is nothing to redact or escape —
+/// no userinfo, query or fragment, and a serialization (ASCII, no controls)
+/// short enough not to be cut. That is most URLs, on every decision.
+fn shown_url(url: &url::Url) -> String {
+    let s = url.as_str();
+    let plain = url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && s.len() + 16 <= redact::MAX_REDACTED_LEN
+        && s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control());
+    if !plain {
+        return redact::redact(url);
+    }
+    debug_assert_eq!(s, redact::redact(url));
+    s.to_owned()
+}
+
 /// Whether the URL as written has an `@` in its authority. The `url` crate
 /// drops empty userinfo (`https://:@host/`, `https://@host/`), but it is still
 /// userinfo (RFC 3986), so it is denied like any other (fail closed). Only
@@ -656,10 +675,19 @@ impl Prepared<'_> {
 /// newlines, skips any `/` and `\` after the scheme, and ends the authority at
 /// `/`, `\`, `?` or `#`.
 fn raw_userinfo(raw: &str) -> bool {
-    let cleaned: String = raw
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-        .collect();
+    // Hot path: most URLs have no `@` at all, and need no copy.
+    if !raw.as_bytes().contains(&b'@') {
+        return false;
+    }
+    let cleaned: std::borrow::Cow<'_, str> =
+        if raw.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+            raw.chars()
+                .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+                .collect::<String>()
+                .into()
+        } else {
+            raw.into()
+        };
     let Some((_, rest)) = cleaned.split_once(':') else {
         return false;
     };

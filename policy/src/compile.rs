@@ -504,7 +504,7 @@ pub fn load_policy(name: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
             .with_help("the IR does not match what its own contents compile to; regenerate it with `netgrant compile` instead of editing it")
             .with_source(source.clone())]
     };
-    let rebuilt = rebuild(&loaded).map_err(|m| tampered(m))?;
+    let rebuilt = rebuild(&loaded).map_err(tampered)?;
     let (recompiled, diags) = build(
         loaded.plugin.clone(),
         &rebuilt.0,

@@ -434,6 +434,26 @@ pub fn quote(text: &str) -> String {
     }
 }
 
+/// Renders a diagnostic the way a terminal shows it: unicode, width 80, with
+/// or without colour.
+#[cfg(feature = "fancy")]
+pub fn render(d: &Diagnostic, color: bool) -> String {
+    use miette::{GraphicalReportHandler, GraphicalTheme};
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(80)
+        .with_links(false);
+    let mut out = String::new();
+    if handler.render_report(&mut out, d).is_err() {
+        out = format!("{}: {}\n", d.code, d.message);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,24 +496,4 @@ mod tests {
         assert_eq!(line_col("ab\ncdéf", 7), (2, 4));
         assert_eq!(line_col("", 0), (1, 1));
     }
-}
-
-/// Renders a diagnostic the way a terminal shows it: unicode, width 80, with
-/// or without colour.
-#[cfg(feature = "fancy")]
-pub fn render(d: &Diagnostic, color: bool) -> String {
-    use miette::{GraphicalReportHandler, GraphicalTheme};
-    let theme = if color {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(80)
-        .with_links(false);
-    let mut out = String::new();
-    if handler.render_report(&mut out, d).is_err() {
-        out = format!("{}: {}\n", d.code, d.message);
-    }
-    out
 }

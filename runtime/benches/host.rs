@@ -1,0 +1,219 @@
+//! WebSocketHost vs raw tokio-tungstenite on the same loopback echo server:
+//! echo round trips (1 KiB, 64 KiB), connect latency, and memory per idle
+//! connection. Run: `cargo bench -p netgrant-runtime`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use futures_util::{SinkExt, StreamExt};
+use netgrant_policy::{compile, Authorizer, Grant, Manifest};
+use netgrant_runtime::{HostConfig, Incoming, OpenOptions, StaticResolver, WebSocketHost};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio_tungstenite::tungstenite::Message;
+
+fn rt() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn echo_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
+                    while let Some(Ok(m)) = ws.next().await {
+                        if m.is_text() || m.is_binary() {
+                            if ws.send(m).await.is_err() {
+                                break;
+                            }
+                        } else if m.is_close() {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn host_for(port: u16, max_connections: usize) -> WebSocketHost {
+    let url = format!("ws://localhost:{port}/");
+    let m = Manifest::parse(
+        "plugin.toml",
+        &format!("[plugin]\nname = \"b\"\nversion = \"1.0.0\"\n[[host_api.websocket]]\nurl = \"{url}\"\n"),
+    )
+    .value
+    .unwrap();
+    let g = Grant::parse(
+        "grant.toml",
+        &format!("plugin = \"b\"\n[[host_api.websocket]]\nurl = \"{url}\"\n"),
+    )
+    .value
+    .unwrap();
+    let policy = compile(&m, Some(&g)).policy.unwrap();
+    let cfg = HostConfig {
+        max_connections,
+        ..HostConfig::default()
+    };
+    WebSocketHost::new(
+        Arc::new(Authorizer::new(&policy)),
+        Arc::new(StaticResolver::new()),
+        cfg,
+    )
+    .unwrap()
+}
+
+async fn raw_connect(addr: SocketAddr) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let url = format!("ws://localhost:{}/", addr.port());
+    tokio_tungstenite::client_async(url, tcp).await.unwrap().0
+}
+
+fn bench_echo(c: &mut Criterion) {
+    let rt = rt();
+    let addr = rt.block_on(echo_server());
+    let host = host_for(addr.port(), 16);
+    let url = format!("ws://localhost:{}/", addr.port());
+    let id = rt
+        .block_on(host.open(&url, OpenOptions::default()))
+        .unwrap();
+    let mut raw = rt.block_on(raw_connect(addr));
+    let mut g = c.benchmark_group("echo");
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500))
+        .sample_size(20);
+    for size in [1024usize, 64 * 1024] {
+        let payload = vec![7u8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_with_input(BenchmarkId::new("netgrant_host", size), &size, |b, _| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        host.send_binary(id, payload.clone()).await.unwrap();
+                        match host.recv(id, Some(Duration::from_secs(5))).await.unwrap() {
+                            Incoming::Binary(b) => assert_eq!(b.len(), size),
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("raw_tungstenite", size), &size, |b, _| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        raw.send(Message::binary(payload.clone())).await.unwrap();
+                        let m = raw.next().await.unwrap().unwrap();
+                        assert_eq!(m.len(), size);
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    g.finish();
+    rt.block_on(host.shutdown());
+}
+
+fn bench_connect(c: &mut Criterion) {
+    let rt = rt();
+    let addr = rt.block_on(echo_server());
+    let host = host_for(addr.port(), 16);
+    let url = format!("ws://localhost:{}/", addr.port());
+    let mut g = c.benchmark_group("connect");
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500))
+        .sample_size(20);
+    g.bench_function("netgrant_host_open_close", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let id = host.open(&url, OpenOptions::default()).await.unwrap();
+                    host.close(id).await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function("raw_tungstenite_connect_close", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let mut ws = raw_connect(addr).await;
+                    ws.close(None).await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+    rt.block_on(host.shutdown());
+}
+
+fn rss_bytes() -> usize {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Memory per idle connection, both ways (printed; recorded in docs/benchmarks.md).
+fn bench_idle_memory(_c: &mut Criterion) {
+    // In `cargo test --benches` smoke mode, keep it tiny.
+    let n: usize = if std::env::args().any(|a| a == "--bench") {
+        500
+    } else {
+        10
+    };
+    let rt = rt();
+    let addr = rt.block_on(echo_server());
+    let url = format!("ws://localhost:{}/", addr.port());
+    let host = host_for(addr.port(), n);
+    let before = rss_bytes();
+    let ids: Vec<_> = rt.block_on(async {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            v.push(host.open(&url, OpenOptions::default()).await.unwrap());
+        }
+        v
+    });
+    let after_host = rss_bytes();
+    rt.block_on(host.shutdown());
+    drop(ids);
+    let before_raw = rss_bytes();
+    let raws: Vec<_> = rt.block_on(async {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            v.push(raw_connect(addr).await);
+        }
+        v
+    });
+    let after_raw = rss_bytes();
+    println!(
+        "idle memory per connection (client + in-process server, {n} connections): netgrant host {} B, raw tungstenite {} B",
+        after_host.saturating_sub(before) / n,
+        after_raw.saturating_sub(before_raw) / n
+    );
+    drop(raws);
+}
+
+criterion_group!(benches, bench_echo, bench_connect, bench_idle_memory);
+criterion_main!(benches);
