@@ -1,6 +1,6 @@
 //! Table-driven adversarial authorization cases (SPEC §2, §5).
 //!
-//! The cases live in `tests/data/authorize.toml`: a few named policies
+//! The cases live in `tests/authorize.toml (workspace root)`: a few named policies
 //! (manifest + grant TOML, compiled with the public API), then `[[case]]`
 //! entries. Every case runs; all failures are reported together.
 //!
@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-const DATA: &str = include_str!("data/authorize.toml");
+const DATA: &str = include_str!("../../tests/authorize.toml");
 const MIN_CASES: usize = 130;
 const MIN_PER_CODE: usize = 2;
 
@@ -257,7 +257,7 @@ fn validate_table(table: &Table) -> Vec<String> {
 
 #[test]
 fn authorize_table() {
-    let table: Table = toml::from_str(DATA).expect("tests/data/authorize.toml parses");
+    let table: Table = toml::from_str(DATA).expect("tests/authorize.toml (workspace root) parses");
     let table_errors = validate_table(&table);
     assert!(
         table_errors.is_empty(),
@@ -305,7 +305,7 @@ fn authorize_table() {
 
 #[test]
 fn table_covers_every_deny_code_and_is_large_enough() {
-    let table: Table = toml::from_str(DATA).expect("tests/data/authorize.toml parses");
+    let table: Table = toml::from_str(DATA).expect("tests/authorize.toml (workspace root) parses");
     assert!(
         table.case.len() >= MIN_CASES,
         "the table has {} cases; at least {MIN_CASES} are required",
