@@ -89,6 +89,9 @@ pub(crate) async fn authorize_and_resolve(
 pub(crate) struct ReadTracker {
     started_nanos: Arc<AtomicU64>,
     base: Arc<std::sync::OnceLock<Instant>>,
+    /// Signalled when a message starts arriving, so the connection task arms
+    /// the read deadline even while its read is still pending.
+    started_signal: Arc<tokio::sync::Notify>,
 }
 
 impl ReadTracker {
@@ -99,10 +102,19 @@ impl ReadTracker {
     fn mark(&self) {
         if self.started_nanos.load(Ordering::Relaxed) == 0 {
             let n = self.base().elapsed().as_nanos() as u64 + 1;
-            let _ = self
+            if self
                 .started_nanos
-                .compare_exchange(0, n, Ordering::Relaxed, Ordering::Relaxed);
+                .compare_exchange(0, n, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.started_signal.notify_one();
+            }
         }
+    }
+
+    /// Resolves once a message has started arriving (after the last reset).
+    pub(crate) async fn wait_started(&self) {
+        self.started_signal.notified().await
     }
 
     /// A whole message (or control frame) arrived: no message is in progress.

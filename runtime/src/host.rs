@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -184,6 +185,8 @@ impl Drop for Inner {
         let _ = self.shutdown.send(true);
         for (_, c) in self.conns.get_mut().unwrap().drain() {
             c.task.abort();
+            // An aborted task cannot say why; wake any recv still waiting.
+            c.shared.finish(1001, "host dropped", None);
         }
     }
 }
@@ -345,6 +348,15 @@ impl WebSocketHost {
             }),
         });
         let (tx, rx) = mpsc::channel(8);
+        // Checked under the lock shutdown() drains: an open whose handshake
+        // finished after shutdown began must not leave a connection behind.
+        let mut conns = self.inner.conns.lock().unwrap();
+        if self.inner.is_shut.load(Ordering::SeqCst) {
+            return Err(HostError::new(
+                ErrorKind::Shutdown,
+                "the host was shut down while connecting",
+            ));
+        }
         self.inner.tasks.fetch_add(1, Ordering::SeqCst);
         let guard = TaskGuard(self.inner.tasks.clone());
         let task = tokio::spawn(run(
@@ -357,7 +369,6 @@ impl WebSocketHost {
             slot,
             guard,
         ));
-        let mut conns = self.inner.conns.lock().unwrap();
         conns.insert(
             seq,
             Conn {
@@ -474,16 +485,23 @@ impl WebSocketHost {
     /// and invalidates the handle.
     pub async fn close(&self, id: ConnectionId) -> Result<(), HostError> {
         let (_, cmd) = self.lookup(id)?;
-        let (tx, rx) = oneshot::channel();
-        if cmd.send(Command::Close(tx)).await.is_ok() {
-            let _ = tokio::time::timeout(self.inner.config.shutdown_grace * 2, rx).await;
-        }
+        // Bounded as a whole: the command queue may be full of sends stuck
+        // behind a peer that never reads.
+        let _ = tokio::time::timeout(self.inner.config.shutdown_grace * 2, async {
+            let (tx, rx) = oneshot::channel();
+            if cmd.send(Command::Close(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        })
+        .await;
         let removed = self.inner.conns.lock().unwrap().remove(&id.seq);
         if let Some(c) = removed {
             c.task.abort();
             // Wait for the task to be gone, so its slot and guard are released
             // when close() returns.
             let _ = c.task.await;
+            // An aborted task cannot say why; wake any recv still waiting.
+            c.shared.finish(1000, "closed by the plugin", None);
         }
         Ok(())
     }
@@ -501,17 +519,19 @@ impl WebSocketHost {
     pub async fn shutdown(&self) {
         self.inner.is_shut.store(true, Ordering::SeqCst);
         let _ = self.inner.shutdown.send(true);
-        let tasks: Vec<JoinHandle<()>> = {
+        let tasks: Vec<(Arc<Shared>, JoinHandle<()>)> = {
             let mut conns = self.inner.conns.lock().unwrap();
-            conns.drain().map(|(_, c)| c.task).collect()
+            conns.drain().map(|(_, c)| (c.shared, c.task)).collect()
         };
         let deadline =
             Instant::now() + self.inner.config.shutdown_grace + Duration::from_millis(50);
-        for mut t in tasks {
+        for (shared, mut t) in tasks {
             if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
                 t.abort();
                 let _ = t.await;
             }
+            // An aborted task cannot say why; wake any recv still waiting.
+            shared.finish(1001, "shutdown", None);
         }
     }
 }
@@ -534,6 +554,10 @@ fn close_code_for(e: &WsError) -> (u16, &'static str, &'static str) {
     match e {
         WsError::Capacity(_) => (1009, "message_too_large", "message_too_large"),
         WsError::Utf8(_) => (1007, "invalid_utf8", "protocol_error"),
+        // TCP closed without a close frame: abnormal closure (RFC 6455 §7.1.5).
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            (1006, "connection_lost", "io_error")
+        }
         WsError::Protocol(_) => (1002, "protocol_error", "protocol_error"),
         WsError::WriteBufferFull(_) => (1008, "write_buffer_full", "write_buffer_full"),
         _ => (1006, "connection_lost", "io_error"),
@@ -593,13 +617,14 @@ async fn run(
                         }
                         Ok(Err(e)) => {
                             let (code, reason, err) = close_code_for(&e);
-                            let _ = reply.send(Err(HostError::new(ErrorKind::Closed, format!("send failed: {reason}"))));
+                            // Status first, so a caller that sees the error sees it closed.
                             shared.finish(code, reason, Some((err, e.to_string())));
+                            let _ = reply.send(Err(HostError::new(ErrorKind::Closed, format!("send failed: {reason}"))));
                             return;
                         }
                         Err(_) => {
-                            let _ = reply.send(Err(HostError::new(ErrorKind::Timeout, "the peer did not accept the message within the write timeout; connection closed")));
                             shared.finish(1006, "timeout", Some(("timeout", "write timeout: the peer is not reading".into())));
+                            let _ = reply.send(Err(HostError::new(ErrorKind::Timeout, "the peer did not accept the message within the write timeout; connection closed")));
                             return;
                         }
                     }
@@ -658,7 +683,10 @@ async fn run(
                 }
             }
             _ = shared.room.notified(), if !room => {}
-            _ = tokio::time::sleep_until(read_at.unwrap_or(idle_at)), if read_at.is_some() => {
+            // A message started arriving while the read above is still pending:
+            // loop to arm its read deadline (else a slow drip is never timed).
+            _ = tracker.wait_started(), if read_at.is_none() => {}
+            _ = tokio::time::sleep_until(read_at.unwrap_or(idle_at)), if read_at.is_some() && room => {
                 timeout_close(&mut sink, &shared, &cfg, "message read deadline: a message started but did not complete").await;
                 return;
             }
