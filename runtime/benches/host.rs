@@ -125,6 +125,65 @@ fn bench_echo(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // Throughput: a window of 64 messages in flight (the way a bridge streams).
+    const WINDOW: usize = 64;
+    let mut g = c.benchmark_group("echo_pipelined_64");
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500))
+        .sample_size(20);
+    for size in [1024usize, 64 * 1024] {
+        let payload = vec![7u8; size];
+        g.throughput(Throughput::Bytes((size * WINDOW) as u64));
+        g.bench_with_input(BenchmarkId::new("netgrant_host", size), &size, |b, _| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let send = async {
+                            for _ in 0..WINDOW {
+                                host.send_binary(id, payload.clone()).await.unwrap();
+                            }
+                        };
+                        let recv = async {
+                            for _ in 0..WINDOW {
+                                match host.recv(id, Some(Duration::from_secs(5))).await.unwrap() {
+                                    Incoming::Binary(b) => assert_eq!(b.len(), size),
+                                    other => panic!("{other:?}"),
+                                }
+                            }
+                        };
+                        tokio::join!(send, recv);
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("raw_tungstenite", size), &size, |b, _| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let (mut tx, mut rx) = (&mut raw).split();
+                        let send = async {
+                            for _ in 0..WINDOW {
+                                tx.send(Message::binary(payload.clone())).await.unwrap();
+                            }
+                        };
+                        let recv = async {
+                            for _ in 0..WINDOW {
+                                let m = rx.next().await.unwrap().unwrap();
+                                assert_eq!(m.len(), size);
+                            }
+                        };
+                        tokio::join!(send, recv);
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    g.finish();
     rt.block_on(host.shutdown());
 }
 
@@ -195,15 +254,22 @@ fn bench_idle_memory(_c: &mut Criterion) {
         }
         v
     });
+    rt.block_on(tokio::time::sleep(Duration::from_millis(200)));
     let after_host = rss_bytes();
     rt.block_on(host.shutdown());
     drop(ids);
     let before_raw = rss_bytes();
+    // A real client keeps a reader on every connection (to see messages and
+    // answer pings), so each raw connection gets one, like the host's task.
     let raws: Vec<_> = rt.block_on(async {
         let mut v = Vec::new();
         for _ in 0..n {
-            v.push(raw_connect(addr).await);
+            let mut ws = raw_connect(addr).await;
+            v.push(tokio::spawn(async move {
+                while let Some(Ok(_)) = ws.next().await {}
+            }));
         }
+        tokio::time::sleep(Duration::from_millis(200)).await;
         v
     });
     let after_raw = rss_bytes();
@@ -212,7 +278,9 @@ fn bench_idle_memory(_c: &mut Criterion) {
         after_host.saturating_sub(before) / n,
         after_raw.saturating_sub(before_raw) / n
     );
-    drop(raws);
+    for r in raws {
+        r.abort();
+    }
 }
 
 criterion_group!(benches, bench_echo, bench_connect, bench_idle_memory);

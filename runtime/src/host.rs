@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -118,6 +118,8 @@ struct Inbox {
 
 struct Shared {
     inbox: Mutex<Inbox>,
+    /// Bytes queued or being written, bounded by `max_write_buffer_bytes`.
+    budget: Arc<Semaphore>,
     readable: Notify,
     room: Notify,
     status: Mutex<ConnectionStatus>,
@@ -151,11 +153,14 @@ impl Shared {
         }
         self.inbox.lock().unwrap().closed = Some((code, reason));
         self.readable.notify_waiters();
+        // Senders waiting for write budget learn that the connection is gone.
+        self.budget.close();
     }
 }
 
 enum Command {
-    Send(Message, oneshot::Sender<Result<(), HostError>>),
+    /// A message and the write-budget permits it holds until written.
+    Send(Message, OwnedSemaphorePermit),
     Close(oneshot::Sender<()>),
 }
 
@@ -330,6 +335,7 @@ impl WebSocketHost {
         let seq = self.inner.next_seq.fetch_add(1, Ordering::SeqCst);
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox::default()),
+            budget: Arc::new(Semaphore::new(write_budget(cfg))),
             readable: Notify::new(),
             room: Notify::new(),
             status: Mutex::new(ConnectionStatus {
@@ -347,7 +353,7 @@ impl WebSocketHost {
                 last_error: None,
             }),
         });
-        let (tx, rx) = mpsc::channel(8);
+        let (tx, rx) = mpsc::channel(256);
         // Checked under the lock shutdown() drains: an open whose handshake
         // finished after shutdown began must not leave a connection behind.
         let mut conns = self.inner.conns.lock().unwrap();
@@ -408,12 +414,30 @@ impl WebSocketHost {
         if shared.status.lock().unwrap().state == State::Closed {
             return Err(HostError::new(ErrorKind::Closed, format!("{id} is closed")));
         }
-        let (tx, rx) = oneshot::channel();
-        cmd.send(Command::Send(msg, tx))
+        // Bounded by bytes, not messages: queued plus unwritten bytes never
+        // exceed max_write_buffer_bytes. A peer that never reads makes this
+        // wait, and the wait is bounded by the write timeout.
+        let total = write_budget(&self.inner.config);
+        let want = len.clamp(1, total) as u32;
+        let cfg = &self.inner.config;
+        let permit = match tokio::time::timeout(
+            cfg.write_timeout,
+            shared.budget.clone().acquire_many_owned(want),
+        )
+        .await
+        {
+            Err(_) => return Err(HostError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{id}: the peer has not read the queued {total} bytes within the write timeout"
+                ),
+            )),
+            Ok(Err(_)) => return Err(HostError::new(ErrorKind::Closed, format!("{id} is closed"))),
+            Ok(Ok(p)) => p,
+        };
+        cmd.send(Command::Send(msg, permit))
             .await
-            .map_err(|_| HostError::new(ErrorKind::Closed, format!("{id} is closed")))?;
-        rx.await
-            .unwrap_or_else(|_| Err(HostError::new(ErrorKind::Closed, format!("{id} is closed"))))
+            .map_err(|_| HostError::new(ErrorKind::Closed, format!("{id} is closed")))
     }
 
     /// Sends a text message.
@@ -536,6 +560,13 @@ impl WebSocketHost {
     }
 }
 
+/// The per-connection write budget in bytes (at least one maximum message).
+fn write_budget(cfg: &HostConfig) -> usize {
+    cfg.max_write_buffer_bytes
+        .max(cfg.max_message_bytes)
+        .min(u32::MAX as usize)
+}
+
 fn prune_tombstones(conns: &mut HashMap<u64, Conn>) {
     let mut closed: Vec<u64> = conns
         .iter()
@@ -604,29 +635,54 @@ async fn run(
                     let _ = reply.send(());
                     return;
                 }
-                Some(Command::Send(msg, reply)) => {
-                    let len = msg.len() as u64;
-                    match tokio::time::timeout(cfg.write_timeout, sink.send(msg)).await {
+                Some(Command::Send(msg, permit)) => {
+                    // Batch what is already queued into one flush.
+                    let mut batch = vec![(msg, permit)];
+                    let mut then_close = None;
+                    while batch.len() < 64 {
+                        match cmds.try_recv() {
+                            Ok(Command::Send(m, p)) => batch.push((m, p)),
+                            Ok(Command::Close(r)) => {
+                                then_close = Some(r);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let n = batch.len() as u64;
+                    let bytes: u64 = batch.iter().map(|(m, _)| m.len() as u64).sum();
+                    let write = async {
+                        let mut held = Vec::with_capacity(batch.len());
+                        for (m, p) in batch {
+                            sink.feed(m).await?;
+                            held.push(p);
+                        }
+                        sink.flush().await?;
+                        drop(held);
+                        Ok::<(), WsError>(())
+                    };
+                    match tokio::time::timeout(cfg.write_timeout, write).await {
                         Ok(Ok(())) => {
                             last_activity = Instant::now();
                             let mut st = shared.status.lock().unwrap();
-                            st.bytes_out += len;
-                            st.messages_out += 1;
-                            drop(st);
-                            let _ = reply.send(Ok(()));
+                            st.bytes_out += bytes;
+                            st.messages_out += n;
                         }
                         Ok(Err(e)) => {
                             let (code, reason, err) = close_code_for(&e);
-                            // Status first, so a caller that sees the error sees it closed.
                             shared.finish(code, reason, Some((err, e.to_string())));
-                            let _ = reply.send(Err(HostError::new(ErrorKind::Closed, format!("send failed: {reason}"))));
                             return;
                         }
                         Err(_) => {
                             shared.finish(1006, "timeout", Some(("timeout", "write timeout: the peer is not reading".into())));
-                            let _ = reply.send(Err(HostError::new(ErrorKind::Timeout, "the peer did not accept the message within the write timeout; connection closed")));
                             return;
                         }
+                    }
+                    if let Some(reply) = then_close {
+                        let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(None))).await;
+                        shared.finish(1000, "closed by the plugin", None);
+                        let _ = reply.send(());
+                        return;
                     }
                 }
             },
