@@ -246,21 +246,11 @@ fn bench_idle_memory(_c: &mut Criterion) {
     let addr = rt.block_on(echo_server());
     let url = format!("ws://localhost:{}/", addr.port());
     let host = host_for(addr.port(), n);
-    let before = rss_bytes();
-    let ids: Vec<_> = rt.block_on(async {
-        let mut v = Vec::new();
-        for _ in 0..n {
-            v.push(host.open(&url, OpenOptions::default()).await.unwrap());
-        }
-        v
-    });
-    rt.block_on(tokio::time::sleep(Duration::from_millis(200)));
-    let after_host = rss_bytes();
-    rt.block_on(host.shutdown());
-    drop(ids);
-    let before_raw = rss_bytes();
+    // Both sets stay alive until the end, so freed memory is never reused by
+    // the other set and skews its delta. Raw first, then the host.
     // A real client keeps a reader on every connection (to see messages and
     // answer pings), so each raw connection gets one, like the host's task.
+    let before_raw = rss_bytes();
     let raws: Vec<_> = rt.block_on(async {
         let mut v = Vec::new();
         for _ in 0..n {
@@ -273,11 +263,22 @@ fn bench_idle_memory(_c: &mut Criterion) {
         v
     });
     let after_raw = rss_bytes();
+    let ids: Vec<_> = rt.block_on(async {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            v.push(host.open(&url, OpenOptions::default()).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        v
+    });
+    let after_host = rss_bytes();
     println!(
         "idle memory per connection (client + in-process server, {n} connections): netgrant host {} B, raw tungstenite {} B",
-        after_host.saturating_sub(before) / n,
+        after_host.saturating_sub(after_raw) / n,
         after_raw.saturating_sub(before_raw) / n
     );
+    rt.block_on(host.shutdown());
+    drop(ids);
     for r in raws {
         r.abort();
     }
