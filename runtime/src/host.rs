@@ -426,12 +426,14 @@ impl WebSocketHost {
         )
         .await
         {
-            Err(_) => return Err(HostError::new(
-                ErrorKind::Timeout,
-                format!(
+            Err(_) => {
+                return Err(HostError::new(
+                    ErrorKind::Timeout,
+                    format!(
                     "{id}: the peer has not read the queued {total} bytes within the write timeout"
                 ),
-            )),
+                ))
+            }
             Ok(Err(_)) => return Err(HostError::new(ErrorKind::Closed, format!("{id} is closed"))),
             Ok(Ok(p)) => p,
         };
