@@ -84,14 +84,91 @@ pub const LOCALHOST_ADDRS: [IpAddr; 2] = [
 struct Rule {
     id: String,
     permission: Permission,
+    /// `permission.headers` as a list, for `check_headers` (built once here,
+    /// not on every call).
+    declared_headers: Vec<String>,
 }
+
+impl Rule {
+    fn new(id: String, permission: Permission) -> Rule {
+        let declared_headers = permission.headers.iter().cloned().collect();
+        Rule {
+            id,
+            permission,
+            declared_headers,
+        }
+    }
+}
+
+/// FxHash (rustc's hasher): a rotate-xor-multiply per word, several times
+/// cheaper than SipHash on the short host keys hashed on every call. It is
+/// not DoS-resistant, and need not be: the keys come from the plugin's own
+/// policy (at most 10,000 targets) and lookups never insert, so the worst a
+/// crafted policy can do is slow down its own plugin's lookups.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 #[derive(Default, Debug)]
 struct Index {
-    exact: HashMap<String, Vec<u32>>,
-    ips: HashMap<IpAddr, Vec<u32>>,
-    wildcard: HashMap<String, Vec<u32>>,
+    exact: FastMap<String, Vec<u32>>,
+    ips: FastMap<IpAddr, Vec<u32>>,
+    wildcard: FastMap<String, Vec<u32>>,
+    /// Bit `n` is set when some wildcard suffix has `n` labels (bit 63: 63
+    /// or more), so lookups skip suffixes no wildcard can match.
+    wildcard_labels: u64,
     any: Vec<u32>,
+}
+
+/// The bit of [`Index::wildcard_labels`] for a suffix of `labels` labels.
+fn label_bit(labels: usize) -> u64 {
+    1 << labels.min(63)
 }
 
 impl Index {
@@ -99,36 +176,46 @@ impl Index {
         match host {
             HostPattern::Any => self.any.push(i),
             HostPattern::Domain(d) => self.exact.entry(d.clone()).or_default().push(i),
-            HostPattern::Wildcard(s) => self.wildcard.entry(s.clone()).or_default().push(i),
+            HostPattern::Wildcard(s) => {
+                self.wildcard_labels |= label_bit(s.split('.').count());
+                self.wildcard.entry(s.clone()).or_default().push(i)
+            }
             HostPattern::Ip(ip) => self.ips.entry(*ip).or_default().push(i),
         }
     }
 
-    /// Rules whose host pattern matches `host`: exact, then wildcards from the
-    /// longest suffix, then any-host.
-    fn candidates(&self, host: &UrlHost, out: &mut Vec<u32>) {
+    /// Visits the rules whose host pattern matches `host`: exact, then
+    /// wildcards from the longest suffix, then any-host (no allocation).
+    fn candidates(&self, host: &UrlHost, mut visit: impl FnMut(u32)) {
         match host {
             UrlHost::Ip(ip) => {
                 if let Some(v) = self.ips.get(ip) {
-                    out.extend_from_slice(v);
+                    v.iter().for_each(|&i| visit(i));
                 }
             }
             UrlHost::Domain(d) => {
                 if let Some(v) = self.exact.get(d.as_str()) {
-                    out.extend_from_slice(v);
+                    v.iter().for_each(|&i| visit(i));
                 }
                 if !self.wildcard.is_empty() {
-                    let mut rest = d.as_str();
-                    while let Some(dot) = rest.find('.') {
+                    // Only hash the suffixes whose label count some wildcard has.
+                    let mut labels = d.bytes().filter(|&b| b == b'.').count() + 1;
+                    let mut rest = d.as_bytes();
+                    while let Some(dot) = rest.iter().position(|&b| b == b'.') {
                         rest = &rest[dot + 1..];
-                        if let Some(v) = self.wildcard.get(rest) {
-                            out.extend_from_slice(v);
+                        labels -= 1;
+                        if self.wildcard_labels & label_bit(labels) == 0 {
+                            continue;
+                        }
+                        let suffix = &d[d.len() - rest.len()..];
+                        if let Some(v) = self.wildcard.get(suffix) {
+                            v.iter().for_each(|&i| visit(i));
                         }
                     }
                 }
             }
         }
-        out.extend_from_slice(&self.any);
+        self.any.iter().for_each(|&i| visit(i));
     }
 }
 
@@ -213,20 +300,14 @@ impl Authorizer {
             if e.status == Status::Granted {
                 let i = a.rules.len() as u32;
                 a.granted[cap_idx(e.capability)].insert(&own.target.host, i);
-                a.rules.push(Rule {
-                    id: e.id.clone(),
-                    permission: own,
-                });
+                a.rules.push(Rule::new(e.id.clone(), own));
             }
             if let Some(req) = req {
                 let id = format!("{}:{}", req.capability, req.target);
                 if requested_seen.insert(id.clone()) {
                     let i = a.rules.len() as u32;
                     a.requested[cap_idx(req.capability)].insert(&req.target.host, i);
-                    a.rules.push(Rule {
-                        id,
-                        permission: req,
-                    });
+                    a.rules.push(Rule::new(id, req));
                 }
             }
         }
@@ -259,7 +340,15 @@ impl Authorizer {
             }
         };
         let shown = shown_url(&url);
-        let Some(scheme) = Scheme::parse(url.scheme()) else {
+        // `url` lowercases schemes: match them without `Scheme::parse`'s copy.
+        let scheme = match url.scheme() {
+            "http" => Some(Scheme::Http),
+            "https" => Some(Scheme::Https),
+            "ws" => Some(Scheme::Ws),
+            "wss" => Some(Scheme::Wss),
+            _ => None,
+        };
+        let Some(scheme) = scheme else {
             return Err(deny(
                 DenyCode::InvalidUrl,
                 shown,
@@ -363,36 +452,32 @@ impl Authorizer {
             Capability::Websocket => None,
         };
         let ci = cap_idx(req.capability);
-        let mut cands = Vec::new();
-        self.granted[ci].candidates(&host, &mut cands);
         let mut matched: Vec<u32> = Vec::new();
         let mut ambiguous = false;
-        for &i in &cands {
+        self.granted[ci].candidates(&host, |i| {
             let t = &self.rules[i as usize].permission.target;
             if t.scheme != scheme || !t.port.matches(port) {
-                continue;
+                return;
             }
             if readings.all_inside(&t.path) {
                 matched.push(i);
             } else if readings.ambiguous_for(&t.path) {
                 ambiguous = true;
             }
-        }
+        });
         if matched.is_empty() {
-            let mut rc = Vec::new();
-            self.requested[ci].candidates(&host, &mut rc);
             let mut requested_match = None;
-            for &i in &rc {
+            self.requested[ci].candidates(&host, |i| {
                 let t = &self.rules[i as usize].permission.target;
                 if t.scheme != scheme || !t.port.matches(port) {
-                    continue;
+                    return;
                 }
                 if readings.all_inside(&t.path) {
                     requested_match.get_or_insert(i);
                 } else if readings.ambiguous_for(&t.path) {
                     ambiguous = true;
                 }
-            }
+            });
             if ambiguous {
                 return Err(deny(
                     DenyCode::AmbiguousPath,
@@ -427,12 +512,15 @@ impl Authorizer {
                 .specificity_cmp(&self.rules[b as usize].permission.target)
         });
         // Per-rule checks: declared headers, subprotocols, method.
+        // The rules that pass are compacted to the front of `matched`.
         let mut first_failure: Option<Decision> = None;
-        let mut passing = Vec::new();
-        for &i in &matched {
+        let mut passing = 0;
+        for j in 0..matched.len() {
+            let i = matched[j];
             let rule = &self.rules[i as usize];
-            let declared: Vec<String> = rule.permission.headers.iter().cloned().collect();
-            if let Err(v) = crate::headers::check_headers(req.capability, req.headers, &declared) {
+            if let Err(v) =
+                crate::headers::check_headers(req.capability, req.headers, &rule.declared_headers)
+            {
                 first_failure.get_or_insert_with(|| {
                     Decision::deny(v.code, shown.clone(), Some(rule.id.clone()), v.message)
                 });
@@ -478,11 +566,13 @@ impl Authorizer {
                     continue;
                 }
             }
-            passing.push(i);
+            matched[passing] = i;
+            passing += 1;
         }
-        if passing.is_empty() {
+        if passing == 0 {
             return Err(first_failure.expect("a matched rule failed a check"));
         }
+        matched.truncate(passing);
         let destination = match &host {
             UrlHost::Ip(ip) => Destination::Ip(*ip),
             UrlHost::Domain(d) if crate::target::is_localhost_name(d) => Destination::Localhost,
@@ -495,7 +585,7 @@ impl Authorizer {
             host,
             port,
             destination,
-            rules: passing,
+            rules: matched,
             readings,
         })
     }
@@ -507,7 +597,7 @@ impl Authorizer {
         match self.prepare(req) {
             Err(d) => d,
             Ok(p) => match (&p.destination, answers) {
-                (Destination::Name(_), None) => p.allow_unresolved(),
+                (Destination::Name(_), None) => p.into_allow_unresolved(),
                 (Destination::Name(_), Some(a)) => p.check_addresses(a),
                 (Destination::Ip(ip), _) => p.check_addresses(&[*ip]),
                 (Destination::Localhost, _) => p.check_addresses(&LOCALHOST_ADDRS),
@@ -569,15 +659,24 @@ impl Prepared<'_> {
 
     /// Allows without address checks: a domain authorized on the URL alone.
     pub fn allow_unresolved(&self) -> Decision {
+        self.allow_unresolved_with(self.shown.clone())
+    }
+
+    /// [`Prepared::allow_unresolved`], moving the redacted URL instead of
+    /// copying it (what [`Authorizer::authorize`] uses).
+    fn into_allow_unresolved(mut self) -> Decision {
+        let shown = std::mem::take(&mut self.shown);
+        self.allow_unresolved_with(shown)
+    }
+
+    fn allow_unresolved_with(&self, shown: String) -> Decision {
+        let id = self.rule_id();
         Decision::allow(
-            self.shown.clone(),
-            self.rule_id().to_string(),
+            shown,
+            id.to_string(),
             Vec::new(),
             false,
-            format!(
-                "allowed by `{}` (addresses not checked: no DNS answers given)",
-                self.rule_id()
-            ),
+            format!("allowed by `{id}` (addresses not checked: no DNS answers given)"),
         )
     }
 
@@ -649,23 +748,49 @@ impl Prepared<'_> {
     }
 }
 
-/// The URL as shown in decisions: [`redact::redact`], without its copy and
-/// re-serialization of the URL when there is nothing to redact or escape —
-/// no userinfo, query or fragment, and a serialization (ASCII, no controls)
-/// short enough not to be cut. That is most URLs, on every decision.
+/// The URL as shown in decisions: what [`redact::redact`] returns, without
+/// its copy and re-serialization of the URL in the common case — no
+/// userinfo, and a serialization (ASCII, no controls) short enough not to be
+/// cut. Then only query values and the fragment are hidden, by the same rules
+/// (`key=value` → `key=…`, `#fragment` → `#…`); debug builds check the
+/// result against [`redact::redact`] on every call.
 fn shown_url(url: &url::Url) -> String {
     let s = url.as_str();
-    let plain = url.username().is_empty()
+    let simple = url.username().is_empty()
         && url.password().is_none()
-        && url.query().is_none()
-        && url.fragment().is_none()
         && s.len() + 16 <= redact::MAX_REDACTED_LEN
         && s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control());
-    if !plain {
+    if !simple {
         return redact::redact(url);
     }
-    debug_assert_eq!(s, redact::redact(url));
-    s.to_owned()
+    let shown = match (url.query(), url.fragment()) {
+        (None, None) => s.to_owned(),
+        (query, fragment) => {
+            let mut out = String::with_capacity(s.len() + 8);
+            out.push_str(&url[..url::Position::AfterPath]);
+            if let Some(query) = query {
+                out.push('?');
+                for (i, part) in query.split('&').enumerate() {
+                    if i > 0 {
+                        out.push('&');
+                    }
+                    match part.split_once('=') {
+                        Some((key, value)) if !value.is_empty() => {
+                            out.push_str(key);
+                            out.push_str("=…");
+                        }
+                        _ => out.push_str(part),
+                    }
+                }
+            }
+            if let Some(fragment) = fragment {
+                out.push_str(if fragment.is_empty() { "#" } else { "#…" });
+            }
+            out
+        }
+    };
+    debug_assert_eq!(shown, redact::redact(url));
+    shown
 }
 
 /// Whether the URL as written has an `@` in its authority. The `url` crate

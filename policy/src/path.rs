@@ -53,6 +53,48 @@ impl std::error::Error for PrefixError {}
 /// escapes `%2F %5C %2E %00 %25` (servers read those differently, so a
 /// prefix containing them has no single meaning).
 pub fn normalize_prefix(raw: &str) -> Result<String, PrefixError> {
+    if is_plain_prefix(raw) {
+        return Ok(raw.to_owned());
+    }
+    normalize_prefix_full(raw)
+}
+
+/// Whether a prefix is already normalized as written: it starts with `/`,
+/// has only unreserved characters and sub-delimiters that neither the checks
+/// below reject nor the `url` crate encodes (no `%`, `;`, `*`, `\`, space,
+/// quote, `<>`, backquote, braces or non-ASCII), and no dot segment. Most
+/// prefixes are; they skip the escape handling and the URL parse.
+fn is_plain_prefix(raw: &str) -> bool {
+    let Some(rest) = raw.strip_prefix('/') else {
+        return false;
+    };
+    rest.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'+'
+                    | b','
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+            )
+    }) && rest
+        .split('/')
+        .all(|segment| segment != "." && segment != "..")
+}
+
+/// [`normalize_prefix`] without the fast path for plain prefixes.
+fn normalize_prefix_full(raw: &str) -> Result<String, PrefixError> {
     if !raw.starts_with('/') {
         return Err(PrefixError::new(
             "a path prefix must start with `/`",
@@ -674,6 +716,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn plain_prefix_fast_path_agrees(tokens in prop::collection::vec(prefix_token(), 0..8), plain in "(/[a-zA-Z0-9._~!$&'()+,=:@-]{0,4}){1,5}") {
+            for raw in [format!("/{}", tokens.concat()), plain] {
+                if is_plain_prefix(&raw) {
+                    prop_assert_eq!(normalize_prefix(&raw), normalize_prefix_full(&raw));
+                }
+            }
+        }
+
         #[test]
         fn normalize_prefix_is_idempotent(tokens in prop::collection::vec(prefix_token(), 0..8)) {
             let raw = format!("/{}", tokens.concat());

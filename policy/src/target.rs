@@ -546,6 +546,9 @@ fn parse_concrete_host(
             "write a domain such as `api.example.com`, an IPv4 address, or an IPv6 address in brackets",
         )
     };
+    if is_plain_domain(host) {
+        return Ok(HostPattern::Domain(host.to_owned()));
+    }
     // The WHATWG parser (the same one the authorizer uses on URLs) does IDNA,
     // lowercasing and the numeric IPv4 forms, so targets and URLs agree.
     let parsed = url::Url::parse(&format!("http://{host}/")).map_err(|e| {
@@ -592,6 +595,26 @@ fn parse_concrete_host(
         }
     }
     Ok(pattern)
+}
+
+/// Whether `host` is a lowercase LDH name that the WHATWG host parser
+/// returns unchanged, so it needs no URL parse: non-empty labels of
+/// `a-z 0-9 -`, none of them punycode (`xn--…`, which IDNA must check), and a
+/// last label starting with a letter (a numeric one makes the host IPv4).
+fn is_plain_domain(host: &str) -> bool {
+    let mut last = "";
+    for label in host.split('.') {
+        if label.is_empty()
+            || label.starts_with("xn--")
+            || !label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return false;
+        }
+        last = label;
+    }
+    last.starts_with(|c: char| c.is_ascii_lowercase())
 }
 
 /// Whether a wildcard suffix is a public suffix (Public Suffix List, private
@@ -677,6 +700,24 @@ mod tests {
         assert!(!p("wss://x/").contains(&p("wss://x:*/")));
         assert!(p("wss://x/v1").contains(&p("wss://x/v1/a")));
         assert!(!p("wss://x/v1").contains(&p("wss://x/v10")));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_domains_parse_as_written(
+            labels in proptest::collection::vec("[a-z0-9-]{1,6}|xn--[a-z0-9-]{1,6}", 1..5),
+            tld in "[a-z0-9-]{1,4}|[0-9]{1,3}|0x[0-9a-f]{1,2}",
+        ) {
+            let host = format!("{}.{tld}", labels.join("."));
+            if is_plain_domain(&host) {
+                let via_url = url::Url::parse(&format!("http://{host}/")).map(|u| u.host_str().map(str::to_owned));
+                proptest::prop_assert_eq!(via_url, Ok(Some(host.clone())));
+                proptest::prop_assert_eq!(
+                    parse_concrete_host(&host, 0..host.len()),
+                    Ok(HostPattern::Domain(host.clone()))
+                );
+            }
+        }
     }
 
     #[test]

@@ -1071,7 +1071,7 @@ fn r_urls(policy: RPolicy) -> impl Strategy<Value = (RPolicy, Vec<RUrl>)> {
                             .path
                             .trim_start_matches('/')
                             .split('/')
-                            .map(leak)
+                            .map(static_segment)
                             .collect();
                         if pre.last() == Some(&"") && !segments.is_empty() {
                             pre.pop();
@@ -1102,7 +1102,7 @@ fn r_urls(policy: RPolicy) -> impl Strategy<Value = (RPolicy, Vec<RUrl>)> {
 
 /// `&'static str` for a handful of distinct path segments (bounded: the
 /// segments come from the fixed path alphabet).
-fn leak(s: &str) -> &'static str {
+fn static_segment(s: &str) -> &'static str {
     ["", "v1", "a", "z", "w", "y"]
         .into_iter()
         .find(|x| *x == s)
@@ -1200,6 +1200,7 @@ proptest! {
             };
             let got = authz.authorize(&req, None);
             let want = reference(&policy, u);
+            prop_assert_eq!(&got.url, &netgrant_policy::redact::redact_url(&text));
             prop_assert_eq!(
                 got.code.as_str(), want,
                 "{} {} ({:?}) under\n{}\n{}\n-> {}", u.method, text, u.capability(), m, g, got.message
@@ -1375,4 +1376,66 @@ fn authorizer_generators_cover_every_outcome() {
         seen["not_requested"] * 2 <= total,
         "too many misses: {seen:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 5. Decisions show URLs exactly as `redact` does
+// ---------------------------------------------------------------------------
+
+fn redaction_url() -> impl Strategy<Value = String> {
+    let part = select(vec![
+        "a", "b", "=", "&", "%41", "é", ";", "?", " ", "..", "/", "%2F", "x=1", "=&=",
+    ]);
+    (
+        select(vec!["http", "https", "ws", "wss", "HTTPS"]),
+        select(vec![
+            "example.com",
+            "EXAMPLE.com.",
+            "10.0.0.1",
+            "[::1]",
+            "bücher.example",
+            "u:p@example.com",
+            ":@example.com",
+        ]),
+        select(vec!["", ":8080", ":443"]),
+        prop::collection::vec(part.clone(), 0..4),
+        prop::option::of(prop::collection::vec(part.clone(), 0..5)),
+        prop::option::of(prop::collection::vec(part, 0..3)),
+    )
+        .prop_map(|(scheme, host, port, path, query, fragment)| {
+            let mut u = format!("{scheme}://{host}{port}/{}", path.concat());
+            if let Some(q) = query {
+                let _ = write!(u, "?{}", q.concat());
+            }
+            if let Some(f) = fragment {
+                let _ = write!(u, "#{}", f.concat());
+            }
+            u
+        })
+}
+
+proptest! {
+    #![proptest_config(cases(1500))]
+
+    /// Every decision carries the URL exactly as `redact::redact_url` shows
+    /// it (the authorizer has a fast path for the common case; in debug
+    /// builds it also checks itself against `redact`).
+    #[test]
+    fn decisions_show_redacted_urls(url in redaction_url(), websocket in any::<bool>()) {
+        let m = "[plugin]\nname = \"any\"\nversion = \"1.0.0\"\n\
+                 [[host_api.request]]\nurl = \"http://*:*/\"\nmethods = \"*\"\n\
+                 [[host_api.request]]\nurl = \"https://*:*/\"\nmethods = \"*\"\n\
+                 [[host_api.websocket]]\nurl = \"ws://*:*/\"\n\
+                 [[host_api.websocket]]\nurl = \"wss://*:*/\"\n";
+        let g = "plugin = \"any\"\n\
+                 [[host_api.request]]\nurl = \"http://*:*/\"\nbroad = true\n\
+                 [[host_api.request]]\nurl = \"https://*:*/\"\nbroad = true\n\
+                 [[host_api.websocket]]\nurl = \"ws://*:*/\"\nbroad = true\n\
+                 [[host_api.websocket]]\nurl = \"wss://*:*/\"\nbroad = true\n";
+        let policy = compile_texts(m, g).map_err(TestCaseError::fail)?;
+        let authz = Authorizer::new(&policy);
+        let req = if websocket { Request::websocket(&url) } else { Request::http("GET", &url) };
+        let d = authz.authorize(&req, None);
+        prop_assert_eq!(&d.url, &netgrant_policy::redact::redact_url(&url), "{} -> {}", url, d.code);
+    }
 }
