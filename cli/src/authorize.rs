@@ -83,22 +83,38 @@ pub fn parse_resolve(s: &str) -> Option<(String, Vec<IpAddr>)> {
     Some((host, out))
 }
 
+/// Parsed `--header` and `--resolve` flags (shared by `authorize` and `connect`).
+pub type HeaderAndResolveFlags = (Vec<(String, String)>, Vec<(String, Vec<IpAddr>)>);
+
+/// Parses every `--header 'K: V'` and `--resolve HOST=IP[,IP…]`; the error is
+/// the usage message for the first malformed one.
+pub fn parse_header_and_resolve_flags(
+    headers: &[String],
+    resolve: &[String],
+) -> Result<HeaderAndResolveFlags, String> {
+    let headers = headers
+        .iter()
+        .map(|h| {
+            parse_header(h)
+                .ok_or_else(|| format!("--header {h:?} is not of the form 'Name: value'"))
+        })
+        .collect::<Result<_, _>>()?;
+    let resolve = resolve
+        .iter()
+        .map(|r| {
+            parse_resolve(r)
+                .ok_or_else(|| format!("--resolve {r:?} is not of the form HOST=IP[,IP…]"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((headers, resolve))
+}
+
 /// Runs `authorize`.
 pub fn run(a: &AuthorizeArgs) -> Exit {
-    let mut headers = Vec::new();
-    for h in &a.headers {
-        match parse_header(h) {
-            Some(kv) => headers.push(kv),
-            None => return usage(&format!("--header {h:?} is not of the form 'Name: value'")),
-        }
-    }
-    let mut resolve: Vec<(String, Vec<IpAddr>)> = Vec::new();
-    for r in &a.resolve {
-        match parse_resolve(r) {
-            Some(x) => resolve.push(x),
-            None => return usage(&format!("--resolve {r:?} is not of the form HOST=IP[,IP…]")),
-        }
-    }
+    let (headers, resolve) = match parse_header_and_resolve_flags(&a.headers, &a.resolve) {
+        Ok(x) => x,
+        Err(msg) => return usage(&msg),
+    };
     let loaded = match (&a.policy, &a.manifest) {
         (Some(p), _) => input::load_ir(p),
         (None, Some(m)) => input::load_manifest_and_grant(m, a.grant.as_deref()),

@@ -11,7 +11,7 @@
 //! 1000/1001; 1 when the open is denied or fails, or the connection ends any
 //! other way; 2 for invalid input (bad flags, unreadable policy or CA file).
 
-use crate::authorize::{parse_header, parse_resolve};
+use crate::authorize::parse_header_and_resolve_flags;
 use crate::input;
 use crate::output::print_stderr;
 use crate::Exit;
@@ -23,7 +23,6 @@ use netgrant_runtime::{
     ResolveFuture, Resolver, Roots, StaticResolver, WebSocketHost,
 };
 use std::io::{BufRead, Read, Write};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,20 +103,10 @@ fn load_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
 
 /// Runs `connect`.
 pub fn run(a: &ConnectArgs) -> Exit {
-    let mut headers = Vec::new();
-    for h in &a.headers {
-        match parse_header(h) {
-            Some(kv) => headers.push(kv),
-            None => return usage(&format!("--header {h:?} is not of the form 'Name: value'")),
-        }
-    }
-    let mut resolve: Vec<(String, Vec<IpAddr>)> = Vec::new();
-    for r in &a.resolve {
-        match parse_resolve(r) {
-            Some(x) => resolve.push(x),
-            None => return usage(&format!("--resolve {r:?} is not of the form HOST=IP[,IP…]")),
-        }
-    }
+    let (headers, resolve) = match parse_header_and_resolve_flags(&a.headers, &a.resolve) {
+        Ok(x) => x,
+        Err(msg) => return usage(&msg),
+    };
     if !a.linger.is_finite() || a.linger < 0.0 || a.linger > 86_400.0 {
         return usage("--linger must be a number of seconds between 0 and 86400");
     }
