@@ -236,19 +236,18 @@ fn build(
     let mut granted: Vec<(Permission, usize, bool)> = Vec::new();
     let mut ignored: Vec<Ignored> = Vec::new();
     for g in grant_entries {
-        let exact = req_index.get(&key(g.capability, &g.target)).copied();
-        let mut candidates: Vec<usize> = match exact {
-            Some(i) => vec![i],
-            None => by_cap
-                .get(&g.capability)
-                .map(|v| {
-                    v.iter()
-                        .copied()
-                        .filter(|&i| requested[i].permission.target.contains(&g.target))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
+        // Every containing request is a candidate (SPEC §3), most specific
+        // first, so an equal-target request is tried first but is not the
+        // only one.
+        let mut candidates: Vec<usize> = by_cap
+            .get(&g.capability)
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|&i| requested[i].permission.target.contains(&g.target))
+                    .collect()
+            })
+            .unwrap_or_default();
         candidates.sort_by(|&a, &b| {
             requested[a]
                 .permission
@@ -708,25 +707,8 @@ fn rebuild(p: &Policy) -> Result<Rebuilt, String> {
                 return Err(format!("entry {}: {m}", quote(&e.id)));
             }
         }
-        let own = permission_from(
-            e.capability,
-            &e.target,
-            e.methods.as_ref(),
-            &e.headers,
-            &e.subprotocols,
-            &e.networks,
-        )?;
-        let req = match (&e.status, &e.narrows) {
-            (Status::Granted, Some(n)) => permission_from(
-                e.capability,
-                &n.target,
-                n.methods.as_ref(),
-                &n.headers,
-                &n.subprotocols,
-                &n.networks,
-            )?,
-            _ => own.clone(),
-        };
+        let own = entry_permission(e)?;
+        let req = entry_requested_permission(e)?;
         let k = (req.capability, req.target.to_string());
         match seen.get(&k) {
             Some(prev) if *prev != req => {
@@ -775,4 +757,33 @@ fn rebuild(p: &Policy) -> Result<Rebuilt, String> {
         });
     }
     Ok((requested, grants))
+}
+
+/// The normalized permission an IR entry describes (its own fields, not the
+/// request it narrows). Fails on anything that is not canonical.
+pub fn entry_permission(e: &Entry) -> Result<Permission, String> {
+    permission_from(
+        e.capability,
+        &e.target,
+        e.methods.as_ref(),
+        &e.headers,
+        &e.subprotocols,
+        &e.networks,
+    )
+}
+
+/// The requested permission behind an IR entry: the request it narrows, or
+/// the entry itself.
+pub fn entry_requested_permission(e: &Entry) -> Result<Permission, String> {
+    match (&e.status, &e.narrows) {
+        (Status::Granted, Some(n)) => permission_from(
+            e.capability,
+            &n.target,
+            n.methods.as_ref(),
+            &n.headers,
+            &n.subprotocols,
+            &n.networks,
+        ),
+        _ => entry_permission(e),
+    }
 }

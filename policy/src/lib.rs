@@ -49,7 +49,7 @@ pub mod target;
 
 pub use authorize::{Authorizer, Destination, Prepared, Request};
 pub use capability::{Capability, Scheme};
-pub use compile::{compile, load_policy, Compiled};
+pub use compile::{compile, entry_permission, entry_requested_permission, load_policy, Compiled};
 pub use decision::{Decision, DenyCode, Verdict};
 pub use diagnostics::{Code, Diagnostic, Severity};
 pub use document::{Grant, Manifest, Parsed};
