@@ -4,27 +4,73 @@ use crate::input::{self, Loaded};
 use crate::output::{print_stderr, print_stdout};
 use crate::{CheckFormat, Exit};
 use netgrant_policy::diagnostics::Severity;
+use netgrant_policy::lint::Levels;
 use netgrant_policy::redact::{escape_github_data, escape_github_property};
 use netgrant_policy::{Code, Diagnostic};
 use serde_json::{json, Value};
 use std::path::Path;
 
-/// Runs `check`.
-pub fn run(manifest: &Path, grant: Option<&Path>, deny_broad: bool, format: CheckFormat) -> Exit {
-    let loaded = input::load_manifest_and_grant(manifest, grant);
-    let broad = broad_requested(&loaded);
-    let exit = if loaded.has_errors() {
+/// What `check` was asked to do beyond validating.
+pub struct CheckOptions<'a> {
+    /// Exit 1 when anything broad is requested.
+    pub deny_broad: bool,
+    /// Lint levels from `--deny` / `--allow`.
+    pub levels: &'a Levels,
+    /// Output format.
+    pub format: CheckFormat,
+}
+
+/// Parses `--deny` / `--allow` names; an unknown name is a usage error.
+pub fn levels(deny: &[String], allow: &[String]) -> Result<Levels, Exit> {
+    Levels::new(deny, allow).map_err(|e| {
+        print_stderr(&format!(
+            "error: {} is not a lint or warning code; use `warnings` or one of:\n  {}\n",
+            netgrant_policy::diagnostics::quote(&e.0),
+            Levels::names().join("\n  ")
+        ));
         Exit::Invalid
-    } else if deny_broad && !broad.is_empty() {
+    })
+}
+
+/// Runs `check`.
+pub fn run(manifest: &Path, grant: Option<&Path>, opts: &CheckOptions<'_>) -> Exit {
+    let deny_broad = opts.deny_broad;
+    let format = opts.format;
+    let mut loaded = input::load_manifest_and_grant(manifest, grant);
+    // Lints are advice about a valid file: they run only when it compiled.
+    if let (Some(m), Some(p)) = (&loaded.manifest, &loaded.policy) {
+        let lints = netgrant_policy::lint::lint(m, loaded.grant.as_ref(), p);
+        loaded.diagnostics.extend(lints);
+    }
+    loaded.diagnostics = opts.levels.apply(std::mem::take(&mut loaded.diagnostics));
+    let broad = broad_requested(&loaded);
+    let invalid = loaded
+        .diagnostics
+        .iter()
+        .any(|d| d.severity().is_error() && !d.is_promoted());
+    let denied_lints = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_promoted())
+        .count();
+    let gate = deny_broad && !broad.is_empty();
+    let exit = if invalid {
+        Exit::Invalid
+    } else if gate || denied_lints > 0 {
         Exit::Deny
     } else {
         Exit::Ok
     };
-    let gate = deny_broad && !broad.is_empty();
     let out = match format {
         CheckFormat::Human => {
             let mut s = input::render_human(&loaded.diagnostics);
             let (e, w) = counts(&loaded.diagnostics);
+            if denied_lints > 0 {
+                s.push_str(&format!(
+                    "✗ --deny: {denied_lints} denied warning{}\n",
+                    plural(denied_lints)
+                ));
+            }
             if gate {
                 s.push_str(&format!(
                     "✗ --deny-broad: {} broad target{} requested:\n",
@@ -44,8 +90,18 @@ pub fn run(manifest: &Path, grant: Option<&Path>, deny_broad: bool, format: Chec
                 Exit::Deny => "gate tripped",
                 Exit::Invalid => "failed",
             };
+            let notes = loaded
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity() == Severity::Note)
+                .count();
+            let notes = if notes > 0 {
+                format!(", {notes} note{}", plural(notes))
+            } else {
+                String::new()
+            };
             s.push_str(&format!(
-                "check {}: {verdict} ({e} error{}, {w} warning{})\n",
+                "check {}: {verdict} ({e} error{}, {w} warning{}{notes})\n",
                 netgrant_policy::redact::escape_terminal(&name),
                 plural(e),
                 plural(w)
@@ -63,6 +119,7 @@ pub fn run(manifest: &Path, grant: Option<&Path>, deny_broad: bool, format: Chec
                 "warnings": w,
                 "broad_requested": broad,
                 "deny_broad_tripped": gate,
+                "denied": denied_lints,
                 "requested_digest": loaded.policy.as_ref().map(|p| p.requested_digest.clone()),
                 "diagnostics": loaded.diagnostics.iter().map(diag_json).collect::<Vec<_>>(),
             });
@@ -105,9 +162,14 @@ fn pretty(v: &Value) -> String {
     s
 }
 
+/// Errors (promoted lints included) and warnings; notes are not counted.
 fn counts(diags: &[Diagnostic]) -> (usize, usize) {
     let e = diags.iter().filter(|d| d.severity().is_error()).count();
-    (e, diags.len() - e)
+    let w = diags
+        .iter()
+        .filter(|d| d.severity() == Severity::Warning)
+        .count();
+    (e, w)
 }
 
 /// Ids of requested targets that are broad.
@@ -153,6 +215,7 @@ pub fn diag_json(d: &Diagnostic) -> Value {
 fn github_line(d: &Diagnostic) -> String {
     let level = match d.severity() {
         Severity::Warning => "warning",
+        Severity::Note => "notice",
         _ => "error",
     };
     let mut props = Vec::new();
@@ -243,6 +306,7 @@ pub fn sarif(diags: &[Diagnostic]) -> Value {
 fn level(s: Severity) -> &'static str {
     match s {
         Severity::Warning => "warning",
+        Severity::Note => "note",
         _ => "error",
     }
 }

@@ -8,6 +8,8 @@ use std::path::Path;
 pub struct Loaded {
     /// The manifest, if it parsed.
     pub manifest: Option<Manifest>,
+    /// The grant, if one was given and it parsed.
+    pub grant: Option<Grant>,
     /// The policy, unless a fatal error was found.
     pub policy: Option<Policy>,
     /// All diagnostics, manifest first, then grant, then compile.
@@ -15,11 +17,6 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Whether any diagnostic is an error (fatal or entry-level).
-    pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity().is_error())
-    }
-
     /// Whether any diagnostic is fatal.
     pub fn has_fatal(&self) -> bool {
         self.diagnostics
@@ -104,6 +101,7 @@ pub fn load_manifest_and_grant(manifest: &Path, grant: Option<&Path>) -> Loaded 
     }
     Loaded {
         manifest: m,
+        grant: g.flatten(),
         policy,
         diagnostics,
     }
@@ -137,6 +135,7 @@ pub fn load_ir(path: &Path) -> Loaded {
     };
     Loaded {
         manifest: None,
+        grant: None,
         policy,
         diagnostics,
     }

@@ -103,6 +103,13 @@ enum Command {
         /// Exit 1 when anything broad is requested.
         #[arg(long)]
         deny_broad: bool,
+        /// Promote a lint or warning to an error that fails the check with
+        /// exit 1 (`warnings` promotes every warning). Repeatable.
+        #[arg(long, short = 'D', value_name = "LINT")]
+        deny: Vec<String>,
+        /// Silence a lint or warning. Repeatable; --deny wins over --allow.
+        #[arg(long, short = 'A', value_name = "LINT")]
+        allow: Vec<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
         format: CheckFormat,
@@ -148,8 +155,21 @@ fn main() -> ExitCode {
             manifest,
             grant,
             deny_broad,
+            deny,
+            allow,
             format,
-        } => check::run(&manifest, grant.as_deref(), deny_broad, format),
+        } => match check::levels(&deny, &allow) {
+            Ok(levels) => check::run(
+                &manifest,
+                grant.as_deref(),
+                &check::CheckOptions {
+                    deny_broad,
+                    levels: &levels,
+                    format,
+                },
+            ),
+            Err(e) => e,
+        },
         Command::Compile {
             manifest,
             grant,

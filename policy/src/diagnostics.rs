@@ -19,8 +19,10 @@ pub enum Severity {
     /// An error that drops one grant entry: `check` fails, while `compile` and
     /// the authorizer keep the rest of the policy (SPEC §3).
     EntryError,
-    /// Worth a look; does not fail `check`.
+    /// Worth a look; does not fail `check` (unless promoted with `--deny`).
     Warning,
+    /// Informational: reported so a reviewer sees it, never a problem by itself.
+    Note,
 }
 
 impl Severity {
@@ -30,12 +32,13 @@ impl Severity {
             Severity::Error => "error",
             Severity::EntryError => "entry_error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         }
     }
 
     /// Errors of both kinds fail `check`.
     pub fn is_error(self) -> bool {
-        !matches!(self, Severity::Warning)
+        matches!(self, Severity::Error | Severity::EntryError)
     }
 }
 
@@ -57,7 +60,8 @@ macro_rules! codes {
                 match self { $( Code::$variant => $code, )* }
             }
 
-            /// The severity this code is always reported with.
+            /// The severity this code is reported with unless a lint level
+            /// overrides it (only lints and warnings can be promoted or allowed).
             pub fn severity(self) -> Severity {
                 match self { $( Code::$variant => Severity::$sev, )* }
             }
@@ -157,6 +161,55 @@ codes! {
     IrVersion = "netgrant::ir::version", Error, "the IR format version is not supported";
     /// An IR whose recorded values disagree with recomputation.
     IrTampered = "netgrant::ir::tampered", Error, "the IR disagrees with its own recomputation (hand-edited?)";
+    /// A requested target contained in another requested target (lint).
+    RedundantTarget = "netgrant::lint::redundant_target", Warning, "a requested target is contained in another requested target";
+    /// Two overlapping requested targets give different reasons (lint).
+    OverlappingReasons = "netgrant::lint::overlapping_reasons", Warning, "two overlapping requested targets give different reasons";
+    /// A grant entry narrower than the request it approves (lint, a note).
+    GrantNarrows = "netgrant::lint::grant_narrows", Note, "a grant entry is narrower than the request it approves";
+    /// A loopback target without a reason (lint).
+    LoopbackWithoutReason = "netgrant::lint::loopback_without_reason", Warning, "a loopback target has no reason";
+    /// `ws://` or `http://` to a host that is not loopback (lint).
+    Plaintext = "netgrant::lint::plaintext", Warning, "plaintext ws:// or http:// to a host that is not loopback";
+}
+
+impl Code {
+    /// Whether this code is a lint (`netgrant::lint::*`): advice about a valid
+    /// file, which `check --deny`/`--allow` can promote or silence.
+    pub fn is_lint(self) -> bool {
+        self.as_str().starts_with("netgrant::lint::")
+    }
+
+    /// Finds a code by its full spelling (`netgrant::lint::plaintext`), its
+    /// `area::name`, or its bare name when that is unique.
+    pub fn lookup(name: &str) -> Option<Code> {
+        let name = name.trim();
+        let full = Code::ALL.iter().find(|c| c.as_str() == name);
+        if full.is_some() {
+            return full.copied();
+        }
+        let tail = |c: &Code, n: usize| {
+            c.as_str()
+                .split("::")
+                .skip(3 - n)
+                .collect::<Vec<_>>()
+                .join("::")
+        };
+        let two: Vec<Code> = Code::ALL
+            .iter()
+            .copied()
+            .filter(|c| tail(c, 2) == name)
+            .collect();
+        if two.len() == 1 {
+            return Some(two[0]);
+        }
+        let one: Vec<Code> = Code::ALL
+            .iter()
+            .copied()
+            .filter(|c| tail(c, 1) == name)
+            .collect();
+        (one.len() == 1).then(|| one[0])
+    }
 }
 
 impl fmt::Display for Code {
@@ -187,6 +240,8 @@ pub struct Diagnostic {
     pub labels: Vec<Label>,
     /// Grouped diagnostics (e.g. the first occurrence of a duplicate).
     pub related: Vec<Diagnostic>,
+    /// A lint level that overrides the code's severity (`check --deny`).
+    level: Option<Severity>,
     source: Option<Arc<NamedSource<String>>>,
 }
 
@@ -199,8 +254,23 @@ impl Diagnostic {
             help: None,
             labels: Vec::new(),
             related: Vec::new(),
+            level: None,
             source: None,
         }
+    }
+
+    /// Overrides the severity (a promoted lint or warning). Only warnings and
+    /// notes are ever overridden, so a real error can never be demoted.
+    pub fn with_severity(mut self, level: Severity) -> Self {
+        if !self.code.severity().is_error() {
+            self.level = Some(level);
+        }
+        self
+    }
+
+    /// Whether a lint level promoted this diagnostic to an error.
+    pub fn is_promoted(&self) -> bool {
+        self.level.is_some_and(|l| l.is_error())
     }
 
     /// Adds a labelled span.
@@ -224,9 +294,9 @@ impl Diagnostic {
         self
     }
 
-    /// The severity (fixed per code).
+    /// The severity: the code's, unless a lint level overrides it.
     pub fn severity(&self) -> Severity {
-        self.code.severity()
+        self.level.unwrap_or(self.code.severity())
     }
 
     /// The primary span, if any.
@@ -365,6 +435,7 @@ impl miette::Diagnostic for Diagnostic {
         Some(match self.severity() {
             Severity::Error | Severity::EntryError => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
+            Severity::Note => miette::Severity::Advice,
         })
     }
 

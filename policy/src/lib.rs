@@ -41,6 +41,7 @@ pub mod diagnostics;
 pub mod document;
 pub mod headers;
 pub mod ir;
+pub mod lint;
 pub mod path;
 pub mod permission;
 pub mod redact;

@@ -87,10 +87,17 @@ fn run_toml(name: &str, manifest: Option<&[u8]>, grant: Option<&[u8]>) -> Vec<Di
         p.value
     });
     if let Some(Some(m)) = &m {
-        match &g {
-            None => out.extend(compile(m, None).diagnostics),
-            Some(Some(g)) => out.extend(compile(m, Some(g)).diagnostics),
-            Some(None) => {}
+        let grant = match &g {
+            None => None,
+            Some(Some(g)) => Some(g),
+            Some(None) => return out,
+        };
+        let compiled = compile(m, grant);
+        out.extend(compiled.diagnostics);
+        // Lints run the way `check` runs them, but only for `lint_*` fixtures,
+        // so the other fixtures keep expecting exactly their own codes.
+        if let (true, Some(p)) = (name.starts_with("lint_"), &compiled.policy) {
+            out.extend(netgrant_policy::lint::lint(m, grant, p));
         }
     }
     out
