@@ -4,8 +4,9 @@
 use crate::input;
 use crate::output::{print_stderr, print_stdout};
 use crate::{Exit, ShowFormat};
+use netgrant_policy::idn::host_display;
 use netgrant_policy::ir::{Entry, Policy, Status};
-use netgrant_policy::redact::{escape_markdown, escape_terminal};
+use netgrant_policy::redact::{escape_markdown, escape_markdown_code, escape_terminal};
 use serde_json::json;
 use std::path::Path;
 
@@ -54,7 +55,7 @@ fn ordered(p: &Policy) -> Vec<&Entry> {
     v.sort_by_key(|e| {
         (
             !e.flags.broad,
-            !(e.flags.loopback || e.flags.private),
+            !(e.flags.loopback || e.flags.private || host_display(&e.host).confusable.is_some()),
             e.status,
             e.capability,
             e.target.clone(),
@@ -109,6 +110,17 @@ fn risk_parts(p: &Policy) -> (String, Vec<String>) {
         parts.push(format!(
             "{ngb} broad target{} requested but not granted",
             s(ngb)
+        ));
+    }
+    let lookalike = p
+        .entries
+        .iter()
+        .filter(|e| host_display(&e.host).confusable.is_some())
+        .count();
+    if lookalike > 0 {
+        parts.push(format!(
+            "{lookalike} host{} flagged as a possible look-alike",
+            s(lookalike)
         ));
     }
     let ng = p.entries.len() - granted.len();
@@ -251,6 +263,19 @@ fn human(p: &Policy) -> String {
         if e.flags.broad {
             o.push_str(&format!("      BROAD: {}\n", broad_why(e)));
         }
+        let idn = host_display(&e.host);
+        if let Some(u) = &idn.unicode {
+            o.push_str(&format!(
+                "      host {} (Unicode form)\n",
+                escape_terminal(u)
+            ));
+        }
+        if let Some(why) = &idn.confusable {
+            o.push_str(&format!(
+                "      ⚠ possible look-alike host: {}\n",
+                escape_terminal(why)
+            ));
+        }
         if let Some(n) = &e.narrows {
             o.push_str(&format!(
                 "      narrows {}\n",
@@ -352,11 +377,22 @@ fn markdown(p: &Policy) -> String {
         } else {
             ""
         };
+        let idn = host_display(&e.host);
+        let mut idn_note = String::new();
+        if let Some(u) = &idn.unicode {
+            idn_note.push_str(&format!(" ({})", escape_markdown(u)));
+        }
+        if let Some(why) = &idn.confusable {
+            idn_note.push_str(&format!(
+                " ⚠️ possible look-alike: {}",
+                escape_markdown(why)
+            ));
+        }
         o.push_str(&format!(
-            "| {mark} | {} | {} | `{}` | {} | {} | {} |\n",
+            "| {mark} | {} | {} | `{}`{idn_note} | {} | {} | {} |\n",
             status_word(e),
             e.capability.as_str(),
-            escape_markdown(&truncate_target(&e.target, 80)).replace('`', "'"),
+            escape_markdown_code(&truncate_target(&e.target, 80)),
             escape_markdown(&methods(e)),
             escape_markdown(&flags(e)),
             e.reason.as_deref().map(escape_markdown).unwrap_or_default()
@@ -369,9 +405,9 @@ fn markdown(p: &Policy) -> String {
         o.push_str("\n**Ignored grant entries (no effect):**\n\n");
         for ig in &p.ignored {
             o.push_str(&format!(
-                "- {} {} — {}\n",
+                "- {} `{}` — {}\n",
                 ig.capability.as_str(),
-                escape_markdown(&ig.target),
+                escape_markdown_code(&ig.target),
                 escape_markdown(&ig.message)
             ));
         }
@@ -402,7 +438,24 @@ fn json_view(p: &Policy) -> serde_json::Value {
         },
         "entries": ordered(p),
         "ignored": p.ignored,
+        "idn": idn_json(p),
     })
+}
+
+/// Internationalized hosts: the Unicode form beside the A-label, and the
+/// look-alike flag, once per host.
+fn idn_json(p: &Policy) -> Vec<serde_json::Value> {
+    let mut hosts: Vec<&str> = p.entries.iter().map(|e| e.host.as_str()).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    hosts
+        .into_iter()
+        .filter_map(|h| {
+            let d = host_display(h);
+            (d.unicode.is_some() || d.confusable.is_some())
+                .then(|| json!({"host": h, "unicode": d.unicode, "confusable": d.confusable}))
+        })
+        .collect()
 }
 
 #[cfg(test)]

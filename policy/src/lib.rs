@@ -40,6 +40,7 @@ pub mod decision;
 pub mod diagnostics;
 pub mod document;
 pub mod headers;
+pub mod idn;
 pub mod ir;
 pub mod lint;
 pub mod path;

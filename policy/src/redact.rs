@@ -99,6 +99,23 @@ pub fn escape_markdown(s: &str) -> String {
     out
 }
 
+/// Escapes text for a Markdown code span inside a table cell (`` `…` ``):
+/// backslash escapes do not work in code spans, so backticks become `%60`
+/// (their URL encoding) and pipes are escaped as GFM tables require; control
+/// and bidi characters are escaped as for a terminal.
+pub fn escape_markdown_code(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in escape_terminal(s).chars() {
+        match c {
+            '`' => out.push_str("%60"),
+            '|' => out.push_str("\\|"),
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 fn escape_github(s: &str, property: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

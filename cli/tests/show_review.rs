@@ -1,0 +1,113 @@
+//! `show` for review: snapshots of human and markdown output for every
+//! example, internationalized and look-alike hosts, bounded output, and
+//! escaping of plugin-written text in markdown.
+
+mod common;
+use common::{examples, netgrant, run, temp_file};
+
+fn show(args: &[&str]) -> (i32, String, String) {
+    let mut c = netgrant();
+    c.arg("show").args(args);
+    run(&mut c)
+}
+
+#[test]
+fn examples_human_and_markdown_snapshots() {
+    for ex in examples() {
+        let m = format!("examples/{ex}/plugin.toml");
+        let g = format!("examples/{ex}/grant.toml");
+        for format in ["human", "markdown"] {
+            let (code, out, _) = show(&[&m, "--grant", &g, "--format", format]);
+            assert_eq!(code, 0, "{ex} {format}");
+            insta::assert_snapshot!(format!("show_{ex}_{format}"), out);
+        }
+    }
+}
+
+const IDN: &str = r#"[plugin]
+name = "idn-demo"
+version = "1.0.0"
+
+[[host_api.websocket]]
+url = "wss://pаypal.com/"
+reason = "Payments"
+
+[[host_api.request]]
+url = "https://bücher.example/api/"
+methods = ["GET"]
+reason = "Books"
+
+[[host_api.request]]
+url = "https://plain.example/a|b/"
+methods = ["GET"]
+reason = "Pipes `and` <!-- comments --> | in text"
+"#;
+
+#[test]
+fn idn_hosts_show_unicode_and_look_alikes_stand_out() {
+    let (_d, m) = temp_file("plugin.toml", IDN);
+    let m = m.to_str().unwrap();
+    let (code, human, _) = show(&[m]);
+    assert_eq!(code, 0);
+    assert!(
+        human.contains("host bücher.example (Unicode form)"),
+        "{human}"
+    );
+    assert!(human.contains("⚠ possible look-alike host: label `pаypal` mixes scripts"));
+    assert!(human.contains("1 host flagged as a possible look-alike"));
+    // The look-alike row comes before the ordinary ones.
+    let lookalike = human.find("wss://xn--pypal-4ve.com/").unwrap();
+    let plain = human.find("https://xn--bcher-kva.example/api/").unwrap();
+    assert!(lookalike < plain);
+    insta::assert_snapshot!("show_idn_human", human);
+
+    let (_, md, _) = show(&[m, "--format", "markdown"]);
+    insta::assert_snapshot!("show_idn_markdown", md);
+    // Every table row has exactly 8 unescaped pipes: plugin text cannot add cells.
+    for line in md
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| |"))
+    {
+        let unescaped = line
+            .char_indices()
+            .filter(|(i, c)| *c == '|' && (*i == 0 || &line[i - 1..*i] != "\\"))
+            .count();
+        assert_eq!(unescaped, 8, "{line}");
+    }
+    assert!(!md.contains("<!--"), "{md}");
+
+    let (_, json, _) = show(&[m, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let idn = v["idn"].as_array().unwrap();
+    assert_eq!(idn.len(), 2);
+    assert!(idn
+        .iter()
+        .any(|h| h["host"] == "xn--pypal-4ve.com" && h["confusable"].is_string()));
+    assert!(idn
+        .iter()
+        .any(|h| h["unicode"] == "bücher.example" && h["confusable"].is_null()));
+}
+
+#[test]
+fn long_lists_are_bounded_and_broad_rows_never_hidden() {
+    let mut text = String::from("[plugin]\nname = \"many\"\nversion = \"1.0.0\"\n");
+    for i in 0..400 {
+        text.push_str(&format!(
+            "[[host_api.request]]\nurl = \"https://h{i:03}.example.com/{}\"\nmethods = [\"GET\"]\n",
+            "seg/".repeat(30)
+        ));
+    }
+    text.push_str("[[host_api.websocket]]\nurl = \"wss://*:*/\"\nreason = \"anything\"\n");
+    let (_d, m) = temp_file("plugin.toml", &text);
+    let (code, out, _) = show(&[m.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("… and 201 more entries (none broad)"),
+        "{}",
+        &out[out.len() - 300..]
+    );
+    assert!(out.contains("!! not granted  websocket  wss://*:*/"));
+    // Long targets are cut in the path, never in the host.
+    assert!(out.contains("https://h000.example.com/seg/"));
+    assert!(out.lines().all(|l| l.chars().count() < 160));
+}
