@@ -174,3 +174,52 @@ url = "https://api.example.com/v1/"
         .iter()
         .any(|r| r["ruleId"] == "netgrant::lint::grant_narrows" && r["level"] == "note"));
 }
+
+/// The pre-commit hook in contrib/ checks the staged manifests (with their
+/// grants) and blocks a commit that fails `check`.
+#[test]
+fn pre_commit_hook_blocks_bad_staged_manifest() {
+    let hook = common::root().join("contrib/pre-commit");
+    let bin = assert_cmd::cargo::cargo_bin("netgrant");
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(repo.path())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    let hook_run = || {
+        std::process::Command::new("sh")
+            .arg(&hook)
+            .current_dir(repo.path())
+            .env("NETGRANT", &bin)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    git(&["init", "-q"]);
+    let dir = repo.path().join("plugins/demo dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("plugin.toml"), MANIFEST).unwrap();
+    git(&["add", "."]);
+    let out = hook_run();
+    assert!(out.status.success(), "{out:?}");
+    // A bad grant staged beside it fails the hook, naming the file by its
+    // repository path.
+    std::fs::write(dir.join("grant.toml"), "plugin = \"other\"\n").unwrap();
+    git(&["add", "."]);
+    let out = hook_run();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("plugins/demo dir/grant.toml"), "{err}");
+    assert!(err.contains("netgrant::grant::plugin_mismatch"), "{err}");
+    // Only the staged content counts: fixing the file without staging it
+    // still fails; staging the fix passes.
+    std::fs::write(dir.join("grant.toml"), "plugin = \"demo\"\n").unwrap();
+    assert_eq!(hook_run().status.code(), Some(1));
+    git(&["add", "."]);
+    assert!(hook_run().status.success());
+}
