@@ -249,7 +249,7 @@ fn entry_permission(
     let methods = match methods {
         None => None,
         Some(v) if v.len() == 1 && v[0] == "*" => Some(Methods::Any),
-        Some(v) => Some(Methods::Set(
+        Some(v) => Some(Methods::from_set(
             v.iter().map(|m| Method::parse(m)).collect::<Option<_>>()?,
         )),
     };

@@ -619,7 +619,7 @@ fn parse_methods(v: &[String]) -> Result<Methods, String> {
     if set.is_empty() {
         return Err("empty methods".into());
     }
-    Ok(Methods::Set(set))
+    Ok(Methods::from_set(set))
 }
 
 fn parse_set(

@@ -86,6 +86,16 @@ pub enum Methods {
 }
 
 impl Methods {
+    /// A method set in canonical form: all seven methods are `"*"` (they mean
+    /// the same, so they must compile the same).
+    pub fn from_set(set: BTreeSet<Method>) -> Methods {
+        if set.len() == Method::ALL.len() {
+            Methods::Any
+        } else {
+            Methods::Set(set)
+        }
+    }
+
     /// Whether `m` is allowed.
     pub fn allows(&self, m: Method) -> bool {
         match self {

@@ -237,6 +237,41 @@ methods = ["POST", "GET"]
         ),
     ),
     (
+        "all seven methods listed are \"*\"",
+        input(
+            r#"
+[plugin]
+name = "p"
+version = "1.0.0"
+[[host_api.request]]
+url = "https://a.example/"
+methods = ["OPTIONS", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+"#,
+            r#"
+plugin = "p"
+[[host_api.request]]
+url = "https://a.example/"
+methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+"#,
+        ),
+        input(
+            r#"
+[plugin]
+name = "p"
+version = "1.0.0"
+[[host_api.request]]
+url = "https://a.example/"
+methods = "*"
+"#,
+            r#"
+plugin = "p"
+[[host_api.request]]
+url = "https://a.example/"
+methods = ["*"]
+"#,
+        ),
+    ),
+    (
         "methods \"*\" as a string or a one-element list",
         input(
             r#"
