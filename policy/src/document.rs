@@ -1090,7 +1090,7 @@ impl Walker {
                 }
             }
         }
-        ok.then_some(out)
+        ok.then(|| crate::address::aggregate_networks(&out))
     }
 
     fn reason(&mut self, v: &Sv<'_>) -> Option<String> {

@@ -237,6 +237,41 @@ methods = ["POST", "GET"]
         ),
     ),
     (
+        "networks inside another or adjacent are aggregated",
+        input(
+            r#"
+[plugin]
+name = "p"
+version = "1.0.0"
+[[host_api.websocket]]
+url = "wss://db.corp.example/"
+networks = ["10.1.0.0/16", "10.1.2.3", "10.0.0.0/16", "192.168.1.0/25", "192.168.1.128/25"]
+"#,
+            r#"
+plugin = "p"
+[[host_api.websocket]]
+url = "wss://db.corp.example/"
+broad = true
+"#,
+        ),
+        input(
+            r#"
+[plugin]
+name = "p"
+version = "1.0.0"
+[[host_api.websocket]]
+url = "wss://db.corp.example/"
+networks = ["192.168.1.0/24", "10.0.0.0/15"]
+"#,
+            r#"
+plugin = "p"
+[[host_api.websocket]]
+url = "wss://db.corp.example/"
+broad = true
+"#,
+        ),
+    ),
+    (
         "all seven methods listed are \"*\"",
         input(
             r#"
