@@ -241,7 +241,9 @@ pub fn canonical_network(net: IpNet) -> IpNet {
 /// inside another dropped, adjacent blocks merged. Same addresses, one
 /// spelling, so semantically equal `networks` compile to the same IR (and a
 /// pair of /16s that together span a /15 is judged as the /15 it is).
-pub fn aggregate_networks(nets: &std::collections::BTreeSet<IpNet>) -> std::collections::BTreeSet<IpNet> {
+pub fn aggregate_networks(
+    nets: &std::collections::BTreeSet<IpNet>,
+) -> std::collections::BTreeSet<IpNet> {
     let v: Vec<IpNet> = nets.iter().map(|n| canonical_network(*n)).collect();
     IpNet::aggregate(&v).into_iter().collect()
 }

@@ -653,7 +653,9 @@ fn parse_subprotocols(v: &[String]) -> Result<BTreeSet<String>, String> {
 fn parse_networks(v: &[String]) -> Result<BTreeSet<IpNet>, String> {
     let set = parse_network_blocks(v)?;
     if crate::address::aggregate_networks(&set) != set {
-        return Err("networks are not aggregated (a block inside another, or adjacent blocks)".into());
+        return Err(
+            "networks are not aggregated (a block inside another, or adjacent blocks)".into(),
+        );
     }
     Ok(set)
 }

@@ -935,7 +935,11 @@ impl Walker {
         if !ok {
             return None;
         }
-        Some(if any { Methods::Any } else { Methods::from_set(set) })
+        Some(if any {
+            Methods::Any
+        } else {
+            Methods::from_set(set)
+        })
     }
 
     fn headers(&mut self, v: &Sv<'_>) -> Option<BTreeSet<String>> {

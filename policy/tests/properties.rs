@@ -5,7 +5,14 @@
 //! * the indexed [`Authorizer`] agrees with a deliberately simple reference
 //!   matcher (a linear scan with plain string checks) written here;
 //! * [`Target::contains`] is reflexive, transitive, and sound with respect to
-//!   URL matching.
+//!   URL matching;
+//! * containment of whole permissions (methods, headers, networks included)
+//!   is a partial order: reflexive, transitive, antisymmetric up to canonical
+//!   equality;
+//! * a grant never widens: whatever compile(manifest, grant) allows,
+//!   compile(manifest, approve-all) allows too, with and without DNS answers;
+//! * redaction never leaks userinfo, query values or fragments, in redacted
+//!   URLs or in decision messages.
 //!
 //! Case counts are tuned so the whole file runs in well under a minute in a
 //! debug build; raise `PROPTEST_CASES` locally for a deeper run.
@@ -1437,5 +1444,178 @@ proptest! {
         let req = if websocket { Request::websocket(&url) } else { Request::http("GET", &url) };
         let d = authz.authorize(&req, None);
         prop_assert_eq!(&d.url, &netgrant_policy::redact::redact_url(&url), "{} -> {}", url, d.code);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Hardening: containment is a partial order on whole permissions, a grant
+//    never widens, redaction never leaks
+// ---------------------------------------------------------------------------
+
+const P_NETWORKS: &[&str] = &[
+    "10.0.0.0/8",
+    "10.1.0.0/16",
+    "10.1.2.0/24",
+    "10.2.0.0/16",
+    "192.168.0.0/16",
+    "127.0.0.0/8",
+    "fd00::/8",
+];
+const P_HEADERS: &[&str] = &["x-a", "x-b", "x-c"];
+
+/// A whole permission (request capability, so methods take part), parsed
+/// from a manifest so every field is in canonical form.
+fn p_permission() -> impl Strategy<Value = netgrant_policy::permission::Permission> {
+    (
+        select(vec!["http", "https"]),
+        select(K_HOSTS),
+        select(K_PORTS),
+        select(K_PATHS),
+        prop_oneof![
+            1 => Just(vec!["*"]),
+            4 => subsequence(vec!["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], 1..=7),
+        ],
+        subsequence(P_HEADERS.to_vec(), 0..=3),
+        subsequence(P_NETWORKS.to_vec(), 0..=3),
+    )
+        .prop_map(|(s, h, p, path, methods, headers, networks)| {
+            let list = |v: &[&str]| toml_list(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+            let text = format!(
+                "[plugin]\nname = \"p\"\nversion = \"1.0.0\"\n[[host_api.request]]\nurl = \"{s}://{h}{p}{path}\"\nmethods = {}\nheaders = {}\nnetworks = {}\n",
+                list(&methods),
+                list(&headers),
+                list(&networks)
+            );
+            let m = Manifest::parse("plugin.toml", &text)
+                .value
+                .unwrap_or_else(|| panic!("generated manifest must parse:\n{text}"));
+            m.requested[0].permission.clone()
+        })
+}
+
+proptest! {
+    #![proptest_config(cases(3000))]
+
+    #[test]
+    fn permission_containment_is_reflexive(a in p_permission()) {
+        prop_assert!(a.contains(&a));
+    }
+
+    #[test]
+    fn permission_containment_is_transitive(a in p_permission(), b in p_permission(), c in p_permission()) {
+        if a.contains(&b) && b.contains(&c) {
+            prop_assert!(a.contains(&c), "{:?}\n⊇ {:?}\n⊇ {:?}", a, b, c);
+        }
+    }
+
+    /// Antisymmetric up to canonical equality: two permissions that contain
+    /// each other are the same value (so they compile to the same IR entry).
+    #[test]
+    fn permission_containment_is_antisymmetric(a in p_permission(), b in p_permission()) {
+        if a.contains(&b) && b.contains(&a) {
+            prop_assert_eq!(&a, &b);
+        }
+    }
+}
+
+/// The grant that approves everything requested, as `approve --allow-broad`
+/// would write it.
+fn approve_all(p: &RPolicy) -> String {
+    let all = RPolicy {
+        requested: p.requested.clone(),
+        granted: p.requested.clone(),
+    };
+    all.texts().1
+}
+
+proptest! {
+    #![proptest_config(cases(1000))]
+
+    /// Every URL a grant allows, the approve-everything grant allows too: a
+    /// grant can narrow what the manifest asks for, never widen it.
+    #[test]
+    fn a_grant_never_widens((policy, urls) in r_policy().prop_flat_map(r_urls)) {
+        let (m, g) = policy.texts();
+        let narrow = compile_texts(&m, &g).map_err(TestCaseError::fail)?;
+        let all = compile_texts(&m, &approve_all(&policy)).map_err(TestCaseError::fail)?;
+        let (narrow, all) = (Authorizer::new(&narrow), Authorizer::new(&all));
+        let ips: Vec<IpAddr> = ip_pool().into_iter().map(|(ip, _)| ip).collect();
+        for (i, u) in urls.iter().enumerate() {
+            let text = u.text();
+            let req = Request {
+                capability: u.capability(),
+                url: &text,
+                method: (u.capability() == Capability::Request).then_some(u.method),
+                headers: &[],
+                subprotocols: &[],
+            };
+            // Also with DNS answers, so the address checks take part.
+            let answers = [ips[i % ips.len()]];
+            for ans in [None, Some(&answers[..])] {
+                if narrow.authorize(&req, ans).is_allowed() {
+                    prop_assert!(
+                        all.authorize(&req, ans).is_allowed(),
+                        "{} allowed by the grant but not by approve-all\n{}\n{}", text, m, g
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A URL with a credential in its userinfo and secret query values, each a
+/// unique marker that must never appear in a redacted URL or a decision.
+fn leaky_url() -> impl Strategy<Value = (String, Vec<String>)> {
+    (
+        select(vec!["http", "https", "ws", "wss"]),
+        0u32..1_000_000,
+        select(vec!["", "user", "u%40x"]),
+        select(vec!["example.com", "10.0.0.1", "[::1]", "bücher.example"]),
+        prop::collection::vec(select(vec!["k", "a.b", "", "%3D", "token"]), 1..4),
+        select(vec!["", "/p", "/a;b=SEKRETPATH", "/%2e%2e/"]),
+        prop::bool::ANY,
+    )
+        .prop_map(|(scheme, n, user, host, keys, path, frag)| {
+            let pass = format!("PASS{n}X");
+            let mut secrets = vec![pass.clone()];
+            let mut q = Vec::new();
+            for (i, k) in keys.iter().enumerate() {
+                let v = format!("QV{n}Y{i}");
+                secrets.push(v.clone());
+                q.push(format!("{k}={v}"));
+            }
+            let mut url = format!("{scheme}://{user}:{pass}@{host}{path}?{}", q.join("&"));
+            if frag {
+                let f = format!("FRAG{n}Z");
+                secrets.push(f.clone());
+                url.push('#');
+                url.push_str(&f);
+            }
+            (url, secrets)
+        })
+}
+
+proptest! {
+    #![proptest_config(cases(2000))]
+
+    #[test]
+    fn redaction_never_leaks_credentials_or_query_values((url, secrets) in leaky_url()) {
+        let r = netgrant_policy::redact::redact_url(&url);
+        for s in &secrets {
+            prop_assert!(!r.contains(s.as_str()), "{} leaked in {}", s, r);
+        }
+        // Decisions (allow or deny, message included) carry only redacted text.
+        let m = "[plugin]\nname = \"any\"\nversion = \"1.0.0\"\n\
+                 [[host_api.request]]\nurl = \"https://*:*/\"\nmethods = \"*\"\n\
+                 [[host_api.websocket]]\nurl = \"wss://*:*/\"\n";
+        let policy = compile_texts(m, "plugin = \"any\"\n").map_err(TestCaseError::fail)?;
+        let authz = Authorizer::new(&policy);
+        for req in [Request::websocket(&url), Request::http("GET", &url)] {
+            let d = authz.authorize(&req, None);
+            for s in &secrets {
+                prop_assert!(!d.url.contains(s.as_str()) && !d.message.contains(s.as_str()),
+                    "{} leaked in {:?}", s, d);
+            }
+        }
     }
 }
