@@ -8,6 +8,8 @@ use std::path::Path;
 pub struct Loaded {
     /// The manifest, if it parsed.
     pub manifest: Option<Manifest>,
+    /// The grant, if one was given and it parsed.
+    pub grant: Option<Grant>,
     /// The policy, unless a fatal error was found.
     pub policy: Option<Policy>,
     /// All diagnostics, manifest first, then grant, then compile.
@@ -104,6 +106,7 @@ pub fn load_manifest_and_grant(manifest: &Path, grant: Option<&Path>) -> Loaded 
     }
     Loaded {
         manifest: m,
+        grant: g.flatten(),
         policy,
         diagnostics,
     }
@@ -137,6 +140,7 @@ pub fn load_ir(path: &Path) -> Loaded {
     };
     Loaded {
         manifest: None,
+        grant: None,
         policy,
         diagnostics,
     }
