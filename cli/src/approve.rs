@@ -277,19 +277,21 @@ pub fn run_with<R: BufRead, W: Write>(
     // Classify existing entries by compiling once with `broad = true` on every
     // entry: then only "not requested" drops an entry, and every effective
     // entry shows the request it narrows.
+    // Fatal problems across the two files (duplicate targets, a grant for
+    // another plugin) stop here. Entry-level ones are what approve fixes.
+    let base = compile(&manifest, existing.as_ref().map(|(g, _)| g));
+    if fatal(&base.diagnostics) {
+        print_stderr(&input::render_human(&base.diagnostics));
+        return Exit::Invalid;
+    }
     let mut states: HashMap<(Capability, String), Existing> = HashMap::new();
     if let Some((g, _)) = &existing {
-        let plain = compile(&manifest, Some(g));
-        if fatal(&plain.diagnostics) {
-            print_stderr(&input::render_human(&plain.diagnostics));
-            return Exit::Invalid;
-        }
         let mut all_broad = g.clone();
         for e in &mut all_broad.entries {
             e.broad = true;
         }
         let Some(policy) = compile(&manifest, Some(&all_broad)).policy else {
-            print_stderr(&input::render_human(&plain.diagnostics));
+            print_stderr(&input::render_human(&base.diagnostics));
             return Exit::Invalid;
         };
         let req_index: HashMap<(Capability, String), usize> = manifest
@@ -437,10 +439,7 @@ pub fn run_with<R: BufRead, W: Write>(
         } else if c.flags.broad {
             refused.push(c);
         } else {
-            approved.push((
-                c,
-                format!("{risk} (approved without asking: --yes or not a terminal)"),
-            ));
+            approved.push((c, format!("{risk} (not asked: --yes or no terminal)")));
         }
     }
     if !refused.is_empty() {
@@ -519,7 +518,12 @@ pub fn run_with<R: BufRead, W: Write>(
             Subject::New(i) => {
                 report.line("+", c.capability, &c.target, note);
                 let r = &manifest.requested[*i];
-                push_entry(&mut doc, &r.permission, c.flags.broad, next_position);
+                if !push_entry(&mut doc, &r.permission, c.flags.broad, next_position) {
+                    return usage(&format!(
+                        "cannot add a `{}` entry to this grant: `host_api` is not a table of arrays",
+                        c.capability.table()
+                    ));
+                }
                 next_position += 1;
             }
         }
@@ -543,12 +547,24 @@ pub fn run_with<R: BufRead, W: Write>(
         .unwrap_or_else(|| "grant.toml".into());
     let reparsed = Grant::parse(&out_name, &text);
     let recompiled = reparsed.value.as_ref().map(|g| compile(&manifest, Some(g)));
+    // Every approved target must now be granted.
+    let all_granted = |p: &netgrant_policy::Policy| {
+        approved.iter().all(|(c, _)| {
+            let id = c.id();
+            match c.subject {
+                Subject::New(_) => !p
+                    .entries
+                    .iter()
+                    .any(|e| e.id == id && e.status == Status::NotGranted),
+                Subject::MarkBroad(..) => p.granted().any(|e| e.id == id),
+            }
+        })
+    };
     let ok = match &recompiled {
         Some(c) => {
-            c.policy
-                .as_ref()
-                .is_some_and(|p| p.approved_digest.as_deref() == Some(&requested_digest))
-                && !fatal(&c.diagnostics)
+            c.policy.as_ref().is_some_and(|p| {
+                p.approved_digest.as_deref() == Some(&requested_digest) && all_granted(p)
+            }) && !fatal(&c.diagnostics)
         }
         None => false,
     };
@@ -719,6 +735,9 @@ fn with_entry(
                 .find(|t| entry_target(*t as &dyn TableLike).as_deref() == Some(target))
             {
                 f(t);
+                // Inline tables hold no comments; normalize the spacing an
+                // edit leaves behind.
+                t.fmt();
             }
         }
         _ => {}
@@ -755,7 +774,10 @@ fn strings<T: ToString>(it: impl IntoIterator<Item = T>) -> Array {
 
 /// Appends an entry approving `p` exactly: canonical url and every field
 /// explicit, so a later manifest change cannot widen it.
-fn push_entry(doc: &mut DocumentMut, p: &Permission, broad: bool, position: isize) {
+///
+/// Returns false when the grant's layout has no place for it (a `host_api`
+/// that is not a table, say); the caller then writes nothing.
+fn push_entry(doc: &mut DocumentMut, p: &Permission, broad: bool, position: isize) -> bool {
     let fields: Vec<(&str, Item)> = {
         let mut v = vec![("url", value(p.target.to_string()))];
         if let Some(m) = &p.methods {
@@ -776,12 +798,24 @@ fn push_entry(doc: &mut DocumentMut, p: &Permission, broad: bool, position: isiz
         t.set_implicit(true);
         Item::Table(t)
     });
-    let Some(host_api) = host_api.as_table_like_mut() else {
-        return;
+    // An inline (`host_api = { … }`) or dotted (`host_api.request = […]`)
+    // host_api takes inline arrays; a `[host_api]` table or none takes
+    // `[[host_api.…]]` tables.
+    let inline = match &*host_api {
+        Item::Value(_) => true,
+        Item::Table(t) => t.is_dotted(),
+        _ => false,
     };
-    let list = host_api
-        .entry(p.capability.as_str())
-        .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
+    let Some(host_api) = host_api.as_table_like_mut() else {
+        return false;
+    };
+    let list = host_api.entry(p.capability.as_str()).or_insert_with(|| {
+        if inline {
+            Item::Value(toml_edit::Value::Array(Array::new()))
+        } else {
+            Item::ArrayOfTables(ArrayOfTables::new())
+        }
+    });
     match list {
         Item::ArrayOfTables(a) => {
             let mut t = Table::new();
@@ -791,6 +825,7 @@ fn push_entry(doc: &mut DocumentMut, p: &Permission, broad: bool, position: isiz
             t.decor_mut().set_prefix("\n");
             t.set_position(Some(position));
             a.push(t);
+            true
         }
         Item::Value(toml_edit::Value::Array(a)) => {
             let mut t = InlineTable::new();
@@ -799,9 +834,11 @@ fn push_entry(doc: &mut DocumentMut, p: &Permission, broad: bool, position: isiz
                     t.insert(k, v);
                 }
             }
+            t.fmt();
             a.push(t);
+            true
         }
-        _ => {}
+        _ => false,
     }
 }
 

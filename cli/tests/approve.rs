@@ -361,6 +361,32 @@ fn broad_needs_allow_broad_when_it_cannot_ask() {
     assert!(err.contains("request:https://*.github.io/"), "{err}");
 }
 
+/// Grants written with inline arrays or an inline `host_api` are edited in
+/// their own style, and the result checks cleanly.
+#[test]
+fn inline_layouts_are_edited_in_place() {
+    let m = root().join("examples/discord-bridge/plugin.toml");
+    for grant in [
+        "plugin = \"discord-bridge\"\nhost_api.request = [{ url = \"https://discord.com/api/v10/\", methods = [\"GET\"] }, { url = \"https://gone.example/\", methods = [\"GET\"] }]\n",
+        "plugin = \"discord-bridge\"\nhost_api = { websocket = [{ url = \"wss://gateway.discord.gg/\" }] }\n",
+        "plugin = \"discord-bridge\"\n[host_api]\nwebsocket = [{ url = \"wss://gateway.discord.gg/\", broad = true }]\n",
+    ] {
+        let (_d, g) = temp_file("grant.toml", grant);
+        let (code, out, err) = approve(&m, &["--grant", g.to_str().unwrap(), "--yes"]);
+        assert_eq!(code, 0, "{grant}: {err}");
+        assert!(!out.contains("gone.example"), "{out}");
+        assert!(!out.contains("broad"), "unneeded broad removed: {out}");
+        let (_d2, written) = temp_file("grant.toml", &out);
+        let (code, _, err) = run(netgrant().arg("check").arg(&m).arg("--grant").arg(&written));
+        assert_eq!(code, 0, "{out}: {err}");
+        assert!(err.contains("(0 errors, 0 warnings)"), "{out}: {err}");
+        // Every request is granted.
+        let (_, v, _) = run(netgrant().arg("show").arg(&m).arg("--grant").arg(&written).args(["--format", "json"]));
+        let v: Value = serde_json::from_str(&v).unwrap();
+        assert_eq!(v["counts"]["not_granted"], 0, "{out}");
+    }
+}
+
 #[test]
 fn only_selects_by_containing_pattern() {
     let m = root().join("examples/discord-bridge/plugin.toml");
@@ -422,6 +448,18 @@ fn approve_refuses_bad_inputs_and_clobbering() {
     let (code, out, _) = approve(&bad, &[]);
     assert_eq!(code, 2);
     assert!(out.is_empty());
+    // Duplicate targets are fatal when compiled, even with no grant yet.
+    let (_d, dup) = temp_file(
+        "plugin.toml",
+        "[plugin]\nname = \"d\"\nversion = \"1.0.0\"\n[[host_api.websocket]]\nurl = \"wss://a.example/\"\n[[host_api.websocket]]\nurl = \"WSS://A.example:443/\"\n",
+    );
+    let (code, out, err) = approve(&dup, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("netgrant::manifest::duplicate_target"),
+        "{err}"
+    );
 }
 
 /// Approve, change the manifest, and `check` / `show` name what the change affects.
