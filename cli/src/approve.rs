@@ -129,8 +129,12 @@ impl Candidate {
     }
 
     fn question(&self) -> String {
+        let what = match self.subject {
+            Subject::New(_) => "",
+            Subject::MarkBroad(..) => "the existing grant entry ",
+        };
         let mut q = format!(
-            "approve {} {} ({})?",
+            "approve {what}{} {} ({})?",
             self.capability,
             escape_terminal(&self.target),
             self.risk().unwrap_or_default()
@@ -160,8 +164,12 @@ enum Existing {
     Keep { parent: usize },
     /// Effective and not broad, but says `broad = true`: kept, `broad` removed.
     DropBroad { parent: usize },
-    /// Broad without `broad = true`: needs a decision.
-    NeedsBroad { parent: usize },
+    /// Broad without `broad = true`: needs a decision about its effective
+    /// permission.
+    NeedsBroad {
+        parent: usize,
+        effective: Permission,
+    },
     /// No request contains it: removed.
     Stale,
 }
@@ -244,6 +252,12 @@ pub fn run_with<R: BufRead, W: Write>(
         // parse_bytes succeeded, so the bytes are UTF-8.
         existing = Some((g, String::from_utf8_lossy(&bytes).into_owned()));
     }
+    // Refuse a clobbering -o before asking anything.
+    if let Some(out) = &args.output {
+        if let Err(msg) = may_write(out, args.grant.as_deref()) {
+            return usage(&msg);
+        }
+    }
     // --only patterns.
     let mut only = Vec::new();
     for raw in &args.only {
@@ -274,9 +288,6 @@ pub fn run_with<R: BufRead, W: Write>(
     let selected =
         |r: &Requested| only.is_empty() || only.iter().any(|t| t.contains(&r.permission.target));
 
-    // Classify existing entries by compiling once with `broad = true` on every
-    // entry: then only "not requested" drops an entry, and every effective
-    // entry shows the request it narrows.
     // Fatal problems across the two files (duplicate targets, a grant for
     // another plugin) stop here. Entry-level ones are what approve fixes.
     let base = compile(&manifest, existing.as_ref().map(|(g, _)| g));
@@ -284,6 +295,9 @@ pub fn run_with<R: BufRead, W: Write>(
         print_stderr(&input::render_human(&base.diagnostics));
         return Exit::Invalid;
     }
+    // Classify existing entries by compiling once with `broad = true` on every
+    // entry: then only "not requested" drops an entry, and every effective
+    // entry shows the request it narrows.
     let mut states: HashMap<(Capability, String), Existing> = HashMap::new();
     if let Some((g, _)) = &existing {
         let mut all_broad = g.clone();
@@ -322,7 +336,10 @@ pub fn run_with<R: BufRead, W: Write>(
                 .unwrap_or(false);
             let state = match (e.flags.broad, written) {
                 (true, true) | (false, false) => Existing::Keep { parent },
-                (true, false) => Existing::NeedsBroad { parent },
+                (true, false) => match netgrant_policy::entry_permission(e) {
+                    Ok(effective) => Existing::NeedsBroad { parent, effective },
+                    Err(_) => continue,
+                },
                 (false, true) => Existing::DropBroad { parent },
             };
             states.insert((e.capability, e.target.clone()), state);
@@ -343,7 +360,7 @@ pub fn run_with<R: BufRead, W: Write>(
             Existing::Keep { parent } | Existing::DropBroad { parent } => {
                 covered.insert(*parent);
             }
-            Existing::NeedsBroad { parent } => {
+            Existing::NeedsBroad { parent, .. } => {
                 pending.insert(*parent);
             }
             Existing::Stale => {}
@@ -385,7 +402,7 @@ pub fn run_with<R: BufRead, W: Write>(
     if let Some((g, _)) = &existing {
         for e in &g.entries {
             let k = (e.capability, e.target.to_string());
-            if let Some(Existing::NeedsBroad { parent }) = states.get(&k) {
+            if let Some(Existing::NeedsBroad { parent, effective }) = states.get(&k) {
                 let r = &manifest.requested[*parent];
                 if !selected(r) {
                     left_unapproved.push(k.clone());
@@ -397,18 +414,13 @@ pub fn run_with<R: BufRead, W: Write>(
                     );
                     continue;
                 }
-                // Judge the entry itself: its effective permission is broad.
-                let mut eff = r.permission.clone();
-                eff.target = e.target.clone();
+                // Judged on the entry itself, its effective permission (SPEC §3).
                 candidates.push(Candidate {
                     subject: Subject::MarkBroad(e.capability, k.1.clone()),
                     capability: e.capability,
                     target: k.1,
-                    flags: Flags {
-                        broad: true,
-                        ..eff.flags()
-                    },
-                    why: broad_why(&eff),
+                    flags: effective.flags(),
+                    why: broad_why(effective),
                     reason: r.reason.clone(),
                 });
             }
@@ -458,9 +470,9 @@ pub fn run_with<R: BufRead, W: Write>(
     }
 
     // Edit (or start) the document.
-    let (mut doc, is_new) = match &existing {
+    let mut doc = match &existing {
         Some((_, text)) => match text.parse::<DocumentMut>() {
-            Ok(d) => (d, false),
+            Ok(d) => d,
             Err(e) => {
                 print_stderr(&format!(
                     "error: cannot edit the grant: {}\n",
@@ -469,7 +481,7 @@ pub fn run_with<R: BufRead, W: Write>(
                 return Exit::Invalid;
             }
         },
-        None => (new_document(&manifest.name), true),
+        None => new_document(&manifest.name),
     };
     let requested_digest =
         netgrant_policy::compile::requested_digest(&manifest.name, &manifest.requested);
@@ -603,37 +615,30 @@ pub fn run_with<R: BufRead, W: Write>(
         ));
     }
     s.push_str(&format!("  approved_digest {requested_digest}\n"));
-    let exit = match &args.output {
+    match &args.output {
         None => {
             print_stderr(&s);
             print_stdout(&text)
         }
-        Some(out) => {
-            if let Err(msg) = may_write(out, args.grant.as_deref()) {
-                return usage(&msg);
+        Some(out) => match write_atomic(out, &text) {
+            Ok(()) => {
+                s.push_str(&format!(
+                    "wrote {}\n",
+                    escape_terminal(&out.display().to_string())
+                ));
+                print_stderr(&s);
+                Exit::Ok
             }
-            match write_atomic(out, &text) {
-                Ok(()) => {
-                    s.push_str(&format!(
-                        "wrote {}{}\n",
-                        escape_terminal(&out.display().to_string()),
-                        if is_new { "" } else { " (updated)" }
-                    ));
-                    print_stderr(&s);
-                    Exit::Ok
-                }
-                Err(e) => {
-                    print_stderr(&format!(
-                        "error: cannot write {}: {}\n",
-                        escape_terminal(&out.display().to_string()),
-                        e.to_string().to_lowercase()
-                    ));
-                    Exit::Invalid
-                }
+            Err(e) => {
+                print_stderr(&format!(
+                    "error: cannot write {}: {}\n",
+                    escape_terminal(&out.display().to_string()),
+                    e.to_string().to_lowercase()
+                ));
+                Exit::Invalid
             }
-        }
-    };
-    exit
+        },
+    }
 }
 
 fn usage(msg: &str) -> Exit {
@@ -965,6 +970,33 @@ mod tests {
         let grant = std::fs::read_to_string(&out2).unwrap();
         assert!(!grant.contains("localhost:9000"), "declined: {grant}");
         assert!(grant.contains("127.0.0.1"), "{grant}");
+
+        // An existing broad entry without `broad = true` is asked about as
+        // itself; the consciously approved `https://*/` is not asked again.
+        let out5 = dir.path().join("existing.toml");
+        let mut a = args(&example("broad-scraper"), &out5);
+        a.grant = Some(example("broad-scraper").with_file_name("grant.toml"));
+        let mut answers = std::io::Cursor::new(&b"n\ny\n"[..]);
+        let mut shown = Vec::new();
+        assert_eq!(run_with(&a, true, &mut answers, &mut shown), Exit::Ok);
+        let shown = String::from_utf8(shown).unwrap();
+        assert_eq!(shown.matches("[y/N/q]").count(), 2, "{shown}");
+        assert!(shown.contains("approve websocket wss://*:*/"), "{shown}");
+        assert!(
+            shown.contains("approve the existing grant entry request https://*.github.io/ (broad: every name under public suffix github.io)?"),
+            "{shown}"
+        );
+        let grant = std::fs::read_to_string(&out5).unwrap();
+        assert!(!grant.contains("wss://"), "declined: {grant}");
+        assert_eq!(
+            grant.lines().filter(|l| *l == "broad = true").count(),
+            2,
+            "{grant}"
+        );
+        assert!(
+            grant.contains("# Left without `broad = true` on purpose"),
+            "{grant}"
+        );
 
         // End of input is "no"; quit writes nothing and trips the gate.
         let out3 = dir.path().join("quit.toml");
