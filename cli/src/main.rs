@@ -1,10 +1,12 @@
 //! `netgrant`: validate, compile, review and enforce plugin network permissions.
 
+mod approve;
 mod authorize;
 mod check;
 mod compile;
 mod connect;
 mod input;
+mod list;
 mod output;
 mod show;
 
@@ -89,6 +91,8 @@ pub enum SchemaArg {
     Grant,
     /// the compiled IR
     Ir,
+    /// the output of `list --format json`
+    ListOutput,
 }
 
 #[derive(Subcommand)]
@@ -144,6 +148,21 @@ enum Command {
     },
     /// Decide one URL: exit 0 allow, 1 deny.
     Authorize(authorize::AuthorizeArgs),
+    /// One row per plugin across a workspace: counts, broad/loopback/private, pinned-grant drift; broad first.
+    List {
+        /// Directories to search for plugin.toml (bounded walk), or manifest files.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Take grants from DIR/<plugin-name>.toml or DIR/<plugin-name>/grant.toml
+        /// instead of grant.toml beside each manifest.
+        #[arg(long, value_name = "DIR")]
+        grants: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = list::ListFormat::Human)]
+        format: list::ListFormat,
+    },
+    /// Write a grant approving what a manifest requests (asks before broad, loopback and private targets).
+    Approve(approve::ApproveArgs),
     /// Open a WebSocket through the runtime: stdin lines go out as text, incoming messages print one per line.
     Connect(connect::ConnectArgs),
 }
@@ -186,11 +205,20 @@ fn main() -> ExitCode {
                 SchemaArg::Manifest => SchemaKind::Manifest,
                 SchemaArg::Grant => SchemaKind::Grant,
                 SchemaArg::Ir => SchemaKind::Ir,
+                SchemaArg::ListOutput => {
+                    return ExitCode::from(output::print_stdout(&list::schema_json()) as u8)
+                }
             };
             output::print_stdout(&schema_json(k))
         }
         Command::Authorize(args) => authorize::run(&args),
         Command::Connect(args) => connect::run(&args),
+        Command::Approve(args) => approve::run(&args),
+        Command::List {
+            inputs,
+            grants,
+            format,
+        } => list::run(&inputs, grants.as_deref(), format),
     };
     ExitCode::from(exit as u8)
 }

@@ -4,6 +4,7 @@
 use crate::input;
 use crate::output::{print_stderr, print_stdout};
 use crate::{Exit, ShowFormat};
+use netgrant_policy::drift::Drift;
 use netgrant_policy::idn::host_display;
 use netgrant_policy::ir::{Entry, Policy, Status};
 use netgrant_policy::redact::{escape_markdown, escape_markdown_code, escape_terminal};
@@ -36,14 +37,18 @@ pub fn run(input_path: &Path, grant: Option<&Path>, format: ShowFormat) -> Exit 
     let Some(policy) = loaded.policy else {
         return Exit::Invalid;
     };
+    // Pinned-grant drift, with the affected entries named (exact about unset
+    // grant fields only when the grant itself is at hand, not from an IR).
+    let drift = netgrant_policy::drift::drift(&policy, loaded.grant.as_ref());
     let out = match format {
-        ShowFormat::Human => human(&policy),
+        ShowFormat::Human => human(&policy, drift.as_ref()),
         ShowFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&json_view(&policy)).expect("json");
+            let mut s =
+                serde_json::to_string_pretty(&json_view(&policy, drift.as_ref())).expect("json");
             s.push('\n');
             s
         }
-        ShowFormat::Markdown => markdown(&policy),
+        ShowFormat::Markdown => markdown(&policy, drift.as_ref()),
     };
     print_stdout(&out)
 }
@@ -200,7 +205,7 @@ fn status_word(e: &Entry) -> &'static str {
     }
 }
 
-fn human(p: &Policy) -> String {
+fn human(p: &Policy, drift: Option<&Drift>) -> String {
     let mut o = String::new();
     o.push_str(&format!(
         "plugin {} {}\n",
@@ -211,10 +216,17 @@ fn human(p: &Policy) -> String {
     o.push_str(&format!("  digest            {}\n", p.digest));
     match &p.approved_digest {
         None => o.push_str("  approved_digest   (none: grant not pinned to a manifest)\n"),
-        Some(a) if *a == p.requested_digest => o.push_str("  approved_digest   matches requested_digest\n"),
-        Some(a) => o.push_str(&format!(
-            "  approved_digest   {a}\n  ⚠ the manifest changed since the grant was approved; entries apply only as far as the new requests contain them\n"
-        )),
+        Some(a) if *a == p.requested_digest => {
+            o.push_str("  approved_digest   matches requested_digest\n")
+        }
+        Some(a) => {
+            o.push_str(&format!(
+                "  approved_digest   {a}\n  ⚠ the manifest changed since the grant was approved; entries apply only as far as the new requests contain them\n"
+            ));
+            for line in drift_lines(drift) {
+                o.push_str(&format!("      {}\n", escape_terminal(&line)));
+            }
+        }
     }
     let (head, parts) = risk_parts(p);
     o.push_str(&format!("risk: {head}\n"));
@@ -349,7 +361,7 @@ fn list_or_none(v: &[String]) -> String {
     }
 }
 
-fn markdown(p: &Policy) -> String {
+fn markdown(p: &Policy, drift: Option<&Drift>) -> String {
     let mut o = String::new();
     o.push_str(&format!(
         "### netgrant: `{}` {}\n\n",
@@ -361,7 +373,15 @@ fn markdown(p: &Policy) -> String {
         escape_markdown(&risk_summary(p))
     ));
     if p.digest_drift() {
-        o.push_str("> ⚠️ The manifest changed since the grant was approved.\n\n");
+        o.push_str("> ⚠️ The manifest changed since the grant was approved.\n");
+        let lines = drift_lines(drift);
+        if !lines.is_empty() {
+            o.push_str(">\n");
+        }
+        for line in lines {
+            o.push_str(&format!("> - {}\n", escape_markdown(&line)));
+        }
+        o.push('\n');
     }
     o.push_str("| | status | capability | target | methods | flags | reason |\n|---|---|---|---|---|---|---|\n");
     let mut shown = 0usize;
@@ -419,7 +439,7 @@ fn markdown(p: &Policy) -> String {
     o
 }
 
-fn json_view(p: &Policy) -> serde_json::Value {
+fn json_view(p: &Policy, drift: Option<&Drift>) -> serde_json::Value {
     let granted: Vec<&Entry> = p.granted().collect();
     json!({
         "plugin": p.plugin,
@@ -427,6 +447,7 @@ fn json_view(p: &Policy) -> serde_json::Value {
         "approved_digest": p.approved_digest,
         "digest": p.digest,
         "digest_drift": p.digest_drift(),
+        "drift": drift,
         "risk": risk_summary(p),
         "counts": {
             "granted": granted.len(),
@@ -456,6 +477,20 @@ fn idn_json(p: &Policy) -> Vec<serde_json::Value> {
                 .then(|| json!({"host": h, "unicode": d.unicode, "confusable": d.confusable}))
         })
         .collect()
+}
+
+/// The entries a pinned grant's drift affects, one line each.
+fn drift_lines(drift: Option<&Drift>) -> Vec<String> {
+    let Some(d) = drift else {
+        return Vec::new();
+    };
+    let mut v = d.lines();
+    if d.follows_manifest.is_none() {
+        v.push("(an IR does not record which grant fields were unset; show the manifest with --grant to list entries that follow it)".into());
+    } else if v.is_empty() {
+        v.push("no entry of this grant is affected".into());
+    }
+    v
 }
 
 #[cfg(test)]

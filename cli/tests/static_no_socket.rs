@@ -90,6 +90,22 @@ fn static_invocations() -> Vec<Vec<String>> {
     for k in ["manifest", "grant", "ir"] {
         v.push(s(&["schema", k]));
     }
+    // approve and list (approve writes into a temp dir).
+    for ex in examples() {
+        let m = format!("examples/{ex}/plugin.toml");
+        let g = format!("examples/{ex}/grant.toml");
+        let out = dir
+            .join(format!("{ex}-grant.toml"))
+            .to_string_lossy()
+            .into_owned();
+        v.push(s(&["approve", &m, "--grant", &g, "--yes", "--allow-broad"]));
+        v.push(s(&["approve", &m, "--yes", "--allow-broad", "-o", &out]));
+    }
+    v.push(s(&["list", "examples"]));
+    v.push(s(&["list", "examples", "--format", "json"]));
+    v.push(s(&[
+        "list", "examples", "--grants", "examples", "--format", "markdown",
+    ]));
     v
 }
 

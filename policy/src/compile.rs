@@ -64,19 +64,8 @@ pub fn compile(manifest: &Manifest, grant: Option<&Grant>) -> Compiled {
     let (policy, mut more) = build(plugin, &manifest.requested, entries, approved);
     diags.append(&mut more);
     if let (Some(p), Some(g)) = (&policy, grant) {
-        if p.digest_drift() {
-            let mut d = Diagnostic::new(
-                Code::DigestDrift,
-                "the manifest's requested set changed since this grant was approved".to_string(),
-            )
-            .with_help(format!(
-                "review the change (`netgrant show`), then update `approved_digest = \"{}\"`; entries still apply only as far as the new requests contain them",
-                p.requested_digest
-            ));
-            if let Some(s) = &g.approved_digest_span {
-                d = d.with_label(s.clone(), "approved a different requested set");
-            }
-            diags.push((Side::Grant, d));
+        if let Some(drift) = crate::drift::drift(p, Some(g)) {
+            diags.push((Side::Grant, drift_diagnostic(p, g, &drift)));
         }
     }
     let fatal = diags
@@ -100,6 +89,81 @@ pub fn compile(manifest: &Manifest, grant: Option<&Grant>) -> Compiled {
         policy: if fatal { None } else { policy },
         diagnostics: out,
     }
+}
+
+/// At most this many entries are named per kind in the drift help line.
+const DRIFT_NAMES: usize = 5;
+
+/// The `grant::digest_drift` warning: the primary label on `approved_digest`,
+/// a label on every grant entry the change affects, and a help line naming
+/// every affected entry (labels alone would not reach JSON-less formats such
+/// as GitHub annotations).
+fn drift_diagnostic(p: &Policy, g: &Grant, drift: &crate::drift::Drift) -> Diagnostic {
+    let mut d = Diagnostic::new(
+        Code::DigestDrift,
+        "the manifest's requested set changed since this grant was approved".to_string(),
+    );
+    if let Some(s) = &g.approved_digest_span {
+        d = d.with_label(s.clone(), "approved a different requested set");
+    }
+    let span_of = |id: &str| {
+        g.entries
+            .iter()
+            .find(|e| format!("{}:{}", e.capability, e.target) == id)
+            .and_then(|e| url_span(&e.origin))
+    };
+    for id in &drift.ignored {
+        if let Some(s) = span_of(id) {
+            d = d.with_label(s, "no longer applies");
+        }
+    }
+    for f in drift.follows_manifest.iter().flatten() {
+        if let Some(s) = span_of(&f.id) {
+            d = d.with_label(s, format!("follows the manifest: {}", f.describe()));
+        }
+    }
+    let names = |ids: Vec<String>| {
+        let n = ids.len();
+        let mut v: Vec<String> = ids.into_iter().take(DRIFT_NAMES).collect();
+        if n > DRIFT_NAMES {
+            v.push(format!("and {} more", n - DRIFT_NAMES));
+        }
+        v.join(", ")
+    };
+    let mut affected = Vec::new();
+    if !drift.not_granted.is_empty() {
+        affected.push(format!(
+            "not granted (new, changed or never approved): {}",
+            names(drift.not_granted.iter().map(|i| quote(i)).collect())
+        ));
+    }
+    if !drift.ignored.is_empty() {
+        affected.push(format!(
+            "grant entries that no longer apply: {}",
+            names(drift.ignored.iter().map(|i| quote(i)).collect())
+        ));
+    }
+    let follows: Vec<String> = drift
+        .follows_manifest
+        .iter()
+        .flatten()
+        .map(|f| format!("{} ({})", quote(&f.id), f.describe()))
+        .collect();
+    if !follows.is_empty() {
+        affected.push(format!(
+            "entries that take unset fields from the manifest and may have widened: {}",
+            names(follows)
+        ));
+    }
+    let affected = if affected.is_empty() {
+        "no entry of this grant is affected".to_string()
+    } else {
+        format!("affected — {}", affected.join("; "))
+    };
+    d.with_help(format!(
+        "{affected}. review the change (`netgrant show`), then re-approve (`netgrant approve --grant`) or set `approved_digest = \"{}\"`; entries still apply only as far as the new requests contain them",
+        p.requested_digest
+    ))
 }
 
 fn key(cap: Capability, t: &Target) -> (Capability, String) {

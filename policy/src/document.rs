@@ -670,6 +670,7 @@ impl Walker {
             ("protocols" | "protocol", Capability::Websocket, _) => Some("did you mean `subprotocols`?".into()),
             ("description" | "why" | "note", _, FileKind::Manifest) => Some("did you mean `reason`?".into()),
             ("target" | "uri" | "host" | "endpoint", _, _) => Some("did you mean `url`?".into()),
+            ("approved_digest" | "plugin", _, FileKind::Grant) => Some(format!("`{k}` is a top-level key: in TOML a key after a `[[…]]` header belongs to that table, so move it above the first `[[host_api.…]]` table")),
             _ => None,
         });
         let before = self

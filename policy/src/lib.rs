@@ -39,6 +39,7 @@ pub mod compile;
 pub mod decision;
 pub mod diagnostics;
 pub mod document;
+pub mod drift;
 pub mod headers;
 pub mod idn;
 pub mod ir;
