@@ -297,7 +297,7 @@ impl Walk {
             if !self.limit_hit {
                 self.limit_hit = true;
                 self.problem(
-                    "netgrant::list::limit",
+                    netgrant_policy::Code::ListLimit.as_str(),
                     format!("more than {MAX_PLUGINS} plugins; the rest are not listed"),
                     &p,
                 );
@@ -320,7 +320,7 @@ impl Walk {
                         if !self.limit_hit {
                             self.limit_hit = true;
                             self.problem(
-                                "netgrant::list::limit",
+                                netgrant_policy::Code::ListLimit.as_str(),
                                 format!("more than {MAX_ENTRIES} directory entries; the walk stopped here"),
                                 d,
                             );
@@ -436,7 +436,7 @@ fn row(manifest: &Path, grants: Option<&Path>) -> Row {
         Err(msg) => {
             r.name = name;
             r.errors.push(Problem {
-                code: "netgrant::list::ambiguous_grant".into(),
+                code: netgrant_policy::Code::ListAmbiguousGrant.as_str().into(),
                 message: escape_terminal(&msg),
                 path: Some(r.manifest.clone()),
             });

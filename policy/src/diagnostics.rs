@@ -161,6 +161,10 @@ codes! {
     IrVersion = "netgrant::ir::version", Error, "the IR format version is not supported";
     /// An IR whose recorded values disagree with recomputation.
     IrTampered = "netgrant::ir::tampered", Error, "the IR disagrees with its own recomputation (hand-edited?)";
+    /// `netgrant list` stopped its bounded walk (too many plugins or directory entries).
+    ListLimit = "netgrant::list::limit", Error, "netgrant list stopped at its walk limit (plugins or directory entries)";
+    /// `netgrant list --grants` found two grants for one plugin.
+    ListAmbiguousGrant = "netgrant::list::ambiguous_grant", Error, "two grant files match one plugin under --grants";
     /// A requested target contained in another requested target (lint).
     RedundantTarget = "netgrant::lint::redundant_target", Warning, "a requested target is contained in another requested target";
     /// Two overlapping requested targets give different reasons (lint).

@@ -27,15 +27,23 @@ const DOCS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/diagnostics.md"
 
 /// Codes no fixture in this crate can produce, and why. Keep this list short:
 /// a code belongs here only if no `netgrant-policy` function emits it.
-const ELSEWHERE: &[(Code, &str)] = &[(
-    Code::IoRead,
-    // Reading files is the CLI's job: `netgrant_policy` takes text or bytes,
-    // and the function that emits this code, `read` in cli/src/input.rs, lives
-    // in the binary-only `netgrant` crate, which this crate cannot depend on.
-    // The CLI's integration tests drive it with a nonexistent path;
-    // `io_read_is_emitted_by_the_cli` below checks the code is still there.
-    "cli/src/input.rs",
-)];
+const ELSEWHERE: &[(Code, &str)] = &[
+    (
+        Code::IoRead,
+        // Reading files is the CLI's job: `netgrant_policy` takes text or bytes,
+        // and the function that emits this code, `read` in cli/src/input.rs, lives
+        // in the binary-only `netgrant` crate, which this crate cannot depend on.
+        // The CLI's integration tests drive it with a nonexistent path;
+        // `io_read_is_emitted_by_the_cli` below checks the code is still there.
+        "cli/src/input.rs",
+    ),
+    (
+        // The `list` walk and grant pairing live in the CLI (file system).
+        Code::ListLimit,
+        "cli/src/list.rs",
+    ),
+    (Code::ListAmbiguousGrant, "cli/src/list.rs"),
+];
 
 /// Diagnostics about a file as a whole, where no span makes sense (the file
 /// is too big or not text), or about an IR file, which `load_policy` reports
