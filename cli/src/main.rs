@@ -4,6 +4,7 @@ mod authorize;
 mod check;
 mod compile;
 mod connect;
+mod diff;
 mod input;
 mod output;
 mod show;
@@ -89,6 +90,8 @@ pub enum SchemaArg {
     Grant,
     /// the compiled IR
     Ir,
+    /// the output of `netgrant diff --format json`
+    Diff,
 }
 
 #[derive(Subcommand)]
@@ -139,6 +142,8 @@ enum Command {
     Authorize(authorize::AuthorizeArgs),
     /// Open a WebSocket through the runtime: stdin lines go out as text, incoming messages print one per line.
     Connect(connect::ConnectArgs),
+    /// Permission change between two manifests or IRs: added, removed, widened, narrowed, newly broad; exit 1 when --fail-on trips.
+    Diff(diff::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -162,15 +167,17 @@ fn main() -> ExitCode {
         } => show::run(&input, grant.as_deref(), format),
         Command::Schema { kind } => {
             use netgrant_policy::schema::{schema_json, SchemaKind};
-            let k = match kind {
-                SchemaArg::Manifest => SchemaKind::Manifest,
-                SchemaArg::Grant => SchemaKind::Grant,
-                SchemaArg::Ir => SchemaKind::Ir,
+            let text = match kind {
+                SchemaArg::Manifest => schema_json(SchemaKind::Manifest),
+                SchemaArg::Grant => schema_json(SchemaKind::Grant),
+                SchemaArg::Ir => schema_json(SchemaKind::Ir),
+                SchemaArg::Diff => diff::schema_json(),
             };
-            output::print_stdout(&schema_json(k))
+            output::print_stdout(&text)
         }
         Command::Authorize(args) => authorize::run(&args),
         Command::Connect(args) => connect::run(&args),
+        Command::Diff(args) => diff::run(&args),
     };
     ExitCode::from(exit as u8)
 }

@@ -58,6 +58,16 @@ fn static_invocations() -> Vec<Vec<String>> {
         v.push(s(&["show", &m, "--grant", &g]));
         v.push(s(&["show", &ir, "--format", "json"]));
         v.push(s(&["show", &m, "--grant", &g, "--format", "markdown"]));
+        v.push(s(&["diff", &m, &ir, "--fail-on", "any"]));
+        v.push(s(&[
+            "diff",
+            "examples/discord-bridge/plugin.toml",
+            &m,
+            "--grant",
+            &g,
+            "--format",
+            "markdown",
+        ]));
         for (cap, url) in [
             ("websocket", "wss://gateway.discord.gg/"),
             ("request", "https://example.com/a"),
@@ -87,9 +97,18 @@ fn static_invocations() -> Vec<Vec<String>> {
             ]));
         }
     }
-    for k in ["manifest", "grant", "ir"] {
+    for k in ["manifest", "grant", "ir", "diff"] {
         v.push(s(&["schema", k]));
     }
+    v.push(s(&[
+        "diff",
+        "examples/discord-bridge/plugin.toml",
+        "examples/discord-bridge/update/plugin.toml",
+        "--grant",
+        "examples/discord-bridge/grant.toml",
+        "--format",
+        "json",
+    ]));
     v
 }
 
