@@ -581,13 +581,14 @@ impl View<'_> {
 
     fn human(&self) -> String {
         let mut o = String::new();
+        // The summary is the first line, so `| head -1` in CI says it all.
+        o.push_str(&format!("{}\n", self.summary()));
         o.push_str(&format!("plugin {}\n", self.heading(escape_terminal)));
         if self.renamed {
             o.push_str(
                 "  ⚠ plugin renamed: a grant for the old name does not apply to the new one\n",
             );
         }
-        o.push_str(&format!("{}\n", self.summary()));
         let (shown, hidden) = self.listed();
         let mut group = None;
         for c in shown {
@@ -728,8 +729,12 @@ impl View<'_> {
 
     /// `reason: "old" → "new"` for a reason change, else the listed entry's reason.
     fn reason_line(&self, c: &Change) -> Option<String> {
-        if c.classes.contains(&Class::ReasonChanged) {
-            let (i, j) = (c.old[0], c.new[0]);
+        if let (true, [i], [j]) = (
+            c.classes.contains(&Class::ReasonChanged),
+            c.old.as_slice(),
+            c.new.as_slice(),
+        ) {
+            let (i, j) = (*i, *j);
             let q = |r: &Option<String>| match r {
                 Some(r) => format!("\"{r}\""),
                 None => "(none)".to_string(),

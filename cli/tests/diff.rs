@@ -117,7 +117,7 @@ fn human_and_markdown_snapshots() {
     assert!(err.is_empty(), "{err}");
     assert!(
         out.starts_with(
-            "plugin discord-bridge 0.3.1 → 0.4.0\n4 changes: 1 newly broad, 3 widened\n"
+            "4 changes: 1 newly broad, 3 widened\nplugin discord-bridge 0.3.1 → 0.4.0\n"
         ),
         "{out}"
     );
@@ -612,4 +612,29 @@ fn plugin_text_is_escaped_everywhere() {
         );
     }
     assert!(!md.contains("**bold**"), "{md}");
+}
+
+/// docs/cli.md shows real output: keep it in step with the renderer.
+#[test]
+fn docs_show_real_output() {
+    let doc = std::fs::read_to_string(root().join("docs/cli.md")).unwrap();
+    let (_, human, _) = diff(&[
+        BRIDGE_M,
+        UPDATE_M,
+        "--grant",
+        BRIDGE_G,
+        "--fail-on",
+        "widened",
+    ]);
+    let (_, md, _) = diff(&[
+        BRIDGE_M, UPDATE_M, "--grant", BRIDGE_G, "--format", "markdown",
+    ]);
+    assert!(
+        doc.contains(&human),
+        "docs/cli.md `diff` human example is stale:\n{human}"
+    );
+    assert!(
+        doc.contains(&md),
+        "docs/cli.md `diff` markdown example is stale:\n{md}"
+    );
 }

@@ -276,9 +276,13 @@ pub struct Change {
 }
 
 impl Change {
-    /// The most severe class: the group the change is shown in.
+    /// The most severe class: the group the change is shown in (the kind's
+    /// class if `classes` was left empty by hand).
     pub fn severity(&self) -> Class {
-        self.classes[0]
+        self.classes
+            .first()
+            .copied()
+            .unwrap_or_else(|| kind_class(self.kind))
     }
 
     /// Whether any class is a privilege increase ([`Class::is_increase`]).
@@ -572,6 +576,17 @@ fn and_not(a: Flags, b: Flags) -> Flags {
     }
 }
 
+fn kind_class(kind: Kind) -> Class {
+    match kind {
+        Kind::Added => Class::Added,
+        Kind::Removed => Class::Removed,
+        Kind::Widened => Class::Widened,
+        Kind::Narrowed => Class::Narrowed,
+        Kind::Changed => Class::Changed,
+        Kind::ReasonChanged => Class::ReasonChanged,
+    }
+}
+
 fn make_change(
     old: &[Item],
     new: &[Item],
@@ -594,14 +609,7 @@ fn make_change(
     if flags_on.private {
         classes.push(Class::NewlyPrivate);
     }
-    classes.push(match kind {
-        Kind::Added => Class::Added,
-        Kind::Removed => Class::Removed,
-        Kind::Widened => Class::Widened,
-        Kind::Narrowed => Class::Narrowed,
-        Kind::Changed => Class::Changed,
-        Kind::ReasonChanged => Class::ReasonChanged,
-    });
+    classes.push(kind_class(kind));
     if reason_changed {
         classes.push(Class::ReasonChanged);
     }
