@@ -5,6 +5,7 @@ mod authorize;
 mod check;
 mod compile;
 mod connect;
+mod diff;
 mod input;
 mod list;
 mod output;
@@ -93,6 +94,8 @@ pub enum SchemaArg {
     Ir,
     /// the output of `list --format json`
     ListOutput,
+    /// the output of `diff --format json`
+    DiffOutput,
 }
 
 #[derive(Subcommand)]
@@ -165,6 +168,8 @@ enum Command {
     Approve(approve::ApproveArgs),
     /// Open a WebSocket through the runtime: stdin lines go out as text, incoming messages print one per line.
     Connect(connect::ConnectArgs),
+    /// Permission change between two manifests or IRs: added, removed, widened, narrowed, newly broad; exit 1 when --fail-on trips.
+    Diff(diff::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -201,15 +206,14 @@ fn main() -> ExitCode {
         } => show::run(&input, grant.as_deref(), format),
         Command::Schema { kind } => {
             use netgrant_policy::schema::{schema_json, SchemaKind};
-            let k = match kind {
-                SchemaArg::Manifest => SchemaKind::Manifest,
-                SchemaArg::Grant => SchemaKind::Grant,
-                SchemaArg::Ir => SchemaKind::Ir,
-                SchemaArg::ListOutput => {
-                    return ExitCode::from(output::print_stdout(&list::schema_json()) as u8)
-                }
+            let text = match kind {
+                SchemaArg::Manifest => schema_json(SchemaKind::Manifest),
+                SchemaArg::Grant => schema_json(SchemaKind::Grant),
+                SchemaArg::Ir => schema_json(SchemaKind::Ir),
+                SchemaArg::ListOutput => list::schema_json(),
+                SchemaArg::DiffOutput => diff::schema_json(),
             };
-            output::print_stdout(&schema_json(k))
+            output::print_stdout(&text)
         }
         Command::Authorize(args) => authorize::run(&args),
         Command::Connect(args) => connect::run(&args),
@@ -219,6 +223,7 @@ fn main() -> ExitCode {
             grants,
             format,
         } => list::run(&inputs, grants.as_deref(), format),
+        Command::Diff(args) => diff::run(&args),
     };
     ExitCode::from(exit as u8)
 }

@@ -161,7 +161,7 @@ fn s(n: usize) -> &'static str {
 
 /// Truncates a canonical target in the middle of its path, never inside
 /// scheme, host or port.
-fn truncate_target(t: &str, max: usize) -> String {
+pub(crate) fn truncate_target(t: &str, max: usize) -> String {
     if t.chars().count() <= max {
         return t.to_string();
     }

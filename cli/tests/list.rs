@@ -55,12 +55,23 @@ fn json_matches_committed_schema() {
     assert_eq!(code, 0);
     assert_eq!(v["ok"], true);
     let rows = v["plugins"].as_array().unwrap();
-    assert_eq!(rows.len(), examples().len());
+    // Every example, plus the discord-bridge update (a manifest with no
+    // grant yet, as a reviewer meets it).
+    assert_eq!(rows.len(), examples().len() + 1);
+    assert!(
+        rows.iter().any(|r| r["name"] == "discord-bridge"
+            && r["version"] == "0.4.0"
+            && r["pin"] == "no_grant"),
+        "{rows:?}"
+    );
     assert_eq!(rows[0]["name"], "broad-scraper");
     assert_eq!(rows[0]["broad"]["granted"], 1);
     assert_eq!(rows[0]["broad"]["requested"], 3);
     assert_eq!(rows[0]["ignored"], 1);
-    let bridge = rows.iter().find(|r| r["name"] == "discord-bridge").unwrap();
+    let bridge = rows
+        .iter()
+        .find(|r| r["name"] == "discord-bridge" && r["version"] == "0.3.1")
+        .unwrap();
     assert_eq!(bridge["request"]["requested"], 2);
     assert_eq!(bridge["request"]["granted"], 1);
     assert_eq!(bridge["request"]["not_granted"], 1);

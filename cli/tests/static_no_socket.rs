@@ -58,6 +58,16 @@ fn static_invocations() -> Vec<Vec<String>> {
         v.push(s(&["show", &m, "--grant", &g]));
         v.push(s(&["show", &ir, "--format", "json"]));
         v.push(s(&["show", &m, "--grant", &g, "--format", "markdown"]));
+        v.push(s(&["diff", &m, &ir, "--fail-on", "any"]));
+        v.push(s(&[
+            "diff",
+            "examples/discord-bridge/plugin.toml",
+            &m,
+            "--grant",
+            &g,
+            "--format",
+            "markdown",
+        ]));
         for (cap, url) in [
             ("websocket", "wss://gateway.discord.gg/"),
             ("request", "https://example.com/a"),
@@ -87,7 +97,7 @@ fn static_invocations() -> Vec<Vec<String>> {
             ]));
         }
     }
-    for k in ["manifest", "grant", "ir"] {
+    for k in ["manifest", "grant", "ir", "list-output", "diff-output"] {
         v.push(s(&["schema", k]));
     }
     // approve and list (approve writes into a temp dir).
@@ -105,6 +115,15 @@ fn static_invocations() -> Vec<Vec<String>> {
     v.push(s(&["list", "examples", "--format", "json"]));
     v.push(s(&[
         "list", "examples", "--grants", "examples", "--format", "markdown",
+    ]));
+    v.push(s(&[
+        "diff",
+        "examples/discord-bridge/plugin.toml",
+        "examples/discord-bridge/update/plugin.toml",
+        "--grant",
+        "examples/discord-bridge/grant.toml",
+        "--format",
+        "json",
     ]));
     v
 }

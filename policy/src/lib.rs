@@ -38,6 +38,7 @@ pub mod capability;
 pub mod compile;
 pub mod decision;
 pub mod diagnostics;
+pub mod diff;
 pub mod document;
 pub mod drift;
 pub mod headers;
