@@ -871,6 +871,7 @@ async fn run_row(row: Fault) {
     let mut table = StaticResolver::new();
     let mut raw = None;
     let mut listener = None;
+    let mut reserved = None;
 
     let (url, target) = match row.peer {
         Peer::Raw { tls, script } => {
@@ -893,9 +894,12 @@ async fn run_row(row: Fault) {
             (t.clone(), ws_entry(&t, ""))
         }
         Peer::Refused => {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let p = l.local_addr().unwrap().port();
-            drop(l);
+            // Bound but not listening: connections are refused, and the port
+            // cannot be reused by a row running alongside.
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let p = sock.local_addr().unwrap().port();
+            reserved = Some(sock);
             let t = format!("ws://localhost:{p}/");
             (t.clone(), ws_entry(&t, ""))
         }
@@ -1130,6 +1134,7 @@ async fn run_row(row: Fault) {
     h.close(nid).await.unwrap();
     h.shutdown().await;
     assert_eq!((h.open_connections(), h.active_tasks()), (0, 0), "{name}");
+    drop(reserved);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;
 use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::Message;
 
 /// The message bound of every host in this test: sizes go up to it.
 const BOUND: usize = 64 * 1024;
@@ -62,17 +61,12 @@ async fn echo() -> Echo {
                     return;
                 };
                 while let Some(Ok(m)) = ws.next().await {
-                    match m {
-                        Message::Text(_) | Message::Binary(_) => {
-                            if ws.send(m).await.is_err() {
-                                break;
-                            }
-                        }
-                        Message::Close(_) => {
-                            c.fetch_add(1, Ordering::SeqCst);
-                            return;
-                        }
-                        _ => {}
+                    if m.is_close() {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                    if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+                        break;
                     }
                 }
                 o.fetch_add(1, Ordering::SeqCst);
@@ -127,6 +121,8 @@ fn status_kib(key: &str) -> Option<u64> {
 
 /// Raises the soft open-file limit to the hard limit if `need` exceeds it;
 /// fails clearly if even the hard limit is too low.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every platform
 fn ensure_fds(need: u64) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -151,6 +147,9 @@ fn ensure_fds(need: u64) {
         lim.rlim_max
     );
 }
+
+#[cfg(not(unix))]
+fn ensure_fds(_need: u64) {}
 
 /// Sends all of connection `c`'s messages while receiving and checking the
 /// echoes; returns the payload bytes echoed.
