@@ -583,6 +583,8 @@ fn prune_tombstones(conns: &mut HashMap<u64, Conn>) {
     }
 }
 
+const NO_CLOSE_FRAME: &str = "the peer closed the TCP connection without a close frame";
+
 fn close_code_for(e: &WsError) -> (u16, &'static str, &'static str) {
     match e {
         WsError::Capacity(_) => (1009, "message_too_large", "message_too_large"),
@@ -612,9 +614,20 @@ async fn run(
     let opened = Instant::now();
     let mut last_activity = Instant::now();
     let need = cfg.max_message_bytes.min(cfg.inbox_bytes);
-    tracker.reset();
+    // Since when the inbox has been too full to read the socket.
+    let mut blocked_since: Option<Instant> = None;
     loop {
         let room = shared.free(cfg.inbox_bytes) >= need;
+        match (room, blocked_since) {
+            (false, None) => blocked_since = Some(Instant::now()),
+            // While the host did not read, the peer could not complete its
+            // message: that time does not count against its read deadline.
+            (true, Some(t)) => {
+                tracker.shift(t.elapsed());
+                blocked_since = None;
+            }
+            _ => {}
+        }
         let idle_at = last_activity + cfg.idle_timeout;
         let life_at = cfg.max_lifetime.map(|l| opened + l);
         let read_at = tracker.started().map(|s| s + cfg.message_read_deadline);
@@ -691,7 +704,6 @@ async fn run(
             msg = stream.next(), if room => {
                 match msg {
                     Some(Ok(m)) => {
-                        tracker.reset();
                         last_activity = Instant::now();
                         let (incoming, len) = match m {
                             Message::Text(t) => {
@@ -704,11 +716,17 @@ async fn run(
                                 (Incoming::Binary(b.to_vec()), n)
                             }
                             Message::Close(frame) => {
-                                let (code, reason) = frame
-                                    .map(|f| (u16::from(f.code), f.reason.as_str().to_string()))
-                                    .unwrap_or((1005, String::new()));
-                                // Peer text: escaped and bounded in finish(); never logged.
-                                shared.finish(code, &reason, None);
+                                match (frame, tracker.peer_close_code()) {
+                                    // tungstenite answers a code that is not valid on the
+                                    // wire with 1002 (never echoes it); say so.
+                                    (_, Some(wire)) if !CloseCode::from(wire).is_allowed() => {
+                                        shared.finish(1002, "protocol_error", Some(("protocol_error", format!("the peer closed with code {wire}, which is not valid on the wire; answered 1002"))));
+                                    }
+                                    // Peer text: escaped and bounded in finish(); never logged.
+                                    (Some(f), _) => shared.finish(u16::from(f.code), f.reason.as_str(), None),
+                                    // No code: 1005 is how RFC 6455 reports that locally.
+                                    (None, _) => shared.finish(1005, "", None),
+                                }
                                 let _ = tokio::time::timeout(cfg.shutdown_grace, sink.flush()).await;
                                 return;
                             }
@@ -731,11 +749,15 @@ async fn run(
                             let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
                             let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(Some(frame)))).await;
                         }
-                        shared.finish(code, reason, Some((err, e.to_string())));
+                        let why = match e {
+                            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => NO_CLOSE_FRAME.to_string(),
+                            e => e.to_string(),
+                        };
+                        shared.finish(code, reason, Some((err, why)));
                         return;
                     }
                     None => {
-                        shared.finish(1006, "connection_lost", Some(("io_error", "the peer closed the TCP connection without a close frame".into())));
+                        shared.finish(1006, "connection_lost", Some(("io_error", NO_CLOSE_FRAME.into())));
                         return;
                     }
                 }

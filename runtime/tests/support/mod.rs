@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -291,6 +291,8 @@ pub const TEXT: u8 = 0x1;
 pub const BINARY: u8 = 0x2;
 pub const CONT: u8 = 0x0;
 pub const CLOSE: u8 = 0x8;
+pub const PING: u8 = 0x9;
+pub const PONG: u8 = 0xA;
 
 /// The header of an unmasked (server) frame with a payload of `len` bytes.
 pub fn frame_header(fin: bool, opcode: u8, len: usize) -> Vec<u8> {
@@ -323,7 +325,7 @@ pub fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
 
 /// Reads one (masked) client frame: `(fin, opcode, unmasked payload)`; `None`
 /// at EOF or on an error.
-pub async fn read_client_frame(tcp: &mut TcpStream) -> Option<(bool, u8, Vec<u8>)> {
+pub async fn read_client_frame<R: AsyncRead + Unpin>(tcp: &mut R) -> Option<(bool, u8, Vec<u8>)> {
     let mut h = [0u8; 2];
     tcp.read_exact(&mut h).await.ok()?;
     let fin = h[0] & 0x80 != 0;
@@ -358,7 +360,7 @@ pub async fn read_client_frame(tcp: &mut TcpStream) -> Option<(bool, u8, Vec<u8>
 
 /// Reads client frames until a close frame; returns its code (`None` for an
 /// empty close payload), or `None` at EOF.
-pub async fn read_close_code(tcp: &mut TcpStream) -> Option<Option<u16>> {
+pub async fn read_close_code<R: AsyncRead + Unpin>(tcp: &mut R) -> Option<Option<u16>> {
     loop {
         let (_, op, p) = read_client_frame(tcp).await?;
         if op == CLOSE {
