@@ -39,6 +39,7 @@ pub mod compile;
 pub mod decision;
 pub mod diagnostics;
 pub mod document;
+pub mod explain;
 pub mod headers;
 pub mod ir;
 pub mod path;
