@@ -4,6 +4,7 @@ mod authorize;
 mod check;
 mod compile;
 mod connect;
+mod explain;
 mod input;
 mod output;
 mod show;
@@ -137,6 +138,8 @@ enum Command {
     },
     /// Decide one URL: exit 0 allow, 1 deny.
     Authorize(authorize::AuthorizeArgs),
+    /// Decide one URL and say why: the matched rule, or the nearest misses and the grant or manifest line that would allow it.
+    Explain(authorize::AuthorizeArgs),
     /// Open a WebSocket through the runtime: stdin lines go out as text, incoming messages print one per line.
     Connect(connect::ConnectArgs),
 }
@@ -170,6 +173,7 @@ fn main() -> ExitCode {
             output::print_stdout(&schema_json(k))
         }
         Command::Authorize(args) => authorize::run(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::Connect(args) => connect::run(&args),
     };
     ExitCode::from(exit as u8)

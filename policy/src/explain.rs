@@ -92,6 +92,9 @@ pub struct Matched {
     pub reason: Option<String>,
     /// The requested target this grant narrows, if it narrows one.
     pub narrows: Option<String>,
+    /// What the grant narrowed: `target`, `methods`, `headers`,
+    /// `subprotocols`, `networks`.
+    pub narrowed: Vec<String>,
     /// Granted methods (request entries).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<String>>,
@@ -392,6 +395,14 @@ fn candidates(policy: &Policy) -> Vec<Cand> {
         });
     }
     out.extend(extra);
+    // Every request, to give ignored grant entries their parent's defaults.
+    let requests: Vec<Permission> = out
+        .iter()
+        .filter_map(|c| match c.status {
+            MissStatus::Granted => c.requested.clone(),
+            _ => c.permission(),
+        })
+        .collect();
     for ig in &policy.ignored {
         let Ok(target) = Target::parse(&ig.target) else {
             continue;
@@ -403,7 +414,7 @@ fn candidates(policy: &Policy) -> Vec<Cand> {
                 None => continue,
             },
         };
-        out.push(Cand {
+        let mut c = Cand {
             status: MissStatus::Ignored,
             capability: ig.capability,
             target,
@@ -415,7 +426,20 @@ fn candidates(policy: &Policy) -> Vec<Cand> {
             requested: None,
             reason: None,
             ignored: Some((ig.code, ig.message.clone())),
-        });
+        };
+        // Unset fields follow the containing request, as compile would fill
+        // them (an entry no request contains keeps them unknown).
+        if let Some(parent) = requests
+            .iter()
+            .filter(|r| r.capability == c.capability && r.target.contains(&c.target))
+            .min_by(|a, b| a.target.specificity_cmp(&b.target))
+        {
+            c.methods = c.methods.or_else(|| parent.methods.clone());
+            c.headers = c.headers.or_else(|| Some(parent.headers.clone()));
+            c.subprotocols = c.subprotocols.or_else(|| Some(parent.subprotocols.clone()));
+            c.networks = c.networks.or_else(|| Some(parent.networks.clone()));
+        }
+        out.push(c);
     }
     out
 }
@@ -603,7 +627,11 @@ fn compare(c: &Cand, f: &Facts<'_>) -> (HostRelation, Vec<Difference>) {
             )
         }
     }
-    if !c.target.port.matches(f.port) {
+    // `http` vs `https` on their default ports differ in the scheme only.
+    let defaults = c.target.scheme != f.scheme
+        && c.target.port == PortPattern::Exact(c.target.scheme.default_port())
+        && f.port == f.scheme.default_port();
+    if !c.target.port.matches(f.port) && !defaults {
         push(
             Part::Port,
             format!(
@@ -1316,6 +1344,17 @@ impl<'a> Explainer<'a> {
             target: e.target.clone(),
             reason: e.reason.clone(),
             narrows: e.narrows.as_ref().map(|n| n.target.clone()),
+            narrowed: [
+                ("target", own.target != req.target),
+                ("methods", own.methods != req.methods),
+                ("headers", own.headers != req.headers),
+                ("subprotocols", own.subprotocols != req.subprotocols),
+                ("networks", own.networks != req.networks),
+            ]
+            .iter()
+            .filter(|(_, differs)| *differs)
+            .map(|(name, _)| name.to_string())
+            .collect(),
             methods: e.methods.clone(),
             granted_at: self.lines.grant(e.capability, &own.target),
             requested_at: self.lines.manifest(e.capability, &req.target),
@@ -1408,11 +1447,14 @@ impl<'a> Explainer<'a> {
                             answers,
                         );
                         no(format!(
-                            "a {s} URL is never allowed through {}; the plugin must use {} (there it would be: {} {}; run explain with --capability {other})",
+                            "a {s} URL is never allowed through {}; the plugin must use {} ({}; run explain with --capability {other})",
                             req.capability.table(),
                             other.table(),
-                            if alt.is_allowed() { "allow" } else { "deny" },
-                            alt.code,
+                            if alt.is_allowed() {
+                                "there this URL is allowed".to_string()
+                            } else {
+                                format!("there it is denied too: {}", alt.code)
+                            },
                         ))
                     }
                     _ => no(format!(
@@ -1782,10 +1824,11 @@ impl<'a> Explainer<'a> {
                 approves: None,
             }];
             steps.extend(self.grant_steps_for(&m, f, base));
+            let then = then_grant(&steps);
             out.push(Proposal {
                 kind: FixKind::Manifest,
                 summary: format!(
-                    "the grant entry for {}{} is ignored because the manifest does not request it; the plugin author must request it",
+                    "the grant entry for {}{} is ignored because the manifest does not request it; the plugin author must request it{then}",
                     tick(&c.target),
                     self.at_grant(cap, &c.target)
                 ),
@@ -1833,10 +1876,11 @@ impl<'a> Explainer<'a> {
                 approves: None,
             }];
             steps.extend(self.grant_steps_for(&m, f, base));
+            let then = then_grant(&steps);
             out.push(Proposal {
                 kind: FixKind::Manifest,
                 summary: format!(
-                    "the manifest's {}{} covers this URL but not its {}; the plugin author must widen it, then the grant must approve it{}",
+                    "the manifest's {}{} covers this URL but not its {}; the plugin author must widen it{then}{}",
                     tick(&r.target),
                     self.at_manifest(cap, &r.target),
                     what.join(", "),
@@ -1879,10 +1923,11 @@ impl<'a> Explainer<'a> {
                     approves: None,
                 }];
                 steps.extend(self.grant_steps_for(&m, f, base));
+                let then = then_grant(&steps);
                 out.push(Proposal {
                     kind: FixKind::Manifest,
                     summary: format!(
-                        "no {} target requested by the plugin covers this URL; the plugin author must request it, then the grant must approve it",
+                        "no {} target requested by the plugin covers this URL; the plugin author must request it{then}",
                         cap.table()
                     ),
                     steps,
@@ -1890,6 +1935,15 @@ impl<'a> Explainer<'a> {
             }
         }
         out
+    }
+}
+
+/// How a manifest fix ends: with a grant change, or with none needed.
+fn then_grant(steps: &[Step]) -> &'static str {
+    if steps.iter().any(|s| s.file == FixFile::Grant) {
+        ", then the grant must approve it"
+    } else {
+        "; the grant approves it as it stands (its unset fields follow the request)"
     }
 }
 
