@@ -7,6 +7,7 @@ mod connect;
 mod explain;
 mod input;
 mod output;
+mod replay;
 mod show;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -140,6 +141,8 @@ enum Command {
     Authorize(authorize::AuthorizeArgs),
     /// Decide one URL and say why: the matched rule, or the nearest misses and the grant or manifest line that would allow it.
     Explain(authorize::AuthorizeArgs),
+    /// Dry-run a policy against recorded traffic (JSON lines or URLs): counts per code, top denied targets, changes --against a second policy.
+    Replay(replay::ReplayArgs),
     /// Open a WebSocket through the runtime: stdin lines go out as text, incoming messages print one per line.
     Connect(connect::ConnectArgs),
 }
@@ -174,6 +177,7 @@ fn main() -> ExitCode {
         }
         Command::Authorize(args) => authorize::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Replay(args) => replay::run(&args),
         Command::Connect(args) => connect::run(&args),
     };
     ExitCode::from(exit as u8)

@@ -45,6 +45,7 @@ pub mod ir;
 pub mod path;
 pub mod permission;
 pub mod redact;
+pub mod replay;
 pub mod schema;
 pub mod target;
 
