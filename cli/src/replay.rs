@@ -242,11 +242,11 @@ pub fn human(s: &Summary, log: &Path, policy: &Policy, against: Option<&Policy>)
             .map(|t| escape_terminal(&t.target).chars().count())
             .max()
             .unwrap_or(0);
-        let _ = writeln!(o, "  {:>9}  {:<20} {:<w$}  example", "lines", "code", "target");
+        let _ = writeln!(o, "  {:>9}  {:<20}  {:<w$}  example", "lines", "code", "target");
         for t in &s.top_denied {
             let _ = writeln!(
                 o,
-                "  {:>9}  {:<20} {:<w$}  {}",
+                "  {:>9}  {:<20}  {:<w$}  {}",
                 count(t.count, t.error),
                 t.code,
                 escape_terminal(&t.target),
@@ -283,15 +283,18 @@ pub fn human(s: &Summary, log: &Path, policy: &Policy, against: Option<&Policy>)
                 format!("{} change", plural(c.changed, "decision", "decisions"))
             }
         );
+        let arrow = |from: &str, to: &str| format!("{from} → {to}");
+        let tw = c
+            .transitions
+            .iter()
+            .map(|t| arrow(&t.from, &t.to).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max("old → new".len());
         if !c.transitions.is_empty() {
             o.push_str("\nchanges (old → new)\n");
             for t in &c.transitions {
-                let _ = writeln!(
-                    o,
-                    "  {:<40} {:>9}",
-                    format!("{} → {}", t.from, t.to),
-                    t.count
-                );
+                let _ = writeln!(o, "  {:<tw$}  {:>9}", arrow(&t.from, &t.to), t.count);
             }
         }
         if !c.top_changed.is_empty() {
@@ -302,13 +305,13 @@ pub fn human(s: &Summary, log: &Path, policy: &Policy, against: Option<&Policy>)
                 .map(|t| escape_terminal(&t.target).chars().count())
                 .max()
                 .unwrap_or(0);
-            let _ = writeln!(o, "  {:>9}  {:<40} {:<w$}  example", "lines", "old → new", "target");
+            let _ = writeln!(o, "  {:>9}  {:<tw$}  {:<w$}  example", "lines", "old → new", "target");
             for t in &c.top_changed {
                 let _ = writeln!(
                     o,
-                    "  {:>9}  {:<40} {:<w$}  {}",
+                    "  {:>9}  {:<tw$}  {:<w$}  {}",
                     count(t.count, t.error),
-                    format!("{} → {}", t.from, t.to),
+                    arrow(&t.from, &t.to),
                     escape_terminal(&t.target),
                     escape_terminal(&t.example)
                 );
