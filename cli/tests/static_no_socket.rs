@@ -90,6 +90,30 @@ fn static_invocations() -> Vec<Vec<String>> {
     for k in ["manifest", "grant", "ir"] {
         v.push(s(&["schema", k]));
     }
+    let (m, g) = (
+        "examples/discord-bridge/plugin.toml",
+        "examples/discord-bridge/grant.toml",
+    );
+    for url in ["wss://gateway.discord.gg/", "wss://unknown.example/"] {
+        v.push(s(&[
+            "explain", "--manifest", m, "--grant", g, "--capability", "websocket", "--resolve",
+            "gateway.discord.gg=1.2.3.4", url,
+        ]));
+    }
+    v.push(s(&[
+        "replay",
+        "--manifest",
+        m,
+        "--grant",
+        g,
+        "--against-manifest",
+        m,
+        "--against-grant",
+        "examples/discord-bridge/grant.next.toml",
+        "--format",
+        "json",
+        "examples/discord-bridge/traffic.jsonl",
+    ]));
     v
 }
 

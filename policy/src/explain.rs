@@ -36,6 +36,12 @@ use std::ops::Range;
 /// How many nearest misses an explanation lists.
 pub const MAX_MISSES: usize = 5;
 
+/// How many of the nearest entries fixes are derived from, and how many
+/// proposals are verified (each verification compiles the policy again), so
+/// explain stays fast on a policy of 10,000 entries.
+const FIX_CANDIDATES: usize = 16;
+const MAX_VERIFIED: usize = 8;
+
 /// The parsed manifest and grant behind a policy, when available: they give
 /// file names and line numbers (`plugin.toml:12`), and the grant entries as
 /// written (which fields are set, which inherit from the request).
@@ -1551,7 +1557,8 @@ impl<'a> Explainer<'a> {
                 steps: Vec::new(),
             };
         };
-        for p in self.proposals(f, ranked, &base) {
+        let near = &ranked[..ranked.len().min(FIX_CANDIDATES)];
+        for p in self.proposals(f, near, &base).into_iter().take(MAX_VERIFIED) {
             if base.verify(&p.steps, f.req, answers) {
                 return Fix {
                     kind: p.kind,

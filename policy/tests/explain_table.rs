@@ -272,3 +272,48 @@ fn explain_agrees_with_authorize_and_its_fixes_work() {
     assert!(fixes_applied >= 40, "only {fixes_applied} fixes applied: {kinds:#?}");
     eprintln!("{fixes_applied} fixes applied; {kinds:#?}");
 }
+
+#[test]
+fn explain_stays_quick_on_a_large_related_policy() {
+    // 2,000 requests under one registrable domain: every entry is "related"
+    // to the URL, so ranking sees them all, and fixes are tried on the
+    // nearest few only.
+    let mut m = String::from("[plugin]\nname = \"big\"\nversion = \"1.0.0\"\n");
+    let mut g = String::from("plugin = \"big\"\n");
+    for i in 0..2_000 {
+        m.push_str(&format!(
+            "\n[[host_api.request]]\nurl = \"https://s{i}.example.com/api/\"\nmethods = [\"GET\", \"POST\"]\n"
+        ));
+        if i % 2 == 0 {
+            g.push_str(&format!(
+                "\n[[host_api.request]]\nurl = \"https://s{i}.example.com/api/\"\nmethods = [\"GET\"]\n"
+            ));
+        }
+    }
+    let mp = Manifest::parse("plugin.toml", &m).value.unwrap();
+    let gp = Grant::parse("grant.toml", &g).value.unwrap();
+    let p = compile(&mp, Some(&gp)).policy.unwrap();
+    let ex = Explainer::new(
+        &p,
+        Sources {
+            manifest: Some(&mp),
+            grant: Some(&gp),
+        },
+    );
+    let started = std::time::Instant::now();
+    for (method, url, kind) in [
+        ("POST", "https://s10.example.com/api/x", FixKind::Grant),
+        ("GET", "https://s11.example.com/api/x", FixKind::Grant),
+        ("GET", "https://s10.example.com/other", FixKind::Manifest),
+        ("GET", "https://new.example.com/", FixKind::Manifest),
+    ] {
+        let req = Request::http(method, url);
+        let e = ex.explain(&req, None);
+        assert_eq!(e.fix.kind, kind, "{method} {url}: {}", e.fix.summary);
+        assert_eq!(e.misses.len(), netgrant_policy::explain::MAX_MISSES);
+        assert!(e.more_misses > 1_000, "{}", e.more_misses);
+    }
+    // Generous for a debug build on a shared machine; the point is that it
+    // does not compile the policy once per related entry.
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+}
