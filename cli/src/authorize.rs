@@ -135,7 +135,10 @@ impl Inputs {
 
     /// The policy (present once [`inputs`] succeeded).
     pub fn policy(&self) -> &netgrant_policy::Policy {
-        self.loaded.policy.as_ref().expect("inputs() checked the policy")
+        self.loaded
+            .policy
+            .as_ref()
+            .expect("inputs() checked the policy")
     }
 }
 

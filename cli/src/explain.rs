@@ -22,9 +22,11 @@ pub fn run(a: &AuthorizeArgs) -> Exit {
     // The grant as written (which fields it sets, and its line numbers). It
     // parsed once already, in `inputs`; entry-level errors do not stop it.
     let grant: Option<Grant> = match (&a.manifest, &a.grant) {
-        (Some(_), Some(g)) => crate::input::read(g, netgrant_policy::document::MAX_FILE_BYTES as u64)
-            .ok()
-            .and_then(|b| Grant::parse_bytes(&g.display().to_string(), &b).value),
+        (Some(_), Some(g)) => {
+            crate::input::read(g, netgrant_policy::document::MAX_FILE_BYTES as u64)
+                .ok()
+                .and_then(|b| Grant::parse_bytes(&g.display().to_string(), &b).value)
+        }
         _ => None,
     };
     let sources = Sources {
@@ -66,7 +68,12 @@ pub fn human(e: &Explanation, manifest: Option<&Path>, grant: Option<&Path>) -> 
         let _ = write!(req, " {}", escape_terminal(m));
     }
     if !e.request.headers.is_empty() {
-        let names: Vec<String> = e.request.headers.iter().map(|h| escape_terminal(h)).collect();
+        let names: Vec<String> = e
+            .request
+            .headers
+            .iter()
+            .map(|h| escape_terminal(h))
+            .collect();
         let _ = write!(req, ", headers {}", names.join(", "));
     }
     if !e.request.subprotocols.is_empty() {
@@ -118,7 +125,11 @@ pub fn human(e: &Explanation, manifest: Option<&Path>, grant: Option<&Path>) -> 
                 s,
                 "  (+{} more related {})",
                 e.more_misses,
-                if e.more_misses == 1 { "entry" } else { "entries" }
+                if e.more_misses == 1 {
+                    "entry"
+                } else {
+                    "entries"
+                }
             );
         }
     } else if e.fix.kind != FixKind::Impossible {

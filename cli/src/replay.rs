@@ -86,10 +86,14 @@ struct Tracked<W> {
 
 impl<W: Write> Write for Tracked<W> {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.inner.write(b).inspect_err(|e| self.failed = Some(e.kind()))
+        self.inner
+            .write(b)
+            .inspect_err(|e| self.failed = Some(e.kind()))
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush().inspect_err(|e| self.failed = Some(e.kind()))
+        self.inner
+            .flush()
+            .inspect_err(|e| self.failed = Some(e.kind()))
     }
 }
 
@@ -108,7 +112,11 @@ fn name(p: &Policy) -> String {
 
 /// Runs `replay`.
 pub fn run(a: &ReplayArgs) -> Exit {
-    let policy = match load(a.manifest.as_deref(), a.grant.as_deref(), a.policy.as_deref()) {
+    let policy = match load(
+        a.manifest.as_deref(),
+        a.grant.as_deref(),
+        a.policy.as_deref(),
+    ) {
         Ok(p) => p,
         Err(e) => return e,
     };
@@ -142,10 +150,20 @@ pub fn run(a: &ReplayArgs) -> Exit {
     let json = a.format == DecisionFormat::Json;
     let result = if a.log.as_os_str() == "-" {
         let stdin = io::stdin();
-        run_on(&mut replayer, BufReader::with_capacity(1 << 16, stdin.lock()), &mut out, json)
+        run_on(
+            &mut replayer,
+            BufReader::with_capacity(1 << 16, stdin.lock()),
+            &mut out,
+            json,
+        )
     } else {
         match std::fs::File::open(&a.log) {
-            Ok(f) => run_on(&mut replayer, BufReader::with_capacity(1 << 16, f), &mut out, json),
+            Ok(f) => run_on(
+                &mut replayer,
+                BufReader::with_capacity(1 << 16, f),
+                &mut out,
+                json,
+            ),
             Err(e) => {
                 return usage(&format!(
                     "cannot read {}: {}",
@@ -242,7 +260,11 @@ pub fn human(s: &Summary, log: &Path, policy: &Policy, against: Option<&Policy>)
             .map(|t| escape_terminal(&t.target).chars().count())
             .max()
             .unwrap_or(0);
-        let _ = writeln!(o, "  {:>9}  {:<20}  {:<w$}  example", "lines", "code", "target");
+        let _ = writeln!(
+            o,
+            "  {:>9}  {:<20}  {:<w$}  example",
+            "lines", "code", "target"
+        );
         for t in &s.top_denied {
             let _ = writeln!(
                 o,
@@ -305,7 +327,11 @@ pub fn human(s: &Summary, log: &Path, policy: &Policy, against: Option<&Policy>)
                 .map(|t| escape_terminal(&t.target).chars().count())
                 .max()
                 .unwrap_or(0);
-            let _ = writeln!(o, "  {:>9}  {:<tw$}  {:<w$}  example", "lines", "old → new", "target");
+            let _ = writeln!(
+                o,
+                "  {:>9}  {:<tw$}  {:<w$}  example",
+                "lines", "old → new", "target"
+            );
             for t in &c.top_changed {
                 let _ = writeln!(
                     o,

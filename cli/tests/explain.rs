@@ -266,7 +266,10 @@ fn explain_snapshots() {
         }
         let first = out.lines().next().unwrap_or("");
         if !first.contains(&format!(" {} — ", c.code)) {
-            failures.push(format!("{}: first line {first:?} lacks code {}", c.name, c.code));
+            failures.push(format!(
+                "{}: first line {first:?} lacks code {}",
+                c.name, c.code
+            ));
         }
         for e in c.expect {
             if !out.contains(e) {
@@ -290,14 +293,19 @@ fn explain_snapshots() {
 fn explain_json_carries_the_authorize_decision() {
     for c in CASES {
         let (code, out, err) = run_case(c, "json");
-        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: {e}: {out} {err}", c.name));
+        let v: Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: {e}: {out} {err}", c.name));
         let (acode, aout, _) = run(netgrant()
             .arg("authorize")
             .args(c.policy)
             .args(["--format", "json"])
             .args(c.args));
         let a: Value = serde_json::from_str(&aout).unwrap();
-        assert_eq!(v["decision"], a, "{}: explain and authorize disagree", c.name);
+        assert_eq!(
+            v["decision"], a,
+            "{}: explain and authorize disagree",
+            c.name
+        );
         assert_eq!(code, acode, "{}: exit codes differ", c.name);
         assert_eq!(v["decision"]["code"], c.code, "{}", c.name);
         for key in ["request", "misses", "more_misses", "fix"] {
@@ -376,5 +384,8 @@ fn explain_escapes_plugin_text() {
     // The manifest itself is rejected (control character in a reason) or the
     // header is; either way nothing raw reaches the terminal.
     assert!(code == 1 || code == 2, "{code} {err}");
-    assert!(!out.contains('\u{1b}') && !err.contains('\u{1b}'), "{out}{err}");
+    assert!(
+        !out.contains('\u{1b}') && !err.contains('\u{1b}'),
+        "{out}{err}"
+    );
 }

@@ -18,7 +18,10 @@ fn replay(args: &[&str]) -> (i32, String, String) {
 fn summary_snapshot() {
     let (code, out, err) = replay(&["--manifest", M, "--grant", G, LOG]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("32 lines: 32 decided (17 allowed, 15 denied)"), "{out}");
+    assert!(
+        out.contains("32 lines: 32 decided (17 allowed, 15 denied)"),
+        "{out}"
+    );
     assert!(!out.contains("s3cret") && !out.contains("abc.def"), "{out}");
     insta::assert_snapshot!("replay_summary", out);
 }
@@ -46,7 +49,8 @@ fn against_snapshot() {
     assert_eq!(code, 1);
     let dir = tempfile::tempdir().unwrap();
     let ir = dir.path().join("next.json");
-    let (c, _, e) = run(netgrant().args(["compile", M, "--grant", NEXT, "-o", ir.to_str().unwrap()]));
+    let (c, _, e) =
+        run(netgrant().args(["compile", M, "--grant", NEXT, "-o", ir.to_str().unwrap()]));
     assert_eq!(c, 0, "{e}");
     let (code, out2, _) = replay(&[
         "--manifest",
@@ -58,7 +62,10 @@ fn against_snapshot() {
         LOG,
     ]);
     assert_eq!(code, 0);
-    assert_eq!(out, out2, "--against IR and --against-manifest/--against-grant differ");
+    assert_eq!(
+        out, out2,
+        "--against IR and --against-manifest/--against-grant differ"
+    );
     // The same policy on both sides: nothing changes, the gate holds.
     let (code, out, _) = replay(&[
         "--manifest",
@@ -92,12 +99,24 @@ fn json_lines_records() {
         LOG,
     ]);
     assert_eq!(code, 0, "{err}");
-    let records: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(records.len(), 33, "32 decisions and a summary");
     for (i, r) in records[..32].iter().enumerate() {
         assert_eq!(r["kind"], "decision");
         assert_eq!(r["line"], i as u64 + 1);
-        for key in ["capability", "url", "decision", "code", "message", "addresses_checked", "against", "changed"] {
+        for key in [
+            "capability",
+            "url",
+            "decision",
+            "code",
+            "message",
+            "addresses_checked",
+            "against",
+            "changed",
+        ] {
             assert!(r.get(key).is_some(), "record {i} lacks {key}: {r}");
         }
         assert_eq!(r["decision"] == "allow", r["code"] == "allowed");
@@ -113,16 +132,43 @@ fn json_lines_records() {
     let s = &records[32];
     assert_eq!(s["kind"], "summary");
     assert_eq!(s["lines"], 32);
-    assert_eq!(s["allowed"].as_u64().unwrap() + s["denied"].as_u64().unwrap(), 32);
+    assert_eq!(
+        s["allowed"].as_u64().unwrap() + s["denied"].as_u64().unwrap(),
+        32
+    );
     assert_eq!(s["against"]["changed"], 8);
-    let codes: u64 = s["codes"].as_array().unwrap().iter().map(|c| c["count"].as_u64().unwrap()).sum();
+    let codes: u64 = s["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum();
     assert_eq!(codes, 32);
     // Each record's decision is what `authorize` says for the same input.
-    let line5: Value = serde_json::from_str(std::fs::read_to_string(root().join(LOG)).unwrap().lines().nth(3).unwrap()).unwrap();
+    let line5: Value = serde_json::from_str(
+        std::fs::read_to_string(root().join(LOG))
+            .unwrap()
+            .lines()
+            .nth(3)
+            .unwrap(),
+    )
+    .unwrap();
     let (_, a, _) = run(netgrant().args([
-        "authorize", "--manifest", M, "--grant", G, "--format", "json", "--capability", "request",
-        "--method", line5["method"].as_str().unwrap(),
-        "--header", "Content-Type: application/json", "--header", "X-Audit-Log-Reason: reply",
+        "authorize",
+        "--manifest",
+        M,
+        "--grant",
+        G,
+        "--format",
+        "json",
+        "--capability",
+        "request",
+        "--method",
+        line5["method"].as_str().unwrap(),
+        "--header",
+        "Content-Type: application/json",
+        "--header",
+        "X-Audit-Log-Reason: reply",
         line5["url"].as_str().unwrap(),
     ]));
     let a: Value = serde_json::from_str(&a).unwrap();
@@ -144,21 +190,59 @@ fn mixed_malformed_and_oversized_lines_are_counted() {
          https://cdn.discordapp.com/attachments/1\n"
     );
     let (code, out, err) = run(netgrant()
-        .args(["replay", "--manifest", M, "--grant", G, "--capability", "request", "-"])
+        .args([
+            "replay",
+            "--manifest",
+            M,
+            "--grant",
+            G,
+            "--capability",
+            "request",
+            "-",
+        ])
         .write_stdin(input.clone()));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("8 lines: 3 decided (2 allowed, 1 denied), 3 invalid, 2 skipped"), "{out}");
-    assert!(out.contains("line 5: not a request record: unknown field `when`"), "{out}");
-    assert!(out.contains("line 6: line is longer than 65536 bytes"), "{out}");
+    assert!(
+        out.contains("8 lines: 3 decided (2 allowed, 1 denied), 3 invalid, 2 skipped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 5: not a request record: unknown field `when`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 6: line is longer than 65536 bytes"),
+        "{out}"
+    );
     assert!(out.contains("line 7: not a request record"), "{out}");
     insta::assert_snapshot!("replay_malformed", out);
     // Fail closed: with --fail-on-deny, an unreadable line trips the gate too.
     let (code, _, _) = run(netgrant()
-        .args(["replay", "--manifest", M, "--grant", G, "--capability", "request", "--fail-on-deny", "-"])
+        .args([
+            "replay",
+            "--manifest",
+            M,
+            "--grant",
+            G,
+            "--capability",
+            "request",
+            "--fail-on-deny",
+            "-",
+        ])
         .write_stdin("https://discord.com/api/v10/users\n{\"nope\":1}\n"));
     assert_eq!(code, 1);
     let (code, _, _) = run(netgrant()
-        .args(["replay", "--manifest", M, "--grant", G, "--capability", "request", "--fail-on-deny", "-"])
+        .args([
+            "replay",
+            "--manifest",
+            M,
+            "--grant",
+            G,
+            "--capability",
+            "request",
+            "--fail-on-deny",
+            "-",
+        ])
         .write_stdin("https://discord.com/api/v10/users\n"));
     assert_eq!(code, 0);
 }
@@ -176,7 +260,10 @@ fn exit_codes() {
     assert_eq!(code, 2);
     let (code, _, err) = replay(&["--manifest", M, "--grant", G, "--fail-on-change", LOG]);
     assert_eq!(code, 2);
-    assert!(err.contains("--fail-on-change needs a second policy"), "{err}");
+    assert!(
+        err.contains("--fail-on-change needs a second policy"),
+        "{err}"
+    );
     // Denials alone do not fail a replay; --fail-on-deny makes them.
     let (code, _, _) = replay(&["--manifest", M, "--grant", G, LOG]);
     assert_eq!(code, 0);
@@ -194,11 +281,25 @@ fn a_long_log_streams_through_stdin() {
         match i % 10 {
             0 => input.push_str(&format!("https://h{i}.example/x\n")),
             1..=5 => input.push_str("https://discord.com/api/v10/users/@me\n"),
-            _ => input.push_str(&format!("https://cdn.discordapp.com/attachments/{}\n", i % 5)),
+            _ => input.push_str(&format!(
+                "https://cdn.discordapp.com/attachments/{}\n",
+                i % 5
+            )),
         }
     }
     let (code, out, err) = run(netgrant()
-        .args(["replay", "--manifest", M, "--grant", G, "--capability", "request", "--format", "json", "-"])
+        .args([
+            "replay",
+            "--manifest",
+            M,
+            "--grant",
+            G,
+            "--capability",
+            "request",
+            "--format",
+            "json",
+            "-",
+        ])
         .write_stdin(input));
     assert_eq!(code, 0, "{err}");
     let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
@@ -209,5 +310,9 @@ fn a_long_log_streams_through_stdin() {
     assert_eq!(out.lines().count(), 200_001);
     // 20,000 distinct unknown hosts: more than the table tracks.
     assert_eq!(last["top_denied_approximate"], true);
-    assert!(last["cache"]["hits"].as_u64().unwrap() >= 179_000, "{}", last["cache"]);
+    assert!(
+        last["cache"]["hits"].as_u64().unwrap() >= 179_000,
+        "{}",
+        last["cache"]
+    );
 }

@@ -96,8 +96,16 @@ fn static_invocations() -> Vec<Vec<String>> {
     );
     for url in ["wss://gateway.discord.gg/", "wss://unknown.example/"] {
         v.push(s(&[
-            "explain", "--manifest", m, "--grant", g, "--capability", "websocket", "--resolve",
-            "gateway.discord.gg=1.2.3.4", url,
+            "explain",
+            "--manifest",
+            m,
+            "--grant",
+            g,
+            "--capability",
+            "websocket",
+            "--resolve",
+            "gateway.discord.gg=1.2.3.4",
+            url,
         ]));
     }
     v.push(s(&[

@@ -61,7 +61,10 @@ fn policy(n: usize) -> Policy {
             "\n[[host_api.request]]\nurl = \"{t}\"\nmethods = [\"GET\", \"POST\"]\n"
         );
         if granted {
-            let _ = write!(g, "\n[[host_api.request]]\nurl = \"{t}\"\nmethods = [\"GET\"]\n");
+            let _ = write!(
+                g,
+                "\n[[host_api.request]]\nurl = \"{t}\"\nmethods = [\"GET\"]\n"
+            );
         }
     }
     let m = Manifest::parse("plugin.toml", &m).value.expect("manifest");
@@ -154,7 +157,11 @@ fn replay(c: &mut Criterion) {
             assert_eq!(s.invalid, 0);
             assert!(s.allowed > 0 && s.denied > 0, "{name}/{n}: {s:?}");
             if every > 1 {
-                assert!(s.cache.hits * 10 >= lines as u64 * 8, "{name}/{n}: {:?}", s.cache);
+                assert!(
+                    s.cache.hits * 10 >= lines as u64 * 8,
+                    "{name}/{n}: {:?}",
+                    s.cache
+                );
             }
             group.throughput(Throughput::Elements(lines as u64));
             group.bench_with_input(BenchmarkId::new(name, n), &log, |b, log| {

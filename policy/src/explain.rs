@@ -427,7 +427,10 @@ fn candidates(policy: &Policy) -> Vec<Cand> {
             id: format!("{}:{}", ig.capability, ig.target),
             methods: ig.methods.as_deref().and_then(parse_methods),
             headers: ig.headers.as_ref().map(|v| v.iter().cloned().collect()),
-            subprotocols: ig.subprotocols.as_ref().map(|v| v.iter().cloned().collect()),
+            subprotocols: ig
+                .subprotocols
+                .as_ref()
+                .map(|v| v.iter().cloned().collect()),
             networks,
             requested: None,
             reason: None,
@@ -677,7 +680,12 @@ fn compare(c: &Cand, f: &Facts<'_>) -> (HostRelation, Vec<Difference>) {
                 let requested = match (c.status, &c.requested) {
                     (MissStatus::Granted, Some(r)) if r.methods.as_ref() != Some(ms) => format!(
                         "; requested: {}",
-                        list(r.methods.as_ref().map(|x| x.to_strings()).unwrap_or_default())
+                        list(
+                            r.methods
+                                .as_ref()
+                                .map(|x| x.to_strings())
+                                .unwrap_or_default()
+                        )
                     ),
                     _ => String::new(),
                 };
@@ -776,7 +784,11 @@ fn score(relation: HostRelation, diffs: &[Difference]) -> u32 {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 type Key = (Capability, String);
@@ -916,7 +928,10 @@ impl Shape {
                 ),
                 Capability::Websocket => None,
             },
-            headers: self.headers.clone().unwrap_or_else(|| parent.headers.clone()),
+            headers: self
+                .headers
+                .clone()
+                .unwrap_or_else(|| parent.headers.clone()),
             subprotocols: self
                 .subprotocols
                 .clone()
@@ -1140,7 +1155,8 @@ fn network_for(addr: IpAddr, parent: Option<&Permission>) -> IpNet {
 /// Adds what the request needs to the fields the shape sets. Fields left
 /// unset (a grant inheriting from its request) stay unset.
 fn widen(shape: &mut Shape, f: &Facts<'_>, parent: Option<&Permission>) {
-    if let (Some(m), Some(Methods::Set(set))) = (f.method.and_then(Method::parse), &mut shape.methods)
+    if let (Some(m), Some(Methods::Set(set))) =
+        (f.method.and_then(Method::parse), &mut shape.methods)
     {
         set.insert(m);
     }
@@ -1290,7 +1306,10 @@ impl<'a> Explainer<'a> {
             },
             headers: req.headers.iter().map(|(n, _)| n.clone()).collect(),
             subprotocols: req.subprotocols.to_vec(),
-            addresses: facts.as_ref().map(|f| f.addresses.clone()).unwrap_or_default(),
+            addresses: facts
+                .as_ref()
+                .map(|f| f.addresses.clone())
+                .unwrap_or_default(),
         };
         let mut out = Explanation {
             decision,
@@ -1558,7 +1577,11 @@ impl<'a> Explainer<'a> {
             };
         };
         let near = &ranked[..ranked.len().min(FIX_CANDIDATES)];
-        for p in self.proposals(f, near, &base).into_iter().take(MAX_VERIFIED) {
+        for p in self
+            .proposals(f, near, &base)
+            .into_iter()
+            .take(MAX_VERIFIED)
+        {
             if base.verify(&p.steps, f.req, answers) {
                 return Fix {
                     kind: p.kind,
@@ -1637,7 +1660,9 @@ impl<'a> Explainer<'a> {
         let existing = base.grant_entry(cap, &shape.target).or_else(|| {
             base.grant
                 .iter()
-                .filter(|g| g.capability == cap && shape.target.contains(&g.target) && reaches(&g.target))
+                .filter(|g| {
+                    g.capability == cap && shape.target.contains(&g.target) && reaches(&g.target)
+                })
                 .min_by(|a, b| a.target.specificity_cmp(&b.target))
         });
         if let Some(g) = existing {
@@ -1702,7 +1727,11 @@ impl<'a> Explainer<'a> {
 
     fn summarize_grant_step(&self, r: &Permission, step: &Step, f: &Facts<'_>) -> String {
         let cap = r.capability;
-        let requested = format!("the manifest requests {}{}", tick(&r.target), self.at_manifest(cap, &r.target));
+        let requested = format!(
+            "the manifest requests {}{}",
+            tick(&r.target),
+            self.at_manifest(cap, &r.target)
+        );
         match &step.replaces {
             Some(t) => {
                 let ignored = self
@@ -1769,7 +1798,9 @@ impl<'a> Explainer<'a> {
             if c.capability != cap {
                 continue;
             }
-            let Some(r) = Self::requested_of(c) else { continue };
+            let Some(r) = Self::requested_of(c) else {
+                continue;
+            };
             if !fits(&Self::compare_request(&r, f)) || !seen.insert(r.target.to_string()) {
                 continue;
             }
@@ -1849,7 +1880,9 @@ impl<'a> Explainer<'a> {
             if c.capability != cap {
                 continue;
             }
-            let Some(r) = Self::requested_of(c) else { continue };
+            let Some(r) = Self::requested_of(c) else {
+                continue;
+            };
             if !seen.insert(format!("manifest {}", r.target)) {
                 continue;
             }
@@ -2024,11 +2057,29 @@ mod tests {
     fn host_relations() {
         let d = |s: &str| UrlHost::Domain(s.into());
         let p = |s: &str| Target::parse(&format!("https://{s}/")).unwrap().host;
-        assert_eq!(host_relation(&p("a.example.com"), &d("a.example.com")), HostRelation::Match);
-        assert_eq!(host_relation(&p("*.example.com"), &d("example.com")), HostRelation::SameSite);
-        assert_eq!(host_relation(&p("cdn.example.com"), &d("api.example.com")), HostRelation::SameSite);
-        assert_eq!(host_relation(&p("localhost"), &UrlHost::Ip("127.0.0.1".parse().unwrap())), HostRelation::LoopbackAlias);
-        assert_eq!(host_relation(&p("example.com"), &d("example.org")), HostRelation::Unrelated);
-        assert_eq!(host_relation(&p("a.github.io"), &d("b.github.io")), HostRelation::Unrelated);
+        assert_eq!(
+            host_relation(&p("a.example.com"), &d("a.example.com")),
+            HostRelation::Match
+        );
+        assert_eq!(
+            host_relation(&p("*.example.com"), &d("example.com")),
+            HostRelation::SameSite
+        );
+        assert_eq!(
+            host_relation(&p("cdn.example.com"), &d("api.example.com")),
+            HostRelation::SameSite
+        );
+        assert_eq!(
+            host_relation(&p("localhost"), &UrlHost::Ip("127.0.0.1".parse().unwrap())),
+            HostRelation::LoopbackAlias
+        );
+        assert_eq!(
+            host_relation(&p("example.com"), &d("example.org")),
+            HostRelation::Unrelated
+        );
+        assert_eq!(
+            host_relation(&p("a.github.io"), &d("b.github.io")),
+            HostRelation::Unrelated
+        );
     }
 }

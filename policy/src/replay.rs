@@ -332,9 +332,8 @@ impl Parsed {
 
 /// Reads one line as a request.
 fn parse_line(text: &str, default: Option<Capability>) -> Result<Parsed, String> {
-    let no_capability = || {
-        "no capability: give --capability, or write JSON lines with \"capability\"".to_string()
-    };
+    let no_capability =
+        || "no capability: give --capability, or write JSON lines with \"capability\"".to_string();
     if !text.starts_with('{') {
         return Ok(Parsed {
             capability: default.ok_or_else(no_capability)?,
@@ -345,7 +344,8 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Parsed, String>
             answers: None,
         });
     }
-    let l: LogLine = serde_json::from_str(text).map_err(|e| format!("not a request record: {e}"))?;
+    let l: LogLine =
+        serde_json::from_str(text).map_err(|e| format!("not a request record: {e}"))?;
     let capability = match &l.capability {
         None => default.ok_or_else(no_capability)?,
         Some(c) => Capability::parse(c).ok_or_else(|| {
@@ -557,7 +557,8 @@ impl<'a> Replayer<'a> {
         let mut buf: Vec<u8> = Vec::with_capacity(1024);
         loop {
             buf.clear();
-            let n = <&mut R as io::Read>::take(&mut input, max as u64 + 1).read_until(b'\n', &mut buf)?;
+            let n = <&mut R as io::Read>::take(&mut input, max as u64 + 1)
+                .read_until(b'\n', &mut buf)?;
             if n == 0 {
                 break;
             }
@@ -595,9 +596,17 @@ impl<'a> Replayer<'a> {
         Ok(self.summary())
     }
 
-    fn invalid<W: Write>(&mut self, line: u64, message: String, out: Option<&mut W>) -> io::Result<()> {
+    fn invalid<W: Write>(
+        &mut self,
+        line: u64,
+        message: String,
+        out: Option<&mut W>,
+    ) -> io::Result<()> {
         self.invalid += 1;
-        let message: String = redact::escape_terminal(&message).chars().take(300).collect();
+        let message: String = redact::escape_terminal(&message)
+            .chars()
+            .take(300)
+            .collect();
         if let Some(w) = out {
             let r = InvalidRecord {
                 kind: "invalid",
@@ -686,7 +695,9 @@ impl<'a> Replayer<'a> {
             + c.example.len()
             + c.record.as_ref().map_or(0, |r| r.len())
             + ENTRY_OVERHEAD;
-        if self.cache.len() + 1 > self.opts.cache_entries || self.cache_used + size > self.opts.cache_bytes {
+        if self.cache.len() + 1 > self.opts.cache_entries
+            || self.cache_used + size > self.opts.cache_bytes
+        {
             self.flush();
             self.cache.clear();
             self.cache_used = 0;
@@ -718,10 +729,18 @@ impl<'a> Replayer<'a> {
 
     /// Moves the cache's pending counts into the top-N tables.
     fn flush(&mut self) {
-        let mut pending: Vec<(u8, Option<u8>, Box<str>, Box<str>, u64)> = Vec::new();
+        // (slot, against slot, origin, example, hits)
+        type Pending = (u8, Option<u8>, Box<str>, Box<str>, u64);
+        let mut pending: Vec<Pending> = Vec::new();
         for c in self.cache.values_mut() {
             if c.hits > 0 && (c.slot != 0 || c.against.is_some_and(|a| a != c.slot)) {
-                pending.push((c.slot, c.against, c.origin.clone(), c.example.clone(), c.hits));
+                pending.push((
+                    c.slot,
+                    c.against,
+                    c.origin.clone(),
+                    c.example.clone(),
+                    c.hits,
+                ));
             }
             c.hits = 0;
         }
@@ -782,7 +801,11 @@ impl<'a> Replayer<'a> {
                     }
                 }
             }
-            transitions.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to))));
+            transitions.sort_by(|a, b| {
+                b.count
+                    .cmp(&a.count)
+                    .then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
+            });
             let top = self.top_changed.top(shown);
             Changes {
                 allowed: self.against_counts[0],
@@ -889,17 +912,32 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(p.headers, vec![("X-A".into(), "1".into()), ("X-B".into(), "2".into())]);
+        assert_eq!(
+            p.headers,
+            vec![("X-A".into(), "1".into()), ("X-B".into(), "2".into())]
+        );
         assert_eq!(p.answers.unwrap().len(), 2);
-        let e = parse_line(r#"{"url":"https://a/","header":["X: 1"]}"#, Some(Capability::Request)).err().unwrap();
+        let e = parse_line(
+            r#"{"url":"https://a/","header":["X: 1"]}"#,
+            Some(Capability::Request),
+        )
+        .err()
+        .unwrap();
         assert!(e.contains("unknown field"), "{e}");
         assert!(parse_line(r#"{"url":"https://a/","capability":"ftp"}"#, None).is_err());
-        assert!(parse_line(r#"{"url":"https://a/","resolved":["nope"]}"#, Some(Capability::Request)).is_err());
+        assert!(parse_line(
+            r#"{"url":"https://a/","resolved":["nope"]}"#,
+            Some(Capability::Request)
+        )
+        .is_err());
     }
 
     #[test]
     fn origins() {
-        assert_eq!(origin_of("https://u:p@A.example:8443/x?y=1"), "https://a.example:8443");
+        assert_eq!(
+            origin_of("https://u:p@A.example:8443/x?y=1"),
+            "https://a.example:8443"
+        );
         assert_eq!(origin_of("wss://a.example/"), "wss://a.example");
         assert_eq!(origin_of("not a url"), "(not a URL)");
     }

@@ -69,7 +69,13 @@ fn header(h: &str) -> (String, String) {
 
 /// Replaces the entry `[[<table>]]` whose target is `target` with `snippet`
 /// (the entry runs from its header to the next table header).
-fn replace_entry(text: &str, file: FixFile, cap: Capability, target: &str, snippet: &str) -> String {
+fn replace_entry(
+    text: &str,
+    file: FixFile,
+    cap: Capability,
+    target: &str,
+    snippet: &str,
+) -> String {
     let spans: Vec<(Capability, String, usize)> = match file {
         FixFile::Manifest => Manifest::parse("plugin.toml", text)
             .value
@@ -153,7 +159,10 @@ fn explain_agrees_with_authorize_and_its_fixes_work() {
         let e = explainer.explain(&req, answers.as_deref());
         let d = authz.authorize(&req, answers.as_deref());
         if e.decision != d {
-            failures.push(format!("{at}: explain decided {:?}, authorize {:?}", e.decision, d));
+            failures.push(format!(
+                "{at}: explain decided {:?}, authorize {:?}",
+                e.decision, d
+            ));
             continue;
         }
         assert_eq!(d.code, c.code, "{at}: the authorize table itself disagrees");
@@ -185,7 +194,9 @@ fn explain_agrees_with_authorize_and_its_fixes_work() {
         if d.is_allowed() {
             let rule_ok = e.matched.as_ref().map(|m| Some(&m.rule) == d.rule.as_ref());
             if rule_ok != Some(true) || e.fix.kind != FixKind::None || !e.misses.is_empty() {
-                failures.push(format!("{at}: an allow must name its rule and suggest nothing"));
+                failures.push(format!(
+                    "{at}: an allow must name its rule and suggest nothing"
+                ));
             }
             continue;
         }
@@ -200,7 +211,10 @@ fn explain_agrees_with_authorize_and_its_fixes_work() {
                 | "resolution_failed"
         );
         if before_match && e.fix.kind != FixKind::Impossible {
-            failures.push(format!("{at}: {} must be impossible to fix, got {:?}", d.code, e.fix.kind));
+            failures.push(format!(
+                "{at}: {} must be impossible to fix, got {:?}",
+                d.code, e.fix.kind
+            ));
         }
         match e.fix.kind {
             FixKind::None => failures.push(format!("{at}: a deny without a fix")),
@@ -242,7 +256,9 @@ fn explain_agrees_with_authorize_and_its_fixes_work() {
                 let m = Manifest::parse("plugin.toml", &mt);
                 let g = Grant::parse("grant.toml", &gt);
                 let (Some(m), Some(g)) = (m.value, g.value) else {
-                    failures.push(format!("{at}: the fixed files do not parse:\n{mt}\n---\n{gt}"));
+                    failures.push(format!(
+                        "{at}: the fixed files do not parse:\n{mt}\n---\n{gt}"
+                    ));
                     continue;
                 };
                 let Some(p) = compile(&m, Some(&g)).policy else {
@@ -269,7 +285,10 @@ fn explain_agrees_with_authorize_and_its_fixes_work() {
         failures.join("\n  ")
     );
     assert!(table.case.len() >= 357);
-    assert!(fixes_applied >= 40, "only {fixes_applied} fixes applied: {kinds:#?}");
+    assert!(
+        fixes_applied >= 40,
+        "only {fixes_applied} fixes applied: {kinds:#?}"
+    );
     eprintln!("{fixes_applied} fixes applied; {kinds:#?}");
 }
 

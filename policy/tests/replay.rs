@@ -24,7 +24,12 @@ fn bridge() -> Policy {
     )
 }
 
-fn replay(authz: &Authorizer, against: Option<&Authorizer>, opts: ReplayOptions, input: &[u8]) -> (Summary, Vec<Value>) {
+fn replay(
+    authz: &Authorizer,
+    against: Option<&Authorizer>,
+    opts: ReplayOptions,
+    input: &[u8],
+) -> (Summary, Vec<Value>) {
     let records = opts.records;
     let mut r = Replayer::new(authz, against, opts);
     let mut out = Vec::new();
@@ -139,14 +144,23 @@ fn replay_decides_like_authorize_on_the_table() {
             let d = &expected[i % cases.len()];
             assert_eq!(r["kind"], "decision");
             assert_eq!(r["line"], i as u64 + 1);
-            assert_eq!(r["code"], d.code.as_str(), "{name} #{i}: {}", cases[i % cases.len()].url);
+            assert_eq!(
+                r["code"],
+                d.code.as_str(),
+                "{name} #{i}: {}",
+                cases[i % cases.len()].url
+            );
             assert_eq!(r["url"], d.url.as_str());
             assert_eq!(r["message"], d.message.as_str());
             assert_eq!(r["rule"].as_str(), d.rule.as_deref());
             assert_eq!(r["addresses_checked"], d.addresses_checked);
             checked += 1;
         }
-        assert!(s.cache.hits >= cases.len() as u64 - 1, "{name}: {:?}", s.cache);
+        assert!(
+            s.cache.hits >= cases.len() as u64 - 1,
+            "{name}: {:?}",
+            s.cache
+        );
     }
     assert!(checked >= 2 * 357, "{checked}");
 }
@@ -165,16 +179,21 @@ struct Generated {
 
 impl Generated {
     fn new(n: usize) -> Self {
-        Generated { i: 0, n, pending: Vec::new(), at: 0 }
+        Generated {
+            i: 0,
+            n,
+            pending: Vec::new(),
+            at: 0,
+        }
     }
     fn line(i: usize) -> String {
         match i % 1000 {
             0 => "{\"url\": \"https://discord.com/\", \"bogus\": 1}\n".into(),
             1 => format!("{}\n", "x".repeat(70_000)),
             2 => "\n".into(),
-            k if k % 4 == 0 => format!(
-                "{{\"capability\":\"request\",\"url\":\"https://h{i}.example/p/{i}\"}}\n"
-            ),
+            k if k % 4 == 0 => {
+                format!("{{\"capability\":\"request\",\"url\":\"https://h{i}.example/p/{i}\"}}\n")
+            }
             k => format!(
                 "{{\"capability\":\"websocket\",\"url\":\"wss://gateway.discord.gg/?n={}\"}}\n",
                 k % 7
@@ -224,13 +243,26 @@ fn a_long_stream_stays_within_the_caps() {
     assert_eq!(s.invalid_lines[0].line, 1);
     assert!(s.invalid_lines[0].message.contains("unknown field"));
     assert_eq!(s.invalid_lines[1].line, 2);
-    assert!(s.invalid_lines[1].message.contains("longer than 65536 bytes"));
+    assert!(s.invalid_lines[1]
+        .message
+        .contains("longer than 65536 bytes"));
     // Bounded: the cache and the top tables never exceed their caps.
-    assert!(r.peak_cache_entries() <= opts.cache_entries, "{}", r.peak_cache_entries());
-    assert!(r.peak_cache_bytes() <= opts.cache_bytes, "{}", r.peak_cache_bytes());
+    assert!(
+        r.peak_cache_entries() <= opts.cache_entries,
+        "{}",
+        r.peak_cache_entries()
+    );
+    assert!(
+        r.peak_cache_bytes() <= opts.cache_bytes,
+        "{}",
+        r.peak_cache_bytes()
+    );
     let (denied_keys, changed_keys) = r.top_keys();
     assert!(denied_keys <= opts.top_capacity && changed_keys <= opts.top_capacity);
-    assert!(s.cache.clears > 0, "the distinct lines must have filled the cache");
+    assert!(
+        s.cache.clears > 0,
+        "the distinct lines must have filled the cache"
+    );
     // ~50k distinct request hosts: the denied table overflowed and says so.
     assert!(s.top_denied_approximate);
     assert!(s.top_denied.iter().all(|t| t.count >= t.error));
@@ -244,7 +276,11 @@ fn a_long_stream_stays_within_the_caps() {
 fn summary_does_not_depend_on_the_cache() {
     let p = bridge();
     let authz = Authorizer::new(&p);
-    let log = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/discord-bridge/traffic.jsonl")).unwrap();
+    let log = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/discord-bridge/traffic.jsonl"
+    ))
+    .unwrap();
     let log = [log.clone(), log].concat();
     let (a, ra) = replay(&authz, None, json_opts(), &log);
     for cache_entries in [0, 1, 3] {
@@ -253,12 +289,19 @@ fn summary_does_not_depend_on_the_cache() {
             ..json_opts()
         };
         let (b, rb) = replay(&authz, None, opts, &log);
-        assert_eq!(ra, rb, "records differ with cache_entries = {cache_entries}");
+        assert_eq!(
+            ra, rb,
+            "records differ with cache_entries = {cache_entries}"
+        );
         let strip = |mut s: Summary| {
             s.cache = Default::default();
             s
         };
-        assert_eq!(strip(a.clone()), strip(b), "cache_entries = {cache_entries}");
+        assert_eq!(
+            strip(a.clone()),
+            strip(b),
+            "cache_entries = {cache_entries}"
+        );
     }
     assert_eq!(a.lines, 64);
     assert!(a.cache.hits >= 32);
@@ -325,7 +368,10 @@ fn against_lists_what_changes() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/discord-bridge/");
     let manifest = std::fs::read_to_string(format!("{root}plugin.toml")).unwrap();
     let old = bridge();
-    let new = policy(&manifest, &std::fs::read_to_string(format!("{root}grant.next.toml")).unwrap());
+    let new = policy(
+        &manifest,
+        &std::fs::read_to_string(format!("{root}grant.next.toml")).unwrap(),
+    );
     let (a, b) = (Authorizer::new(&old), Authorizer::new(&new));
     let log = std::fs::read(format!("{root}traffic.jsonl")).unwrap();
     let (s, records) = replay(&a, Some(&b), json_opts(), &log);
@@ -337,7 +383,10 @@ fn against_lists_what_changes() {
         .collect();
     assert_eq!(
         transitions,
-        vec![("method_not_allowed", "allowed", 4), ("not_granted", "allowed", 4)]
+        vec![
+            ("method_not_allowed", "allowed", 4),
+            ("not_granted", "allowed", 4)
+        ]
     );
     assert_eq!(c.changed, 8);
     assert_eq!(c.allowed, s.allowed + 8);
