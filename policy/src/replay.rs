@@ -21,8 +21,8 @@ use crate::authorize::{Authorizer, FastMap, Request};
 use crate::capability::Capability;
 use crate::decision::{Decision, DenyCode};
 use crate::redact;
-use crate::target::UrlHost;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::io::{self, BufRead, Write};
 use std::net::IpAddr;
 
@@ -294,12 +294,13 @@ enum LogHeader {
 /// one would not.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LogLine {
-    #[serde(default)]
-    capability: Option<String>,
-    url: String,
-    #[serde(default)]
-    method: Option<String>,
+struct LogLine<'a> {
+    #[serde(default, borrow)]
+    capability: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+    #[serde(default, borrow)]
+    method: Option<Cow<'a, str>>,
     #[serde(default)]
     headers: Vec<LogHeader>,
     #[serde(default)]
@@ -308,17 +309,18 @@ struct LogLine {
     resolved: Option<Vec<String>>,
 }
 
-/// A request read from one line, owning its parts.
-struct Parsed {
+/// A request read from one line (the URL and method borrowed from it when
+/// they need no unescaping).
+struct Parsed<'a> {
     capability: Capability,
-    url: String,
-    method: Option<String>,
+    url: Cow<'a, str>,
+    method: Option<Cow<'a, str>>,
     headers: Vec<(String, String)>,
     subprotocols: Vec<String>,
     answers: Option<Vec<IpAddr>>,
 }
 
-impl Parsed {
+impl Parsed<'_> {
     fn request(&self) -> Request<'_> {
         Request {
             capability: self.capability,
@@ -331,13 +333,13 @@ impl Parsed {
 }
 
 /// Reads one line as a request.
-fn parse_line(text: &str, default: Option<Capability>) -> Result<Parsed, String> {
+fn parse_line(text: &str, default: Option<Capability>) -> Result<Parsed<'_>, String> {
     let no_capability =
         || "no capability: give --capability, or write JSON lines with \"capability\"".to_string();
     if !text.starts_with('{') {
         return Ok(Parsed {
             capability: default.ok_or_else(no_capability)?,
-            url: text.to_string(),
+            url: Cow::Borrowed(text),
             method: None,
             headers: Vec::new(),
             subprotocols: Vec::new(),
@@ -400,17 +402,21 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Parsed, String>
     })
 }
 
-/// `scheme://host[:port]` of a URL, the key of the top-N tables.
-fn origin_of(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => match UrlHost::from_url(&u) {
-            Some(h) => match u.port() {
-                Some(p) => format!("{}://{h}:{p}", u.scheme()),
-                None => format!("{}://{h}", u.scheme()),
-            },
-            None => redact::redact_url(url),
-        },
-        Err(_) => "(not a URL)".to_string(),
+/// `scheme://host[:port]` of a decided URL, the key of the top-N tables.
+/// Taken from the decision's redacted URL (already parsed, normalized and
+/// stripped of userinfo by the authorizer), so the URL is not parsed again.
+fn origin_of(d: &Decision) -> String {
+    const INVALID: &str = "(invalid URL)";
+    if d.deny_code() == Some(DenyCode::InvalidUrl) {
+        return INVALID.to_string();
+    }
+    match d.url.find("://") {
+        Some(i) => {
+            let rest = &d.url[i + 3..];
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            d.url[..i + 3 + end].to_string()
+        }
+        None => INVALID.to_string(),
     }
 }
 
@@ -677,7 +683,7 @@ impl<'a> Replayer<'a> {
         let c = Cached {
             slot: s,
             against: sa,
-            origin: origin_of(&parsed.url).into_boxed_str(),
+            origin: origin_of(&d).into_boxed_str(),
             example: d.url.clone().into_boxed_str(),
             record,
             hits: 1,
@@ -934,11 +940,26 @@ mod tests {
 
     #[test]
     fn origins() {
-        assert_eq!(
-            origin_of("https://u:p@A.example:8443/x?y=1"),
-            "https://a.example:8443"
-        );
-        assert_eq!(origin_of("wss://a.example/"), "wss://a.example");
-        assert_eq!(origin_of("not a url"), "(not a URL)");
+        let m = "[plugin]\nname = \"x\"\nversion = \"1.0.0\"\n";
+        let m = crate::Manifest::parse("m", m).value.unwrap();
+        let p = crate::compile(&m, None).policy.unwrap();
+        let a = Authorizer::new(&p);
+        let o = |capability, url: &str| {
+            let req = Request {
+                capability,
+                url,
+                method: None,
+                headers: &[],
+                subprotocols: &[],
+            };
+            origin_of(&a.authorize(&req, None))
+        };
+        use Capability::{Request as R, Websocket as W};
+        assert_eq!(o(R, "https://u:p@A.example:8443/x?y=1"), "https://a.example:8443");
+        assert_eq!(o(R, "https://[::1]:443#x"), "https://[::1]");
+        assert_eq!(o(W, "wss://a.example?q"), "wss://a.example");
+        assert_eq!(o(R, "wss://a.example/"), "wss://a.example");
+        assert_eq!(o(R, "not a url"), "(invalid URL)");
+        assert_eq!(o(R, "ftp://a.example/"), "(invalid URL)");
     }
 }
