@@ -1216,10 +1216,6 @@ fn derived_prefix(r: &PathReadings) -> Option<String> {
     }
 }
 
-fn host_string(h: &UrlHost) -> String {
-    h.to_string()
-}
-
 fn port_suffix(scheme: Scheme, port: u16) -> String {
     if port == scheme.default_port() {
         String::new()
@@ -1235,7 +1231,7 @@ fn derived_target(f: &Facts<'_>) -> Option<Target> {
     Target::parse(&format!(
         "{}://{}{}{}",
         f.scheme,
-        host_string(&f.host),
+        f.host.to_string(),
         port_suffix(f.scheme, f.port),
         prefix
     ))
@@ -1247,7 +1243,7 @@ fn derived_target(f: &Facts<'_>) -> Option<Target> {
 fn narrowed_target(parent: &Target, f: &Facts<'_>) -> Option<Target> {
     let host = match &parent.host {
         HostPattern::Domain(_) | HostPattern::Ip(_) => parent.host.to_string(),
-        _ => host_string(&f.host),
+        _ => f.host.to_string(),
     };
     let port = match parent.port {
         PortPattern::Exact(p) => port_suffix(parent.scheme, p),

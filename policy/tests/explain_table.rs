@@ -336,3 +336,136 @@ fn explain_stays_quick_on_a_large_related_policy() {
     // does not compile the policy once per related entry.
     assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
 }
+
+mod generated {
+    //! Generated requests against one mixed policy: explain never panics,
+    //! always carries authorize's decision, and any fix it offers works.
+    use super::*;
+    use proptest::prelude::*;
+
+    const MANIFEST: &str = r#"[plugin]
+name = "gen"
+version = "1.0.0"
+
+[[host_api.request]]
+url = "https://api.example.com/v1/"
+methods = ["GET", "POST"]
+headers = ["X-Trace"]
+
+[[host_api.request]]
+url = "https://*.example.com:*/files/"
+methods = ["GET"]
+
+[[host_api.websocket]]
+url = "wss://events.example.com/"
+subprotocols = ["json", "etf"]
+networks = ["10.0.0.0/8"]
+
+[[host_api.websocket]]
+url = "ws://127.0.0.1:*/"
+
+[[host_api.websocket]]
+url = "wss://*/"
+"#;
+    const GRANT: &str = r#"plugin = "gen"
+
+[[host_api.request]]
+url = "https://api.example.com/v1/"
+methods = ["GET"]
+
+[[host_api.request]]
+url = "https://a.example.com:8443/files/"
+
+[[host_api.websocket]]
+url = "wss://events.example.com/"
+subprotocols = ["json"]
+networks = ["10.1.0.0/16"]
+
+[[host_api.websocket]]
+url = "ws://127.0.0.1:9000/"
+
+[[host_api.websocket]]
+url = "wss://*/"
+"#;
+
+    fn url() -> impl Strategy<Value = String> {
+        let scheme = prop::sample::select(vec!["https", "http", "wss", "ws", "ftp"]);
+        let host = prop::sample::select(vec![
+            "api.example.com",
+            "a.example.com",
+            "b.example.com",
+            "example.com",
+            "events.example.com",
+            "127.0.0.1",
+            "localhost",
+            "[::1]",
+            "10.0.0.1",
+            "169.254.169.254",
+            "evil.test",
+            "u:p@api.example.com",
+        ]);
+        let port = prop::sample::select(vec!["", ":443", ":8443", ":9000", ":80"]);
+        let path = prop::sample::select(vec![
+            "/",
+            "/v1/x",
+            "/v10/x",
+            "/v1/..%2Fadmin",
+            "/files/a.txt",
+            "/files/%2e%2e/x",
+            "/x;y/z",
+            "/%00",
+            "",
+        ]);
+        let tail = prop::sample::select(vec!["", "?q=secret", "#frag"]);
+        (scheme, host, port, path, tail).prop_map(|(s, h, p, pa, t)| format!("{s}://{h}{p}{pa}{t}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+        #[test]
+        fn explain_is_total_and_its_fixes_work(
+            url in url(),
+            websocket in any::<bool>(),
+            method in prop::sample::select(vec!["GET", "POST", "DELETE", "get", "TRACE"]),
+            header in prop::sample::select(vec!["", "X-Trace", "X-Other", "Cookie", "Accept"]),
+            sub in prop::sample::select(vec!["", "json", "etf", "xml"]),
+            resolve in prop::sample::select(vec![None, Some(vec![]), Some(vec!["10.1.2.3"]), Some(vec!["10.9.9.9", "93.184.215.14"]), Some(vec!["192.168.0.1"])]),
+        ) {
+            let m = Manifest::parse("plugin.toml", MANIFEST).value.unwrap();
+            let g = Grant::parse("grant.toml", GRANT).value.unwrap();
+            let p = compile(&m, Some(&g)).policy.unwrap();
+            let ex = Explainer::new(&p, Sources { manifest: Some(&m), grant: Some(&g) });
+            let headers: Vec<(String, String)> = if header.is_empty() { vec![] } else { vec![(header.to_string(), "1".to_string())] };
+            let subs: Vec<String> = if sub.is_empty() { vec![] } else { vec![sub.to_string()] };
+            let answers: Option<Vec<IpAddr>> = resolve.map(|v| v.iter().map(|a| a.parse().unwrap()).collect());
+            let req = Request {
+                capability: if websocket { Capability::Websocket } else { Capability::Request },
+                url: &url,
+                method: Some(method),
+                headers: &headers,
+                subprotocols: &subs,
+            };
+            let e = ex.explain(&req, answers.as_deref());
+            let d = Authorizer::new(&p).authorize(&req, answers.as_deref());
+            prop_assert_eq!(&e.decision, &d);
+            prop_assert_eq!(e.fix.kind == FixKind::None, d.is_allowed());
+            prop_assert!(e.fix.kind != FixKind::Unknown, "{}: {}", url, e.fix.summary);
+            prop_assert!(!serde_json::to_string(&e).unwrap().contains("secret"));
+            if matches!(e.fix.kind, FixKind::Grant | FixKind::Manifest) {
+                let (mut mt, mut gt) = (MANIFEST.to_string(), GRANT.to_string());
+                for s in &e.fix.steps {
+                    let text = match s.file { FixFile::Manifest => &mut mt, FixFile::Grant => &mut gt };
+                    *text = match s.action {
+                        FixAction::Add => format!("{text}\n{}", s.snippet),
+                        FixAction::Replace => replace_entry(text, s.file, s.capability, s.replaces_target.as_deref().unwrap(), &s.snippet),
+                    };
+                }
+                let m2 = Manifest::parse("plugin.toml", &mt).value.unwrap();
+                let g2 = Grant::parse("grant.toml", &gt).value.unwrap();
+                let p2 = compile(&m2, Some(&g2)).policy.unwrap();
+                let after = Authorizer::new(&p2).authorize(&req, answers.as_deref());
+                prop_assert!(after.is_allowed(), "{}: after {} still {}", url, e.fix.summary, after.code);
+            }
+        }
+    }
+}
