@@ -1545,6 +1545,14 @@ impl<'a> Explainer<'a> {
             }
         }
         let f = f?;
+        let unresolved = matches!(answers, Some([]))
+            && matches!(&f.host, UrlHost::Domain(d) if !crate::target::is_localhost_name(d));
+        if unresolved {
+            return no(
+                "the name did not resolve, so even a matching line would deny it (resolution_failed); that is DNS, not policy"
+                    .into(),
+            );
+        }
         if let Some(a) = f
             .addresses
             .iter()

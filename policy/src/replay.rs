@@ -955,7 +955,10 @@ mod tests {
             origin_of(&a.authorize(&req, None))
         };
         use Capability::{Request as R, Websocket as W};
-        assert_eq!(o(R, "https://u:p@A.example:8443/x?y=1"), "https://a.example:8443");
+        assert_eq!(
+            o(R, "https://u:p@A.example:8443/x?y=1"),
+            "https://a.example:8443"
+        );
         assert_eq!(o(R, "https://[::1]:443#x"), "https://[::1]");
         assert_eq!(o(W, "wss://a.example?q"), "wss://a.example");
         assert_eq!(o(R, "wss://a.example/"), "wss://a.example");
