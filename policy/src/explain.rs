@@ -1231,7 +1231,7 @@ fn derived_target(f: &Facts<'_>) -> Option<Target> {
     Target::parse(&format!(
         "{}://{}{}{}",
         f.scheme,
-        f.host.to_string(),
+        f.host,
         port_suffix(f.scheme, f.port),
         prefix
     ))
