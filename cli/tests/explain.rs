@@ -368,24 +368,21 @@ fn explain_redacts_and_exits_like_authorize() {
 }
 
 #[test]
-fn explain_escapes_plugin_text() {
-    let manifest = "[plugin]\nname = \"x\"\nversion = \"1.0.0\"\n\n[[host_api.request]]\nurl = \"https://a.example/\"\nmethods = [\"GET\"]\nreason = \"fine \\u001b[31m red\"\n";
-    let (_d, m) = temp_file("plugin.toml", manifest);
-    let (code, out, err) = run(netgrant().args([
-        "explain",
-        "--manifest",
-        m.to_str().unwrap(),
+fn explain_escapes_hostile_input() {
+    // A header name and a URL path carrying terminal escapes and bidi
+    // controls: explain shows them escaped, never raw.
+    let (code, out, err) = run(netgrant().args(["explain"]).args(BRIDGE).args([
         "--capability",
         "request",
         "--header",
-        "X-\u{1b}[2J: 1",
-        "https://a.example/",
+        "X-\u{1b}[2J\u{202e}: 1",
+        "https://discord.com/api/v10/\u{1b}[31m\u{202e}x",
     ]));
-    // The manifest itself is rejected (control character in a reason) or the
-    // header is; either way nothing raw reaches the terminal.
-    assert!(code == 1 || code == 2, "{code} {err}");
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("forbidden_header"), "{out}");
     assert!(
-        !out.contains('\u{1b}') && !err.contains('\u{1b}'),
-        "{out}{err}"
+        !out.contains('\u{1b}') && !out.contains('\u{202e}'),
+        "raw control characters in {out:?}"
     );
+    assert!(out.contains("\\u{1b}") || out.contains("%1B"), "{out}");
 }
