@@ -9,7 +9,7 @@ use netgrant_policy::{Authorizer, Capability, Request};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-/// Inputs of `authorize` (shared with `explain` later).
+/// Inputs of `authorize` (and `explain`, which takes exactly the same flags).
 #[derive(Args, Debug)]
 pub struct AuthorizeArgs {
     /// The plugin manifest (plugin.toml).
@@ -109,36 +109,62 @@ pub fn parse_header_and_resolve_flags(
     Ok((headers, resolve))
 }
 
-/// Runs `authorize`.
-pub fn run(a: &AuthorizeArgs) -> Exit {
+/// What `authorize` and `explain` read from their flags and files.
+pub struct Inputs {
+    /// The policy (and the manifest, when one was given).
+    pub loaded: input::Loaded,
+    /// Parsed `--header` flags.
+    pub headers: Vec<(String, String)>,
+    /// The capability.
+    pub capability: Capability,
+    /// DNS answers for the URL's host, from `--resolve`.
+    pub answers: Option<Vec<IpAddr>>,
+}
+
+impl Inputs {
+    /// The request the flags describe.
+    pub fn request<'a>(&'a self, a: &'a AuthorizeArgs) -> Request<'a> {
+        Request {
+            capability: self.capability,
+            url: &a.url,
+            method: a.method.as_deref(),
+            headers: &self.headers,
+            subprotocols: &a.subprotocols,
+        }
+    }
+
+    /// The policy (present once [`inputs`] succeeded).
+    pub fn policy(&self) -> &netgrant_policy::Policy {
+        self.loaded
+            .policy
+            .as_ref()
+            .expect("inputs() checked the policy")
+    }
+}
+
+/// Reads the flags and loads the policy; `Err` is the exit code after the
+/// problem was reported.
+pub fn inputs(a: &AuthorizeArgs) -> Result<Inputs, Exit> {
     let (headers, resolve) = match parse_header_and_resolve_flags(&a.headers, &a.resolve) {
         Ok(x) => x,
-        Err(msg) => return usage(&msg),
+        Err(msg) => return Err(usage(&msg)),
     };
     let loaded = match (&a.policy, &a.manifest) {
         (Some(p), _) => input::load_ir(p),
         (None, Some(m)) => input::load_manifest_and_grant(m, a.grant.as_deref()),
-        (None, None) => return usage("give --manifest (and --grant) or --policy"),
+        (None, None) => return Err(usage("give --manifest (and --grant) or --policy")),
     };
     // Entry-level grant errors only drop their entry here; fatal ones stop.
     if loaded.has_fatal() {
         print_stderr(&input::render_human(&loaded.diagnostics));
-        return Exit::Invalid;
+        return Err(Exit::Invalid);
     }
-    let Some(policy) = loaded.policy else {
-        return Exit::Invalid;
-    };
-    let authz = Authorizer::new(&policy);
+    if loaded.policy.is_none() {
+        return Err(Exit::Invalid);
+    }
     let capability = match a.capability {
         CapabilityArg::Websocket => Capability::Websocket,
         CapabilityArg::Request => Capability::Request,
-    };
-    let req = Request {
-        capability,
-        url: &a.url,
-        method: a.method.as_deref(),
-        headers: &headers,
-        subprotocols: &a.subprotocols,
     };
     // Answers apply when the URL's normalized host is a name given in --resolve.
     let answers: Option<Vec<IpAddr>> = url::Url::parse(&a.url)
@@ -153,6 +179,32 @@ pub fn run(a: &AuthorizeArgs) -> Exit {
                 .map(|(_, v)| v.clone()),
             UrlHost::Ip(_) => None,
         });
+    Ok(Inputs {
+        loaded,
+        headers,
+        capability,
+        answers,
+    })
+}
+
+/// Exit 0 on allow, 1 on deny, unless writing failed.
+pub fn decision_exit(printed: Exit, allowed: bool) -> Exit {
+    match printed {
+        Exit::Ok if allowed => Exit::Ok,
+        Exit::Ok => Exit::Deny,
+        e => e,
+    }
+}
+
+/// Runs `authorize`.
+pub fn run(a: &AuthorizeArgs) -> Exit {
+    let inputs = match inputs(a) {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    let authz = Authorizer::new(inputs.policy());
+    let req = inputs.request(a);
+    let answers = &inputs.answers;
     let decision = authz.authorize(&req, answers.as_deref());
     let out = match a.format {
         DecisionFormat::Json => {
@@ -185,9 +237,5 @@ pub fn run(a: &AuthorizeArgs) -> Exit {
             s
         }
     };
-    match print_stdout(&out) {
-        Exit::Ok if decision.is_allowed() => Exit::Ok,
-        Exit::Ok => Exit::Deny,
-        e => e,
-    }
+    decision_exit(print_stdout(&out), decision.is_allowed())
 }

@@ -6,9 +6,11 @@ mod check;
 mod compile;
 mod connect;
 mod diff;
+mod explain;
 mod input;
 mod list;
 mod output;
+mod replay;
 mod show;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -166,6 +168,10 @@ enum Command {
     },
     /// Write a grant approving what a manifest requests (asks before broad, loopback and private targets).
     Approve(approve::ApproveArgs),
+    /// Decide one URL and say why: the matched rule, or the nearest misses and the grant or manifest line that would allow it.
+    Explain(authorize::AuthorizeArgs),
+    /// Dry-run a policy against recorded traffic (JSON lines or URLs): counts per code, top denied targets, changes --against a second policy.
+    Replay(replay::ReplayArgs),
     /// Open a WebSocket through the runtime: stdin lines go out as text, incoming messages print one per line.
     Connect(connect::ConnectArgs),
     /// Permission change between two manifests or IRs: added, removed, widened, narrowed, newly broad; exit 1 when --fail-on trips.
@@ -216,6 +222,8 @@ fn main() -> ExitCode {
             output::print_stdout(&text)
         }
         Command::Authorize(args) => authorize::run(&args),
+        Command::Explain(args) => explain::run(&args),
+        Command::Replay(args) => replay::run(&args),
         Command::Connect(args) => connect::run(&args),
         Command::Approve(args) => approve::run(&args),
         Command::List {

@@ -125,6 +125,64 @@ fn static_invocations() -> Vec<Vec<String>> {
         "--format",
         "json",
     ]));
+    // Every example through explain, replay and diff as well.
+    for ex in examples() {
+        let m = format!("examples/{ex}/plugin.toml");
+        let g = format!("examples/{ex}/grant.toml");
+        v.push(s(&[
+            "explain",
+            "--manifest",
+            &m,
+            "--grant",
+            &g,
+            "--capability",
+            "request",
+            "--method",
+            "POST",
+            "https://discord.com/api/v9/x",
+        ]));
+        v.push(s(&[
+            "replay",
+            "--manifest",
+            &m,
+            "--grant",
+            &g,
+            "examples/discord-bridge/traffic.jsonl",
+        ]));
+        v.push(s(&["diff", &m, &m, "--grant", &g, "--format", "markdown"]));
+    }
+    let (m, g) = (
+        "examples/discord-bridge/plugin.toml",
+        "examples/discord-bridge/grant.toml",
+    );
+    for url in ["wss://gateway.discord.gg/", "wss://unknown.example/"] {
+        v.push(s(&[
+            "explain",
+            "--manifest",
+            m,
+            "--grant",
+            g,
+            "--capability",
+            "websocket",
+            "--resolve",
+            "gateway.discord.gg=1.2.3.4",
+            url,
+        ]));
+    }
+    v.push(s(&[
+        "replay",
+        "--manifest",
+        m,
+        "--grant",
+        g,
+        "--against-manifest",
+        m,
+        "--against-grant",
+        "examples/discord-bridge/grant.next.toml",
+        "--format",
+        "json",
+        "examples/discord-bridge/traffic.jsonl",
+    ]));
     v
 }
 

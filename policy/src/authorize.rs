@@ -106,7 +106,7 @@ impl Rule {
 /// policy (at most 10,000 targets) and lookups never insert, so the worst a
 /// crafted policy can do is slow down its own plugin's lookups.
 #[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
+pub(crate) struct FxHasher(u64);
 
 impl FxHasher {
     fn add(&mut self, word: u64) {
@@ -153,7 +153,7 @@ impl std::hash::Hasher for FxHasher {
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 #[derive(Default, Debug)]
 struct Index {

@@ -659,7 +659,7 @@ fn describe_difference(loaded: &Policy, recompiled: &Policy) -> String {
     "IR disagrees with recomputation".into()
 }
 
-type Rebuilt = (Vec<Requested>, Vec<GrantEntry>);
+pub(crate) type Rebuilt = (Vec<Requested>, Vec<GrantEntry>);
 
 fn parse_target(s: &str, cap: Capability) -> Result<Target, String> {
     let t = Target::parse(s).map_err(|e| format!("target {}: {}", quote(s), e.message))?;
@@ -771,7 +771,7 @@ fn permission_from(
     })
 }
 
-fn rebuild(p: &Policy) -> Result<Rebuilt, String> {
+pub(crate) fn rebuild(p: &Policy) -> Result<Rebuilt, String> {
     let mut requested: Vec<Requested> = Vec::new();
     let mut seen: HashMap<(Capability, String), Permission> = HashMap::new();
     let mut grants = Vec::new();

@@ -41,6 +41,7 @@ pub mod diagnostics;
 pub mod diff;
 pub mod document;
 pub mod drift;
+pub mod explain;
 pub mod headers;
 pub mod idn;
 pub mod ir;
@@ -48,6 +49,7 @@ pub mod lint;
 pub mod path;
 pub mod permission;
 pub mod redact;
+pub mod replay;
 pub mod schema;
 pub mod target;
 

@@ -1,0 +1,2089 @@
+//! `netgrant explain`: the authorize decision plus the reasoning a human
+//! needs — which rule matched, or the nearest misses and the grant or
+//! manifest change that would allow the request, or why no line can.
+//!
+//! The decision is [`Authorizer::authorize`]'s, unchanged: the explanation is
+//! computed beside it, never instead of it. Nearest misses are ranked over
+//! every entry of the policy (granted, not granted, requests granted only
+//! through narrower entries, and ignored grant entries); explain is for one
+//! URL at a time, so it scans all entries and compares each one part by part
+//! (a cheap host-relatedness test first).
+//!
+//! A suggested fix is verified before it is shown: the change is applied to
+//! the manifest and grant (as parsed, or as rebuilt from the IR), compiled
+//! again and the request authorized against the result. Only a change that
+//! turns the decision into `allow` is suggested.
+
+use crate::address::{self, AddressClass};
+use crate::authorize::{Authorizer, Request, LOCALHOST_ADDRS};
+use crate::capability::{Capability, Scheme};
+use crate::compile::{compile, entry_permission, entry_requested_permission};
+use crate::decision::{Decision, DenyCode};
+use crate::document::{Grant, GrantEntry, Manifest, Requested};
+use crate::headers;
+use crate::ir::{IgnoredCode, Policy, Status};
+use crate::path::{self, PathReadings};
+use crate::permission::{Method, Methods, Permission};
+use crate::redact;
+use crate::target::{HostPattern, PortPattern, Target, UrlHost};
+use ipnet::IpNet;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::Range;
+
+/// How many nearest misses an explanation lists.
+pub const MAX_MISSES: usize = 5;
+
+/// How many of the nearest entries fixes are derived from, and how many
+/// proposals are verified (each verification compiles the policy again), so
+/// explain stays fast on a policy of 10,000 entries.
+const FIX_CANDIDATES: usize = 16;
+const MAX_VERIFIED: usize = 8;
+
+/// The parsed manifest and grant behind a policy, when available: they give
+/// file names and line numbers (`plugin.toml:12`), and the grant entries as
+/// written (which fields are set, which inherit from the request).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sources<'a> {
+    /// The manifest the policy was compiled from.
+    pub manifest: Option<&'a Manifest>,
+    /// The grant the policy was compiled from.
+    pub grant: Option<&'a Grant>,
+}
+
+/// A line in a manifest or grant file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Location {
+    /// The file name as given (escaped for terminals).
+    pub file: String,
+    /// 1-based line of the entry's `url`.
+    pub line: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// The request as explain understood it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RequestFacts {
+    /// The capability used.
+    pub capability: Capability,
+    /// The URL, redacted.
+    pub url: String,
+    /// The effective method (request capability: `GET` when none was given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Names of the headers sent (values are never shown).
+    pub headers: Vec<String>,
+    /// Subprotocols asked for.
+    pub subprotocols: Vec<String>,
+    /// The addresses that were classified: the IP literal, loopback for a
+    /// localhost name, or the DNS answers given.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// The rule that allowed the request.
+#[derive(Clone, Debug, Serialize)]
+pub struct Matched {
+    /// Rule id (`<capability>:<target>`).
+    pub rule: String,
+    /// The granted target.
+    pub target: String,
+    /// The plugin's reason for the request.
+    pub reason: Option<String>,
+    /// The requested target this grant narrows, if it narrows one.
+    pub narrows: Option<String>,
+    /// What the grant narrowed: `target`, `methods`, `headers`,
+    /// `subprotocols`, `networks`.
+    pub narrowed: Vec<String>,
+    /// Granted methods (request entries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    /// Where the grant entry is written.
+    pub granted_at: Option<Location>,
+    /// Where the request is declared.
+    pub requested_at: Option<Location>,
+}
+
+/// What kind of entry a near miss is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissStatus {
+    /// A granted entry (usable).
+    Granted,
+    /// A request that is not granted.
+    NotGranted,
+    /// A request granted only through narrower grant entries.
+    Requested,
+    /// A grant entry that compile dropped (see `ignored` in the IR).
+    Ignored,
+}
+
+impl MissStatus {
+    /// `granted`, `not_granted`, `requested` or `ignored`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissStatus::Granted => "granted",
+            MissStatus::NotGranted => "not_granted",
+            MissStatus::Requested => "requested",
+            MissStatus::Ignored => "ignored",
+        }
+    }
+}
+
+/// Which part of an entry does not fit the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// The entry belongs to the other capability.
+    Capability,
+    /// `http` vs `https`, `ws` vs `wss`.
+    Scheme,
+    /// The host.
+    Host,
+    /// The port.
+    Port,
+    /// The path prefix.
+    Path,
+    /// The HTTP method.
+    Method,
+    /// A header the entry does not declare.
+    Header,
+    /// A subprotocol the entry does not declare.
+    Subprotocol,
+    /// A non-public address the entry does not cover.
+    Address,
+    /// The entry is not usable: not granted, or an ignored grant entry.
+    Status,
+}
+
+/// One way an entry differs from the request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    /// Which part.
+    pub part: Part,
+    /// A human sentence (plugin-written text escaped for terminals).
+    pub message: String,
+}
+
+/// An entry that nearly allows the request.
+#[derive(Clone, Debug, Serialize)]
+pub struct Miss {
+    /// Rule id (`<capability>:<target>`).
+    pub rule: String,
+    /// Capability of the entry.
+    pub capability: Capability,
+    /// The entry's target.
+    pub target: String,
+    /// What kind of entry.
+    pub status: MissStatus,
+    /// What differs, most significant first.
+    pub differences: Vec<Difference>,
+    /// Where the entry is written: the grant line for granted and ignored
+    /// entries, the manifest line for requests.
+    pub at: Option<Location>,
+    /// Where the request behind a granted entry is declared.
+    pub requested_at: Option<Location>,
+}
+
+/// What kind of change would allow the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixKind {
+    /// Nothing: the request is allowed.
+    None,
+    /// A grant change: the manifest already requests it.
+    Grant,
+    /// A manifest change (for the plugin author), then a grant change.
+    Manifest,
+    /// No manifest or grant line can allow this request.
+    Impossible,
+    /// No verified suggestion was found.
+    Unknown,
+}
+
+/// Which file a fix step edits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixFile {
+    /// `plugin.toml`.
+    Manifest,
+    /// `grant.toml`.
+    Grant,
+}
+
+/// Add an entry, or replace an existing one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixAction {
+    /// Append a new entry.
+    Add,
+    /// Replace the entry with the same capability and `replaces_target`.
+    Replace,
+}
+
+/// An entry a fix writes. `None` fields are left out: in a grant they
+/// inherit the request's values, in a manifest they are empty.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SuggestedEntry {
+    /// The canonical target.
+    pub target: String,
+    /// Methods (request entries).
+    pub methods: Option<Vec<String>>,
+    /// Header names.
+    pub headers: Option<Vec<String>>,
+    /// Subprotocols (websocket entries).
+    pub subprotocols: Option<Vec<String>>,
+    /// Networks (canonical CIDR).
+    pub networks: Option<Vec<String>>,
+    /// `broad = true` (grant entries).
+    pub broad: bool,
+    /// The reason (kept when a manifest entry is replaced).
+    pub reason: Option<String>,
+}
+
+/// One edit of a fix.
+#[derive(Clone, Debug, Serialize)]
+pub struct FixStep {
+    /// Which file.
+    pub file: FixFile,
+    /// Add or replace.
+    pub action: FixAction,
+    /// Capability of the entry.
+    pub capability: Capability,
+    /// For `replace`: the target of the entry being replaced.
+    pub replaces_target: Option<String>,
+    /// For `replace`: where that entry is written.
+    pub replaces: Option<Location>,
+    /// For a grant entry: where the request it approves is declared.
+    pub approves: Option<Location>,
+    /// The entry to write.
+    pub entry: SuggestedEntry,
+    /// The entry as TOML, ready to paste.
+    pub snippet: String,
+}
+
+/// What would allow the request.
+#[derive(Clone, Debug, Serialize)]
+pub struct Fix {
+    /// What kind of change.
+    pub kind: FixKind,
+    /// One sentence.
+    pub summary: String,
+    /// The edits, in order (manifest before grant).
+    pub steps: Vec<FixStep>,
+}
+
+/// The decision and the reasoning behind it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    /// Exactly what [`Authorizer::authorize`] returns for the same input.
+    pub decision: Decision,
+    /// The request.
+    pub request: RequestFacts,
+    /// On allow: the rule that allowed it.
+    pub matched: Option<Matched>,
+    /// On deny: the nearest misses, best first (at most [`MAX_MISSES`]).
+    pub misses: Vec<Miss>,
+    /// Related entries beyond the ones listed.
+    pub more_misses: usize,
+    /// What would allow it.
+    pub fix: Fix,
+}
+
+// ---------------------------------------------------------------------------
+// Candidates: every entry of the policy, normalized once
+// ---------------------------------------------------------------------------
+
+/// One entry of the policy, as explain compares it. `None` fields are unknown
+/// (an ignored grant entry that did not set them) and never differ.
+#[derive(Clone, Debug)]
+struct Cand {
+    status: MissStatus,
+    capability: Capability,
+    target: Target,
+    id: String,
+    methods: Option<Methods>,
+    headers: Option<BTreeSet<String>>,
+    subprotocols: Option<BTreeSet<String>>,
+    networks: Option<BTreeSet<IpNet>>,
+    /// Granted entries: the request behind them (itself when not narrowing).
+    requested: Option<Permission>,
+    reason: Option<String>,
+    ignored: Option<(IgnoredCode, String)>,
+}
+
+impl Cand {
+    /// The permission, when every field is known.
+    fn permission(&self) -> Option<Permission> {
+        Some(Permission {
+            capability: self.capability,
+            target: self.target.clone(),
+            methods: match self.capability {
+                Capability::Request => Some(self.methods.clone()?),
+                Capability::Websocket => None,
+            },
+            headers: self.headers.clone()?,
+            subprotocols: self.subprotocols.clone()?,
+            networks: self.networks.clone()?,
+        })
+    }
+}
+
+fn parse_methods(v: &[String]) -> Option<Methods> {
+    if v.len() == 1 && v[0] == "*" {
+        return Some(Methods::Any);
+    }
+    Some(Methods::Set(
+        v.iter().map(|m| Method::parse(m)).collect::<Option<_>>()?,
+    ))
+}
+
+fn candidates(policy: &Policy) -> Vec<Cand> {
+    let mut out = Vec::new();
+    let mut requested_seen = std::collections::HashSet::new();
+    for e in &policy.entries {
+        let (Ok(own), Ok(req)) = (entry_permission(e), entry_requested_permission(e)) else {
+            continue;
+        };
+        let (status, requested) = match e.status {
+            Status::Granted => (MissStatus::Granted, Some(req.clone())),
+            Status::NotGranted => (MissStatus::NotGranted, None),
+        };
+        if e.status == Status::NotGranted {
+            requested_seen.insert((own.capability, own.target.to_string()));
+        }
+        out.push(Cand {
+            status,
+            capability: own.capability,
+            target: own.target.clone(),
+            id: e.id.clone(),
+            methods: own.methods.clone(),
+            headers: Some(own.headers.clone()),
+            subprotocols: Some(own.subprotocols.clone()),
+            networks: Some(own.networks.clone()),
+            requested,
+            reason: e.reason.clone(),
+            ignored: None,
+        });
+    }
+    // Requests granted only through narrower entries (a granted entry with
+    // the request's own target stands for it).
+    let granted_targets: std::collections::HashSet<(Capability, String)> = out
+        .iter()
+        .filter(|c| c.status == MissStatus::Granted)
+        .map(|c| (c.capability, c.target.to_string()))
+        .collect();
+    let mut extra = Vec::new();
+    for c in &out {
+        let Some(r) = &c.requested else { continue };
+        let key = (r.capability, r.target.to_string());
+        if granted_targets.contains(&key) || !requested_seen.insert(key.clone()) {
+            continue;
+        }
+        extra.push(Cand {
+            status: MissStatus::Requested,
+            capability: r.capability,
+            target: r.target.clone(),
+            id: format!("{}:{}", key.0, key.1),
+            methods: r.methods.clone(),
+            headers: Some(r.headers.clone()),
+            subprotocols: Some(r.subprotocols.clone()),
+            networks: Some(r.networks.clone()),
+            requested: None,
+            reason: c.reason.clone(),
+            ignored: None,
+        });
+    }
+    out.extend(extra);
+    // Every request, to give ignored grant entries their parent's defaults.
+    let requests: Vec<Permission> = out
+        .iter()
+        .filter_map(|c| match c.status {
+            MissStatus::Granted => c.requested.clone(),
+            _ => c.permission(),
+        })
+        .collect();
+    for ig in &policy.ignored {
+        let Ok(target) = Target::parse(&ig.target) else {
+            continue;
+        };
+        let networks = match &ig.networks {
+            None => None,
+            Some(v) => match v.iter().map(|n| n.parse().ok()).collect::<Option<_>>() {
+                Some(n) => Some(n),
+                None => continue,
+            },
+        };
+        let mut c = Cand {
+            status: MissStatus::Ignored,
+            capability: ig.capability,
+            target,
+            id: format!("{}:{}", ig.capability, ig.target),
+            methods: ig.methods.as_deref().and_then(parse_methods),
+            headers: ig.headers.as_ref().map(|v| v.iter().cloned().collect()),
+            subprotocols: ig
+                .subprotocols
+                .as_ref()
+                .map(|v| v.iter().cloned().collect()),
+            networks,
+            requested: None,
+            reason: None,
+            ignored: Some((ig.code, ig.message.clone())),
+        };
+        // Unset fields follow the containing request, as compile would fill
+        // them (an entry no request contains keeps them unknown).
+        if let Some(parent) = requests
+            .iter()
+            .filter(|r| r.capability == c.capability && r.target.contains(&c.target))
+            .min_by(|a, b| a.target.specificity_cmp(&b.target))
+        {
+            c.methods = c.methods.or_else(|| parent.methods.clone());
+            c.headers = c.headers.or_else(|| Some(parent.headers.clone()));
+            c.subprotocols = c.subprotocols.or_else(|| Some(parent.subprotocols.clone()));
+            c.networks = c.networks.or_else(|| Some(parent.networks.clone()));
+        }
+        out.push(c);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The request, parsed once
+// ---------------------------------------------------------------------------
+
+struct Facts<'r> {
+    req: &'r Request<'r>,
+    scheme: Scheme,
+    host: UrlHost,
+    port: u16,
+    readings: PathReadings,
+    /// The effective method (request capability).
+    method: Option<&'r str>,
+    /// Lowercase names of the headers that need declaring.
+    needed_headers: BTreeSet<String>,
+    /// Canonical addresses authorize classifies (empty: a name decided on
+    /// the URL alone).
+    addresses: Vec<IpAddr>,
+}
+
+impl<'r> Facts<'r> {
+    fn new(req: &'r Request<'r>, answers: Option<&[IpAddr]>) -> Option<Facts<'r>> {
+        let url = url::Url::parse(req.url).ok()?;
+        let scheme = Scheme::parse(url.scheme())?;
+        let host = UrlHost::from_url(&url)?;
+        let port = url.port_or_known_default().unwrap_or(scheme.default_port());
+        let readings = path::readings(url.path()).ok()?;
+        let method = match req.capability {
+            Capability::Request => Some(req.method.unwrap_or("GET")),
+            Capability::Websocket => None,
+        };
+        let needed_headers = req
+            .headers
+            .iter()
+            .filter(|(n, _)| !headers::is_always_allowed(n))
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
+        let addresses = match &host {
+            UrlHost::Ip(ip) => vec![*ip],
+            UrlHost::Domain(d) if crate::target::is_localhost_name(d) => LOCALHOST_ADDRS.to_vec(),
+            UrlHost::Domain(_) => answers
+                .unwrap_or(&[])
+                .iter()
+                .map(|a| address::canonicalize(*a))
+                .collect(),
+        };
+        Some(Facts {
+            req,
+            scheme,
+            host,
+            port,
+            readings,
+            method,
+            needed_headers,
+            addresses,
+        })
+    }
+
+    /// Addresses that only a target naming them (or its networks) reaches.
+    fn non_public(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.addresses
+            .iter()
+            .copied()
+            .filter(|a| address::classify(*a).class.is_non_public())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Comparing one entry with the request
+// ---------------------------------------------------------------------------
+
+/// How an entry's host relates to the URL's host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum HostRelation {
+    Match,
+    /// Both loopback: `localhost` vs `127.0.0.1`, `127.0.0.1` vs `[::1]`.
+    LoopbackAlias,
+    /// A wildcard's apex, or a name under the same registrable domain.
+    SameSite,
+    Unrelated,
+}
+
+fn registrable(name: &str) -> &str {
+    psl::domain_str(name).unwrap_or(name)
+}
+
+fn is_loopback_host(h: &UrlHost) -> bool {
+    match h {
+        UrlHost::Ip(ip) => address::classify(*ip).class == AddressClass::Loopback,
+        UrlHost::Domain(d) => crate::target::is_localhost_name(d),
+    }
+}
+
+fn host_relation(p: &HostPattern, h: &UrlHost) -> HostRelation {
+    if p.matches(h) {
+        return HostRelation::Match;
+    }
+    let pattern_loopback = match p {
+        HostPattern::Ip(ip) => address::classify(*ip).class == AddressClass::Loopback,
+        _ => p.is_localhost_name(),
+    };
+    if pattern_loopback && is_loopback_host(h) {
+        return HostRelation::LoopbackAlias;
+    }
+    if let UrlHost::Domain(d) = h {
+        let base = match p {
+            HostPattern::Domain(x) | HostPattern::Wildcard(x) => x,
+            _ => return HostRelation::Unrelated,
+        };
+        if base == d || registrable(base) == registrable(d) {
+            return HostRelation::SameSite;
+        }
+    }
+    HostRelation::Unrelated
+}
+
+fn list(items: impl IntoIterator<Item = impl fmt::Display>) -> String {
+    let v: Vec<String> = items.into_iter().map(|x| x.to_string()).collect();
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn tick(s: impl fmt::Display) -> String {
+    format!("`{}`", redact::escape_terminal(&s.to_string()))
+}
+
+/// Compares one entry with the request: how its host relates, and every
+/// part that does not fit.
+fn compare(c: &Cand, f: &Facts<'_>) -> (HostRelation, Vec<Difference>) {
+    let mut d = Vec::new();
+    let mut push = |part, message: String| d.push(Difference { part, message });
+    let relation = host_relation(&c.target.host, &f.host);
+    if c.capability != f.req.capability {
+        push(
+            Part::Capability,
+            format!(
+                "a {} target; this request uses {}",
+                c.capability.table(),
+                f.req.capability.table()
+            ),
+        );
+    } else if c.target.scheme != f.scheme {
+        push(
+            Part::Scheme,
+            format!(
+                "scheme {}, the URL uses {}",
+                tick(c.target.scheme),
+                tick(f.scheme)
+            ),
+        );
+    }
+    match relation {
+        HostRelation::Match => {}
+        HostRelation::LoopbackAlias => push(
+            Part::Host,
+            format!(
+                "host {} is loopback too, but names and IP literals never cross-match (the URL has {})",
+                tick(&c.target.host),
+                tick(&f.host)
+            ),
+        ),
+        _ => {
+            let apex = matches!(&c.target.host, HostPattern::Wildcard(s) if UrlHost::Domain(s.clone()) == f.host);
+            push(
+                Part::Host,
+                if apex {
+                    format!(
+                        "host {} matches subdomains only, not the apex {}",
+                        tick(&c.target.host),
+                        tick(&f.host)
+                    )
+                } else {
+                    format!(
+                        "host {}, the URL has {}",
+                        tick(&c.target.host),
+                        tick(&f.host)
+                    )
+                },
+            )
+        }
+    }
+    // `http` vs `https` on their default ports differ in the scheme only.
+    let defaults = c.target.scheme != f.scheme
+        && c.target.port == PortPattern::Exact(c.target.scheme.default_port())
+        && f.port == f.scheme.default_port();
+    if !c.target.port.matches(f.port) && !defaults {
+        push(
+            Part::Port,
+            format!(
+                "port {}, the URL uses {}",
+                c.target.port_number().map_or("*".into(), |p| p.to_string()),
+                f.port
+            ),
+        );
+    }
+    if !f.readings.all_inside(&c.target.path) {
+        let msg = if f.readings.ambiguous_for(&c.target.path) {
+            let outside = f
+                .readings
+                .all()
+                .iter()
+                .find(|r| !path::prefix_matches(&c.target.path, r))
+                .map(String::as_str)
+                .unwrap_or("");
+            format!(
+                "path is inside {} as written, but a server may read it as {}",
+                tick(&c.target.path),
+                tick(outside)
+            )
+        } else {
+            format!(
+                "path prefix {}, the URL path is {}",
+                tick(&c.target.path),
+                tick(f.readings.as_parsed())
+            )
+        };
+        push(Part::Path, msg);
+    }
+    if c.capability == f.req.capability {
+        if let (Some(m), Some(ms)) = (f.method, &c.methods) {
+            let ok = Method::parse(m).is_some_and(|mm| ms.allows(mm));
+            if !ok {
+                let requested = match (c.status, &c.requested) {
+                    (MissStatus::Granted, Some(r)) if r.methods.as_ref() != Some(ms) => format!(
+                        "; requested: {}",
+                        list(
+                            r.methods
+                                .as_ref()
+                                .map(|x| x.to_strings())
+                                .unwrap_or_default()
+                        )
+                    ),
+                    _ => String::new(),
+                };
+                push(
+                    Part::Method,
+                    format!(
+                        "method {} is not allowed (allows {}{requested})",
+                        tick(m),
+                        list(ms.to_strings())
+                    ),
+                );
+            }
+        }
+        if let Some(h) = &c.headers {
+            for n in f.needed_headers.iter().filter(|n| !h.contains(*n)) {
+                push(
+                    Part::Header,
+                    format!("header {} is not declared (declares {})", tick(n), list(h)),
+                );
+            }
+        }
+        if let Some(s) = &c.subprotocols {
+            for p in f.req.subprotocols.iter().filter(|p| !s.contains(*p)) {
+                push(
+                    Part::Subprotocol,
+                    format!(
+                        "subprotocol {} is not declared (declares {})",
+                        tick(p),
+                        list(s)
+                    ),
+                );
+            }
+        }
+        if let Some(p) = c.permission() {
+            for a in f.non_public().filter(|a| !p.covers_address(*a)) {
+                let cl = address::classify(a);
+                push(
+                    Part::Address,
+                    format!(
+                        "address {a} is {} ({}) and the entry does not cover it (networks: {})",
+                        address::with_article(cl.name),
+                        cl.range,
+                        list(&p.networks)
+                    ),
+                );
+            }
+        }
+    }
+    match (c.status, &c.ignored) {
+        (MissStatus::NotGranted, _) => push(Part::Status, "requested but not granted".into()),
+        (MissStatus::Requested, _) => push(
+            Part::Status,
+            "requested, but granted only through narrower entries".into(),
+        ),
+        (MissStatus::Ignored, Some((_, why))) => push(
+            Part::Status,
+            format!(
+                "grant entry ignored: {}",
+                redact::escape_terminal(why.trim_start_matches("granted but not requested: "))
+            ),
+        ),
+        _ => {}
+    }
+    d.sort_by_key(|x| x.part);
+    (relation, d)
+}
+
+/// Lower is nearer. Hosts and capabilities weigh most, then scheme, port and
+/// path, then what a grant or a manifest line can add.
+fn score(relation: HostRelation, diffs: &[Difference]) -> u32 {
+    let host = match relation {
+        HostRelation::Match => 0,
+        HostRelation::LoopbackAlias => 30,
+        HostRelation::SameSite => 40,
+        HostRelation::Unrelated => 1_000,
+    };
+    host + diffs
+        .iter()
+        .map(|d| match d.part {
+            Part::Capability => 100,
+            Part::Scheme => 20,
+            Part::Port => 15,
+            Part::Path => 10,
+            Part::Address => 5,
+            Part::Method => 4,
+            Part::Header | Part::Subprotocol => 3,
+            Part::Status => 2,
+            Part::Host => 0,
+        })
+        .sum::<u32>()
+}
+
+// ---------------------------------------------------------------------------
+// Source locations
+// ---------------------------------------------------------------------------
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+type Key = (Capability, String);
+
+fn locate(
+    source: &Option<std::sync::Arc<miette::NamedSource<String>>>,
+    span: Option<&Range<usize>>,
+) -> Option<Location> {
+    let s = source.as_ref()?;
+    Some(Location {
+        file: s.name().to_string(),
+        line: line_of(s.inner(), span?.start),
+    })
+}
+
+#[derive(Default)]
+struct Lines {
+    manifest: HashMap<Key, Location>,
+    grant: HashMap<Key, Location>,
+}
+
+impl Lines {
+    fn new(s: &Sources<'_>) -> Lines {
+        let mut l = Lines::default();
+        if let Some(m) = s.manifest {
+            for r in &m.requested {
+                if let Some(loc) = locate(&m.source, r.origin.as_ref().map(|o| &o.url)) {
+                    l.manifest.insert(
+                        (r.permission.capability, r.permission.target.to_string()),
+                        loc,
+                    );
+                }
+            }
+        }
+        if let Some(g) = s.grant {
+            for e in &g.entries {
+                if let Some(loc) = locate(&g.source, e.origin.as_ref().map(|o| &o.url)) {
+                    l.grant.insert((e.capability, e.target.to_string()), loc);
+                }
+            }
+        }
+        l
+    }
+
+    fn manifest(&self, cap: Capability, t: &Target) -> Option<Location> {
+        self.manifest.get(&(cap, t.to_string())).cloned()
+    }
+
+    fn grant(&self, cap: Capability, t: &Target) -> Option<Location> {
+        self.grant.get(&(cap, t.to_string())).cloned()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Suggested entries and their TOML
+// ---------------------------------------------------------------------------
+
+/// An entry to write, structured (so it can be applied and verified).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Shape {
+    cap: Capability,
+    target: Target,
+    methods: Option<Methods>,
+    headers: Option<BTreeSet<String>>,
+    subprotocols: Option<BTreeSet<String>>,
+    networks: Option<BTreeSet<IpNet>>,
+    broad: bool,
+    reason: Option<String>,
+}
+
+impl Shape {
+    fn from_permission(p: &Permission, reason: Option<String>) -> Shape {
+        Shape {
+            cap: p.capability,
+            target: p.target.clone(),
+            methods: p.methods.clone(),
+            headers: Some(p.headers.clone()),
+            subprotocols: Some(p.subprotocols.clone()),
+            networks: Some(p.networks.clone()),
+            broad: false,
+            reason,
+        }
+    }
+
+    fn from_grant(g: &GrantEntry) -> Shape {
+        Shape {
+            cap: g.capability,
+            target: g.target.clone(),
+            methods: g.methods.clone(),
+            headers: g.headers.clone(),
+            subprotocols: g.subprotocols.clone(),
+            networks: g.networks.clone(),
+            broad: g.broad,
+            reason: None,
+        }
+    }
+
+    /// A grant entry approving `target` with every other field inherited.
+    fn approving(cap: Capability, target: Target) -> Shape {
+        Shape {
+            cap,
+            target,
+            methods: None,
+            headers: None,
+            subprotocols: None,
+            networks: None,
+            broad: false,
+            reason: None,
+        }
+    }
+
+    fn permission(&self) -> Permission {
+        Permission {
+            capability: self.cap,
+            target: self.target.clone(),
+            methods: match self.cap {
+                Capability::Request => Some(self.methods.clone().unwrap_or(Methods::Any)),
+                Capability::Websocket => None,
+            },
+            headers: self.headers.clone().unwrap_or_default(),
+            subprotocols: self.subprotocols.clone().unwrap_or_default(),
+            networks: self.networks.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The effective permission of this shape as a grant entry under `parent`.
+    fn effective(&self, parent: &Permission) -> Permission {
+        Permission {
+            capability: self.cap,
+            target: self.target.clone(),
+            methods: match self.cap {
+                Capability::Request => Some(
+                    self.methods
+                        .clone()
+                        .or_else(|| parent.methods.clone())
+                        .unwrap_or(Methods::Any),
+                ),
+                Capability::Websocket => None,
+            },
+            headers: self
+                .headers
+                .clone()
+                .unwrap_or_else(|| parent.headers.clone()),
+            subprotocols: self
+                .subprotocols
+                .clone()
+                .unwrap_or_else(|| parent.subprotocols.clone()),
+            networks: self
+                .networks
+                .clone()
+                .unwrap_or_else(|| parent.networks.clone()),
+        }
+    }
+
+    fn requested(&self) -> Requested {
+        Requested {
+            permission: self.permission(),
+            reason: self.reason.clone(),
+            origin: None,
+        }
+    }
+
+    fn grant_entry(&self) -> GrantEntry {
+        GrantEntry {
+            capability: self.cap,
+            target: self.target.clone(),
+            methods: self.methods.clone(),
+            headers: self.headers.clone(),
+            subprotocols: self.subprotocols.clone(),
+            networks: self.networks.clone(),
+            broad: self.broad,
+            origin: None,
+        }
+    }
+
+    fn suggested(&self, file: FixFile) -> SuggestedEntry {
+        let strings = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
+        // A manifest leaves empty lists out; a grant writes what it narrows.
+        let keep = |s: &Option<BTreeSet<String>>| match (file, s) {
+            (FixFile::Manifest, Some(v)) if v.is_empty() => None,
+            (_, s) => s.as_ref().map(strings),
+        };
+        SuggestedEntry {
+            target: self.target.to_string(),
+            methods: self.methods.as_ref().map(|m| m.to_strings()),
+            headers: keep(&self.headers),
+            subprotocols: keep(&self.subprotocols),
+            networks: match (file, &self.networks) {
+                (FixFile::Manifest, Some(v)) if v.is_empty() => None,
+                (_, n) => n
+                    .as_ref()
+                    .map(|v| v.iter().map(|x| x.to_string()).collect()),
+            },
+            broad: file == FixFile::Grant && self.broad,
+            reason: match file {
+                FixFile::Manifest => self.reason.clone(),
+                FixFile::Grant => None,
+            },
+        }
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn toml_array(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| toml_string(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// The entry as TOML, ready to paste into `plugin.toml` or `grant.toml`.
+fn snippet(cap: Capability, e: &SuggestedEntry) -> String {
+    let mut s = format!("[[{}]]\nurl = {}\n", cap.table(), toml_string(&e.target));
+    for (key, v) in [
+        ("methods", &e.methods),
+        ("headers", &e.headers),
+        ("subprotocols", &e.subprotocols),
+        ("networks", &e.networks),
+    ] {
+        if let Some(v) = v {
+            s.push_str(&format!("{key} = {}\n", toml_array(v)));
+        }
+    }
+    if e.broad {
+        s.push_str("broad = true\n");
+    }
+    if let Some(r) = &e.reason {
+        s.push_str(&format!("reason = {}\n", toml_string(r)));
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------
+// Proposals: structured edits, applied and verified before they are shown
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Step {
+    file: FixFile,
+    /// `Some(target)`: replace the entry with this capability and target.
+    replaces: Option<Target>,
+    shape: Shape,
+    /// For grant entries: the target of the request it approves.
+    approves: Option<Target>,
+}
+
+struct Proposal {
+    kind: FixKind,
+    summary: String,
+    steps: Vec<Step>,
+}
+
+/// The manifest and grant as lists, to apply proposals to.
+struct Base {
+    name: String,
+    version: String,
+    requested: Vec<Requested>,
+    grant: Vec<GrantEntry>,
+    /// Error diagnostics compiling the unchanged lists gives.
+    errors: usize,
+}
+
+fn errors(d: &[crate::Diagnostic]) -> usize {
+    d.iter().filter(|d| d.severity().is_error()).count()
+}
+
+impl Base {
+    fn new(policy: &Policy, sources: &Sources<'_>) -> Option<Base> {
+        let (requested, grant) = match sources.manifest {
+            Some(m) => (
+                m.requested.clone(),
+                sources.grant.map(|g| g.entries.clone()).unwrap_or_default(),
+            ),
+            None => crate::compile::rebuild(policy).ok()?,
+        };
+        let mut base = Base {
+            name: policy.plugin.name.clone(),
+            version: policy.plugin.version.clone(),
+            requested,
+            grant,
+            errors: 0,
+        };
+        let (m, g) = base.documents(base.requested.clone(), base.grant.clone());
+        base.errors = errors(&compile(&m, Some(&g)).diagnostics);
+        Some(base)
+    }
+
+    fn documents(&self, requested: Vec<Requested>, entries: Vec<GrantEntry>) -> (Manifest, Grant) {
+        (
+            Manifest {
+                name: self.name.clone(),
+                version: self.version.clone(),
+                requested,
+                source: None,
+            },
+            Grant {
+                plugin: self.name.clone(),
+                plugin_span: None,
+                entries,
+                approved_digest: None,
+                approved_digest_span: None,
+                source: None,
+            },
+        )
+    }
+
+    fn grant_entry(&self, cap: Capability, t: &Target) -> Option<&GrantEntry> {
+        self.grant
+            .iter()
+            .find(|g| g.capability == cap && g.target == *t)
+    }
+
+    /// Whether the proposal, applied, allows the request.
+    fn verify(&self, steps: &[Step], req: &Request<'_>, answers: Option<&[IpAddr]>) -> bool {
+        let mut requested = self.requested.clone();
+        let mut grant = self.grant.clone();
+        for s in steps {
+            match (s.file, &s.replaces) {
+                (FixFile::Manifest, None) => requested.push(s.shape.requested()),
+                (FixFile::Manifest, Some(t)) => {
+                    let Some(r) = requested.iter_mut().find(|r| {
+                        r.permission.capability == s.shape.cap && r.permission.target == *t
+                    }) else {
+                        return false;
+                    };
+                    r.permission = s.shape.permission();
+                    r.reason = s.shape.reason.clone();
+                }
+                (FixFile::Grant, None) => grant.push(s.shape.grant_entry()),
+                (FixFile::Grant, Some(t)) => {
+                    let Some(g) = grant
+                        .iter_mut()
+                        .find(|g| g.capability == s.shape.cap && g.target == *t)
+                    else {
+                        return false;
+                    };
+                    *g = s.shape.grant_entry();
+                }
+            }
+        }
+        let (manifest, grant) = self.documents(requested, grant);
+        let compiled = compile(&manifest, Some(&grant));
+        // A suggestion must not add errors (a dropped entry, say): the
+        // policy may already carry entry-level ones of its own.
+        if errors(&compiled.diagnostics) > self.errors {
+            return false;
+        }
+        match compiled.policy {
+            Some(p) => Authorizer::new(&p).authorize(req, answers).is_allowed(),
+            None => false,
+        }
+    }
+}
+
+/// The smallest network to add for `addr`: the parent's network that holds
+/// it (a grant may not go beyond its request), else the address itself.
+fn network_for(addr: IpAddr, parent: Option<&Permission>) -> IpNet {
+    parent
+        .and_then(|p| p.networks.iter().find(|n| n.contains(&addr)).copied())
+        .unwrap_or_else(|| IpNet::from(addr))
+}
+
+/// Adds what the request needs to the fields the shape sets. Fields left
+/// unset (a grant inheriting from its request) stay unset.
+fn widen(shape: &mut Shape, f: &Facts<'_>, parent: Option<&Permission>) {
+    if let (Some(m), Some(Methods::Set(set))) =
+        (f.method.and_then(Method::parse), &mut shape.methods)
+    {
+        set.insert(m);
+    }
+    if let Some(h) = &mut shape.headers {
+        h.extend(f.needed_headers.iter().cloned());
+    }
+    if let Some(s) = &mut shape.subprotocols {
+        s.extend(f.req.subprotocols.iter().cloned());
+    }
+    if shape.networks.is_some() {
+        let perm = match parent {
+            Some(p) => shape.effective(p),
+            None => shape.permission(),
+        };
+        let add: Vec<IpNet> = f
+            .non_public()
+            .filter(|a| !perm.covers_address(*a))
+            .map(|a| network_for(a, parent))
+            .collect();
+        if let Some(n) = &mut shape.networks {
+            n.extend(add);
+        }
+    }
+}
+
+/// The path prefix for a new target: the directory the URL path is in (or
+/// the path itself when it is one segment), the same under every server
+/// reading. `None` when the readings disagree about it (ambiguous).
+fn derived_prefix(r: &PathReadings) -> Option<String> {
+    fn dir(p: &str) -> &str {
+        match p.rfind('/') {
+            Some(i) if i > 0 => &p[..=i],
+            _ => p,
+        }
+    }
+    let first = dir(r.as_parsed());
+    if r.all().iter().any(|x| !path::prefix_matches(first, x)) {
+        return None;
+    }
+    let candidate = if first == "/" { r.as_parsed() } else { first };
+    // Walk up until the prefix is one a target may spell.
+    let mut p = candidate.to_string();
+    loop {
+        if let Ok(n) = path::normalize_prefix(&p) {
+            if r.all_inside(&n) {
+                return Some(n);
+            }
+        }
+        if p == "/" {
+            return None;
+        }
+        let trimmed = p.trim_end_matches('/');
+        p = match trimmed.rfind('/') {
+            Some(i) => trimmed[..=i].to_string(),
+            None => "/".to_string(),
+        };
+    }
+}
+
+fn port_suffix(scheme: Scheme, port: u16) -> String {
+    if port == scheme.default_port() {
+        String::new()
+    } else {
+        format!(":{port}")
+    }
+}
+
+/// The target a new manifest entry would name: the URL's scheme, host and
+/// port, and [`derived_prefix`].
+fn derived_target(f: &Facts<'_>) -> Option<Target> {
+    let prefix = derived_prefix(&f.readings)?;
+    Target::parse(&format!(
+        "{}://{}{}{}",
+        f.scheme,
+        f.host,
+        port_suffix(f.scheme, f.port),
+        prefix
+    ))
+    .ok()
+}
+
+/// A grant target inside `parent` that reaches the URL: the parent with its
+/// wildcard host and `*` port made concrete.
+fn narrowed_target(parent: &Target, f: &Facts<'_>) -> Option<Target> {
+    let host = match &parent.host {
+        HostPattern::Domain(_) | HostPattern::Ip(_) => parent.host.to_string(),
+        _ => f.host.to_string(),
+    };
+    let port = match parent.port {
+        PortPattern::Exact(p) => port_suffix(parent.scheme, p),
+        PortPattern::Any => format!(":{}", f.port),
+    };
+    // The URL's directory when the parent holds it (least privilege, as the
+    // existing narrower entries chose), else the parent's prefix.
+    let path = derived_prefix(&f.readings)
+        .filter(|p| path::prefix_contains(&parent.path, p))
+        .unwrap_or_else(|| parent.path.clone());
+    let t = Target::parse(&format!("{}://{host}{port}{path}", parent.scheme)).ok()?;
+    parent.contains(&t).then_some(t)
+}
+
+// ---------------------------------------------------------------------------
+// The explainer
+// ---------------------------------------------------------------------------
+
+/// An indexed policy with its sources, ready to explain requests.
+pub struct Explainer<'a> {
+    policy: &'a Policy,
+    sources: Sources<'a>,
+    authz: Authorizer,
+    cands: Vec<Cand>,
+    lines: Lines,
+}
+
+impl<'a> Explainer<'a> {
+    /// Indexes a policy. `sources` may be empty (an IR file): locations are
+    /// then unknown and fixes are verified against the IR's own contents.
+    pub fn new(policy: &'a Policy, sources: Sources<'a>) -> Explainer<'a> {
+        Explainer {
+            policy,
+            sources,
+            authz: Authorizer::new(policy),
+            cands: candidates(policy),
+            lines: Lines::new(&sources),
+        }
+    }
+
+    /// The authorizer whose decisions the explanations carry.
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.authz
+    }
+
+    /// Explains one request (`answers` as for [`Authorizer::authorize`]).
+    pub fn explain(&self, req: &Request<'_>, answers: Option<&[IpAddr]>) -> Explanation {
+        let decision = self.authz.authorize(req, answers);
+        let facts = Facts::new(req, answers);
+        let request = RequestFacts {
+            capability: req.capability,
+            url: decision.url.clone(),
+            method: match req.capability {
+                Capability::Request => Some(req.method.unwrap_or("GET").to_string()),
+                Capability::Websocket => None,
+            },
+            headers: req.headers.iter().map(|(n, _)| n.clone()).collect(),
+            subprotocols: req.subprotocols.to_vec(),
+            addresses: facts
+                .as_ref()
+                .map(|f| f.addresses.clone())
+                .unwrap_or_default(),
+        };
+        let mut out = Explanation {
+            decision,
+            request,
+            matched: None,
+            misses: Vec::new(),
+            more_misses: 0,
+            fix: Fix {
+                kind: FixKind::None,
+                summary: String::new(),
+                steps: Vec::new(),
+            },
+        };
+        if out.decision.is_allowed() {
+            out.matched = self.matched(out.decision.rule.as_deref());
+            out.fix.summary = "nothing to change: the request is allowed".into();
+            return out;
+        }
+        if let Some(why) = self.blocker(&out.decision, req, facts.as_ref(), answers) {
+            out.fix = Fix {
+                kind: FixKind::Impossible,
+                summary: why,
+                steps: Vec::new(),
+            };
+            return out;
+        }
+        let Some(f) = facts else {
+            out.fix = Fix {
+                kind: FixKind::Impossible,
+                summary: "no line can allow this: the URL cannot be read".into(),
+                steps: Vec::new(),
+            };
+            return out;
+        };
+        let ranked = self.rank(&f);
+        out.more_misses = ranked.len().saturating_sub(MAX_MISSES);
+        out.misses = ranked
+            .iter()
+            .take(MAX_MISSES)
+            .map(|(i, _, d)| self.miss(&self.cands[*i], d.clone()))
+            .collect();
+        out.fix = self.fix(&f, &ranked, answers);
+        out
+    }
+
+    fn matched(&self, rule: Option<&str>) -> Option<Matched> {
+        let rule = rule?;
+        let e = self
+            .policy
+            .entries
+            .iter()
+            .find(|e| e.id == rule && e.status == Status::Granted)?;
+        let own = entry_permission(e).ok()?;
+        let req = entry_requested_permission(e).ok()?;
+        Some(Matched {
+            rule: e.id.clone(),
+            target: e.target.clone(),
+            reason: e.reason.clone(),
+            narrows: e.narrows.as_ref().map(|n| n.target.clone()),
+            narrowed: [
+                ("target", own.target != req.target),
+                ("methods", own.methods != req.methods),
+                ("headers", own.headers != req.headers),
+                ("subprotocols", own.subprotocols != req.subprotocols),
+                ("networks", own.networks != req.networks),
+            ]
+            .iter()
+            .filter(|(_, differs)| *differs)
+            .map(|(name, _)| name.to_string())
+            .collect(),
+            methods: e.methods.clone(),
+            granted_at: self.lines.grant(e.capability, &own.target),
+            requested_at: self.lines.manifest(e.capability, &req.target),
+        })
+    }
+
+    fn miss(&self, c: &Cand, differences: Vec<Difference>) -> Miss {
+        let (at, requested_at) = match c.status {
+            MissStatus::Granted => (
+                self.lines.grant(c.capability, &c.target),
+                c.requested
+                    .as_ref()
+                    .and_then(|r| self.lines.manifest(c.capability, &r.target)),
+            ),
+            MissStatus::Ignored => (self.lines.grant(c.capability, &c.target), None),
+            MissStatus::NotGranted | MissStatus::Requested => {
+                (self.lines.manifest(c.capability, &c.target), None)
+            }
+        };
+        Miss {
+            rule: c.id.clone(),
+            capability: c.capability,
+            target: c.target.to_string(),
+            status: c.status,
+            differences,
+            at,
+            requested_at,
+        }
+    }
+
+    /// Every related entry, nearest first: (candidate index, score, diffs).
+    fn rank(&self, f: &Facts<'_>) -> Vec<(usize, u32, Vec<Difference>)> {
+        let mut v: Vec<(usize, u32, Vec<Difference>)> = self
+            .cands
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let (rel, d) = compare(c, f);
+                if rel == HostRelation::Unrelated {
+                    return None;
+                }
+                debug_assert!(
+                    !(c.status == MissStatus::Granted && d.is_empty()),
+                    "a granted entry fits a denied request: {}",
+                    c.id
+                );
+                Some((i, score(rel, &d), d))
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            let (ca, cb) = (&self.cands[a.0], &self.cands[b.0]);
+            a.1.cmp(&b.1)
+                .then(ca.status.cmp(&cb.status))
+                .then_with(|| ca.target.specificity_cmp(&cb.target))
+                .then_with(|| ca.capability.cmp(&cb.capability))
+        });
+        v
+    }
+
+    /// Why no manifest or grant line can allow the request, if that is so.
+    /// The sentence starts with "no line can allow this" and says what to do
+    /// instead, where there is something.
+    fn blocker(
+        &self,
+        d: &Decision,
+        req: &Request<'_>,
+        f: Option<&Facts<'_>>,
+        answers: Option<&[IpAddr]>,
+    ) -> Option<String> {
+        let code = d.deny_code()?;
+        let no = |why: String| Some(format!("no line can allow this: {why}"));
+        match code {
+            DenyCode::InvalidUrl => {
+                return no("the URL is not a valid http, https, ws or wss URL".into())
+            }
+            DenyCode::WrongCapability => {
+                let other = req.capability.other();
+                let scheme = url::Url::parse(req.url)
+                    .ok()
+                    .and_then(|u| Scheme::parse(u.scheme()));
+                return match scheme {
+                    Some(s) if s.capability() == other => {
+                        let alt = self.authz.authorize(
+                            &Request {
+                                capability: other,
+                                method: None,
+                                subprotocols: &[],
+                                ..req.clone()
+                            },
+                            answers,
+                        );
+                        no(format!(
+                            "a {s} URL is never allowed through {}; the plugin must use {} ({}; run explain with --capability {other})",
+                            req.capability.table(),
+                            other.table(),
+                            if alt.is_allowed() {
+                                "there this URL is allowed".to_string()
+                            } else {
+                                format!("there it is denied too: {}", alt.code)
+                            },
+                        ))
+                    }
+                    _ => no(format!(
+                        "{} is one-shot, and websocket or streaming requests (upgrade headers, subprotocols, `Accept: text/event-stream`) belong to {}",
+                        req.capability.table(),
+                        other.table()
+                    )),
+                };
+            }
+            DenyCode::CredentialsInUrl => {
+                return no("plugins cannot send credentials; send the URL without `user:pass@`".into())
+            }
+            DenyCode::FragmentNotAllowed => {
+                return no("a websocket URL cannot carry a `#fragment`; drop it".into())
+            }
+            DenyCode::AmbiguousPath => {
+                let readings = url::Url::parse(req.url)
+                    .ok()
+                    .and_then(|u| path::readings(u.path()).ok());
+                return no(match readings {
+                    Some(r) => format!(
+                        "a server may read the path as {}, and not every reading is inside the target; send the plain, normalized path",
+                        r.all().iter().map(tick).collect::<Vec<_>>().join(" or ")
+                    ),
+                    None => "the path hides a NUL byte or bytes that are not UTF-8, which no server reads safely".into(),
+                });
+            }
+            DenyCode::ResolutionFailed => {
+                return no("the name did not resolve; that is DNS, not policy".into())
+            }
+            DenyCode::ForbiddenAddress => {
+                return no("never-class addresses (unspecified, multicast, broadcast, cloud metadata endpoints) are unreachable by design, and declaring one is an error".into())
+            }
+            _ => {}
+        }
+        // Checks that do not depend on any target.
+        if code == DenyCode::ForbiddenHeader {
+            let all: Vec<String> = req
+                .headers
+                .iter()
+                .map(|(n, _)| n.to_ascii_lowercase())
+                .collect();
+            if let Err(v) = headers::check_headers(req.capability, req.headers, &all) {
+                return no(format!("{}, whatever a target declares", v.message));
+            }
+            if let Some(p) = req.subprotocols.iter().find(|p| !headers::is_token(p)) {
+                return no(format!("subprotocol {} is not a token", tick(p)));
+            }
+        }
+        if let (Some(m), Capability::Request) = (req.method, req.capability) {
+            if Method::parse(m).is_none() {
+                return no(
+                    if m.eq_ignore_ascii_case("CONNECT") || m.eq_ignore_ascii_case("TRACE") {
+                        "CONNECT and TRACE are never allowed".to_string()
+                    } else if Method::parse(&m.to_ascii_uppercase()).is_some() {
+                        format!(
+                            "methods are case-sensitive; send `{}`",
+                            m.to_ascii_uppercase()
+                        )
+                    } else {
+                        format!(
+                            "{} is not a method a target can allow (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)",
+                            tick(m)
+                        )
+                    },
+                );
+            }
+        }
+        let f = f?;
+        let unresolved = matches!(answers, Some([]))
+            && matches!(&f.host, UrlHost::Domain(d) if !crate::target::is_localhost_name(d));
+        if unresolved {
+            return no(
+                "the name did not resolve, so even a matching line would deny it (resolution_failed); that is DNS, not policy"
+                    .into(),
+            );
+        }
+        if let Some(a) = f
+            .addresses
+            .iter()
+            .find(|a| address::classify(**a).class == AddressClass::Never)
+        {
+            let cl = address::classify(*a);
+            return no(format!(
+                "address {a} is {} and never reachable; declaring it is an error",
+                address::with_article(cl.name)
+            ));
+        }
+        None
+    }
+
+    fn fix(
+        &self,
+        f: &Facts<'_>,
+        ranked: &[(usize, u32, Vec<Difference>)],
+        answers: Option<&[IpAddr]>,
+    ) -> Fix {
+        let Some(base) = Base::new(self.policy, &self.sources) else {
+            return Fix {
+                kind: FixKind::Unknown,
+                summary: "the policy could not be rebuilt to try a fix".into(),
+                steps: Vec::new(),
+            };
+        };
+        let near = &ranked[..ranked.len().min(FIX_CANDIDATES)];
+        for p in self
+            .proposals(f, near, &base)
+            .into_iter()
+            .take(MAX_VERIFIED)
+        {
+            if base.verify(&p.steps, f.req, answers) {
+                return Fix {
+                    kind: p.kind,
+                    summary: p.summary,
+                    steps: p.steps.iter().map(|s| self.render_step(s)).collect(),
+                };
+            }
+        }
+        if derived_prefix(&f.readings).is_none() {
+            return Fix {
+                kind: FixKind::Impossible,
+                summary: "no line can allow this: the path reads differently under some server readings, so no target can name it safely; send the plain, normalized path".into(),
+                steps: Vec::new(),
+            };
+        }
+        Fix {
+            kind: FixKind::Unknown,
+            summary: "no single manifest or grant change was found that allows this request".into(),
+            steps: Vec::new(),
+        }
+    }
+
+    fn render_step(&self, s: &Step) -> FixStep {
+        let entry = s.shape.suggested(s.file);
+        let replaces = s.replaces.as_ref().and_then(|t| match s.file {
+            FixFile::Manifest => self.lines.manifest(s.shape.cap, t),
+            FixFile::Grant => self.lines.grant(s.shape.cap, t),
+        });
+        FixStep {
+            file: s.file,
+            action: if s.replaces.is_some() {
+                FixAction::Replace
+            } else {
+                FixAction::Add
+            },
+            capability: s.shape.cap,
+            replaces_target: s.replaces.as_ref().map(|t| t.to_string()),
+            replaces,
+            approves: s
+                .approves
+                .as_ref()
+                .and_then(|t| self.lines.manifest(s.shape.cap, t)),
+            snippet: snippet(s.shape.cap, &entry),
+            entry,
+        }
+    }
+
+    fn at_manifest(&self, cap: Capability, t: &Target) -> String {
+        match self.lines.manifest(cap, t) {
+            Some(l) => format!(" ({l})"),
+            None => String::new(),
+        }
+    }
+
+    fn at_grant(&self, cap: Capability, t: &Target) -> String {
+        match self.lines.grant(cap, t) {
+            Some(l) => format!(" at {l}"),
+            None => String::new(),
+        }
+    }
+
+    /// The grant step that approves `shape` (a manifest entry as it will
+    /// be, possibly unchanged): widen the grant entry with its target or one
+    /// inside it that reaches the URL, else add an entry (a narrow one when
+    /// the request is already granted only through narrower entries).
+    /// Empty when the existing grant already approves it.
+    fn grant_steps_for(&self, shape: &Shape, f: &Facts<'_>, base: &Base) -> Vec<Step> {
+        let parent = shape.permission();
+        let cap = shape.cap;
+        let reaches = |t: &Target| {
+            t.scheme == f.scheme
+                && t.host.matches(&f.host)
+                && t.port.matches(f.port)
+                && f.readings.all_inside(&t.path)
+        };
+        let existing = base.grant_entry(cap, &shape.target).or_else(|| {
+            base.grant
+                .iter()
+                .filter(|g| {
+                    g.capability == cap && shape.target.contains(&g.target) && reaches(&g.target)
+                })
+                .min_by(|a, b| a.target.specificity_cmp(&b.target))
+        });
+        if let Some(g) = existing {
+            let mut s = Shape::from_grant(g);
+            widen(&mut s, f, Some(&parent));
+            s.broad |= s.effective(&parent).flags().broad;
+            if s == Shape::from_grant(g) {
+                return Vec::new();
+            }
+            return vec![Step {
+                file: FixFile::Grant,
+                replaces: Some(g.target.clone()),
+                shape: s,
+                approves: Some(shape.target.clone()),
+            }];
+        }
+        let narrowed_elsewhere = base.grant.iter().any(|g| {
+            g.capability == cap && shape.target.contains(&g.target) && g.target != shape.target
+        });
+        let target = if narrowed_elsewhere {
+            narrowed_target(&shape.target, f).unwrap_or_else(|| shape.target.clone())
+        } else {
+            shape.target.clone()
+        };
+        let mut s = Shape::approving(cap, target);
+        s.broad = s.effective(&parent).flags().broad;
+        vec![Step {
+            file: FixFile::Grant,
+            replaces: None,
+            shape: s,
+            approves: Some(shape.target.clone()),
+        }]
+    }
+
+    /// The request behind a candidate: itself for requests, the request it
+    /// narrows for granted entries; none for ignored grant entries.
+    fn requested_of(c: &Cand) -> Option<Permission> {
+        match c.status {
+            MissStatus::NotGranted | MissStatus::Requested => c.permission(),
+            MissStatus::Granted => c.requested.clone(),
+            MissStatus::Ignored => None,
+        }
+    }
+
+    /// Compares a request (as a permission) with the URL.
+    fn compare_request(r: &Permission, f: &Facts<'_>) -> Vec<Difference> {
+        let c = Cand {
+            status: MissStatus::Granted,
+            capability: r.capability,
+            target: r.target.clone(),
+            id: String::new(),
+            methods: r.methods.clone(),
+            headers: Some(r.headers.clone()),
+            subprotocols: Some(r.subprotocols.clone()),
+            networks: Some(r.networks.clone()),
+            requested: None,
+            reason: None,
+            ignored: None,
+        };
+        compare(&c, f).1
+    }
+
+    fn summarize_grant_step(&self, r: &Permission, step: &Step, f: &Facts<'_>) -> String {
+        let cap = r.capability;
+        let requested = format!(
+            "the manifest requests {}{}",
+            tick(&r.target),
+            self.at_manifest(cap, &r.target)
+        );
+        match &step.replaces {
+            Some(t) => {
+                let ignored = self
+                    .cands
+                    .iter()
+                    .find(|x| x.status == MissStatus::Ignored && x.capability == cap && x.target == *t)
+                    .and_then(|x| x.ignored.as_ref());
+                match ignored {
+                    Some((_, m)) => format!(
+                        "{requested}; the grant entry for {}{} is ignored ({}): change it",
+                        tick(t),
+                        self.at_grant(cap, t),
+                        redact::escape_terminal(m)
+                    ),
+                    None => {
+                        let what: Vec<&str> = self
+                            .cands
+                            .iter()
+                            .find(|x| x.status == MissStatus::Granted && x.capability == cap && x.target == *t)
+                            .map(|x| compare(x, f).1)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|x| part_name(x.part))
+                            .collect();
+                        format!(
+                            "{requested}; the grant entry for {}{} narrows it ({}): widen it within the request",
+                            tick(t),
+                            self.at_grant(cap, t),
+                            what.join(", ")
+                        )
+                    }
+                }
+            }
+            None if step.shape.target != r.target => format!(
+                "{requested}, but only narrower grant entries approve it; add a grant entry for this destination"
+            ),
+            None => format!("{requested}, but the grant does not approve it; add it to the grant"),
+        }
+    }
+
+    /// Candidate fixes, most preferred first.
+    fn proposals(
+        &self,
+        f: &Facts<'_>,
+        ranked: &[(usize, u32, Vec<Difference>)],
+        base: &Base,
+    ) -> Vec<Proposal> {
+        let cap = f.req.capability;
+        let mut out = Vec::new();
+        let fits = |d: &[Difference]| d.iter().all(|x| x.part == Part::Status);
+        let outside = |d: &[Difference]| {
+            d.iter().any(|x| {
+                matches!(
+                    x.part,
+                    Part::Capability | Part::Scheme | Part::Host | Part::Port | Part::Path
+                )
+            })
+        };
+        let mut seen = std::collections::HashSet::new();
+        // 1. The manifest already requests something that allows it: a
+        // grant change.
+        for (i, _, _) in ranked {
+            let c = &self.cands[*i];
+            if c.capability != cap {
+                continue;
+            }
+            let Some(r) = Self::requested_of(c) else {
+                continue;
+            };
+            if !fits(&Self::compare_request(&r, f)) || !seen.insert(r.target.to_string()) {
+                continue;
+            }
+            let shape = Shape::from_permission(&r, c.reason.clone());
+            let steps = self.grant_steps_for(&shape, f, base);
+            if let Some(first) = steps.first() {
+                out.push(Proposal {
+                    kind: FixKind::Grant,
+                    summary: self.summarize_grant_step(&r, first, f),
+                    steps,
+                });
+            }
+            // Fallback: approve the request as declared.
+            let mut s = Shape::approving(cap, r.target.clone());
+            s.broad = s.effective(&r).flags().broad;
+            let replaces = base.grant_entry(cap, &r.target).map(|g| g.target.clone());
+            let step = Step {
+                file: FixFile::Grant,
+                replaces,
+                shape: s,
+                approves: Some(r.target.clone()),
+            };
+            out.push(Proposal {
+                kind: FixKind::Grant,
+                summary: self.summarize_grant_step(&r, &step, f),
+                steps: vec![step],
+            });
+        }
+        // 2a. An ignored grant entry names it, but the manifest does not
+        // request it.
+        for (i, _, d) in ranked {
+            let c = &self.cands[*i];
+            if c.capability != cap
+                || !matches!(c.ignored, Some((IgnoredCode::NotRequested, _)))
+                || outside(d)
+            {
+                continue;
+            }
+            let mut m = Shape {
+                cap,
+                target: c.target.clone(),
+                methods: match cap {
+                    Capability::Request => Some(c.methods.clone().unwrap_or_else(|| {
+                        Methods::Set(f.method.and_then(Method::parse).into_iter().collect())
+                    })),
+                    Capability::Websocket => None,
+                },
+                headers: Some(c.headers.clone().unwrap_or_default()),
+                subprotocols: Some(c.subprotocols.clone().unwrap_or_default()),
+                networks: Some(c.networks.clone().unwrap_or_default()),
+                broad: false,
+                reason: None,
+            };
+            widen(&mut m, f, None);
+            let mut steps = vec![Step {
+                file: FixFile::Manifest,
+                replaces: None,
+                shape: m.clone(),
+                approves: None,
+            }];
+            steps.extend(self.grant_steps_for(&m, f, base));
+            let then = then_grant(&steps);
+            out.push(Proposal {
+                kind: FixKind::Manifest,
+                summary: format!(
+                    "the grant entry for {}{} is ignored because the manifest does not request it; the plugin author must request it{then}",
+                    tick(&c.target),
+                    self.at_grant(cap, &c.target)
+                ),
+                steps,
+            });
+        }
+        // 2b. A manifest entry covers the URL but lacks a method, header,
+        // subprotocol or network: the plugin author widens it.
+        for (i, _, _) in ranked {
+            let c = &self.cands[*i];
+            if c.capability != cap {
+                continue;
+            }
+            let Some(r) = Self::requested_of(c) else {
+                continue;
+            };
+            if !seen.insert(format!("manifest {}", r.target)) {
+                continue;
+            }
+            let rd = Self::compare_request(&r, f);
+            if outside(&rd) {
+                continue;
+            }
+            // Networks on a wildcard or any-host target would reach that
+            // network under every name it matches: name the host instead (2c).
+            if rd.iter().any(|x| x.part == Part::Address)
+                && !matches!(r.target.host, HostPattern::Domain(_))
+            {
+                continue;
+            }
+            let reason = base
+                .requested
+                .iter()
+                .find(|x| x.permission.capability == cap && x.permission.target == r.target)
+                .and_then(|x| x.reason.clone());
+            let mut m = Shape::from_permission(&r, reason);
+            widen(&mut m, f, None);
+            let what: Vec<&str> = rd
+                .iter()
+                .filter(|x| x.part != Part::Status)
+                .map(|x| part_name(x.part))
+                .collect();
+            let mut steps = vec![Step {
+                file: FixFile::Manifest,
+                replaces: Some(r.target.clone()),
+                shape: m.clone(),
+                approves: None,
+            }];
+            steps.extend(self.grant_steps_for(&m, f, base));
+            let then = then_grant(&steps);
+            out.push(Proposal {
+                kind: FixKind::Manifest,
+                summary: format!(
+                    "the manifest's {}{} covers this URL but not its {}; the plugin author must widen it{then}{}",
+                    tick(&r.target),
+                    self.at_manifest(cap, &r.target),
+                    what.join(", "),
+                    if rd.iter().any(|x| x.part == Part::Address) && !is_loopback_host(&f.host) {
+                        " (only if the name really resolves there: a public name answering with a non-public address is also what DNS rebinding looks like)"
+                    } else {
+                        ""
+                    }
+                ),
+                steps,
+            });
+        }
+        // 2c. Nothing requested covers it: a new manifest entry.
+        if let Some(t) = derived_target(f) {
+            let mut m = Shape {
+                cap,
+                target: t,
+                methods: match cap {
+                    Capability::Request => Some(Methods::Set(
+                        f.method.and_then(Method::parse).into_iter().collect(),
+                    )),
+                    Capability::Websocket => None,
+                },
+                headers: Some(BTreeSet::new()),
+                subprotocols: Some(BTreeSet::new()),
+                networks: Some(BTreeSet::new()),
+                broad: false,
+                reason: None,
+            };
+            widen(&mut m, f, None);
+            let clash = base
+                .requested
+                .iter()
+                .any(|r| r.permission.capability == cap && r.permission.target == m.target);
+            if !clash {
+                let mut steps = vec![Step {
+                    file: FixFile::Manifest,
+                    replaces: None,
+                    shape: m.clone(),
+                    approves: None,
+                }];
+                steps.extend(self.grant_steps_for(&m, f, base));
+                let then = then_grant(&steps);
+                out.push(Proposal {
+                    kind: FixKind::Manifest,
+                    summary: format!(
+                        "no {} target requested by the plugin covers this URL; the plugin author must request it{then}",
+                        cap.table()
+                    ),
+                    steps,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// How a manifest fix ends: with a grant change, or with none needed.
+fn then_grant(steps: &[Step]) -> &'static str {
+    if steps.iter().any(|s| s.file == FixFile::Grant) {
+        ", then the grant must approve it"
+    } else {
+        "; the grant approves it as it stands (its unset fields follow the request)"
+    }
+}
+
+fn part_name(p: Part) -> &'static str {
+    match p {
+        Part::Capability => "capability",
+        Part::Scheme => "scheme",
+        Part::Host => "host",
+        Part::Port => "port",
+        Part::Path => "path",
+        Part::Method => "method",
+        Part::Header => "headers",
+        Part::Subprotocol => "subprotocols",
+        Part::Address => "networks",
+        Part::Status => "status",
+    }
+}
+
+/// Explains one request against a policy (see [`Explainer`]).
+pub fn explain(
+    policy: &Policy,
+    sources: Sources<'_>,
+    req: &Request<'_>,
+    answers: Option<&[IpAddr]>,
+) -> Explanation {
+    Explainer::new(policy, sources).explain(req, answers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readings(p: &str) -> PathReadings {
+        path::readings(p).unwrap()
+    }
+
+    #[test]
+    fn derived_prefixes() {
+        for (path, want) in [
+            ("/", Some("/")),
+            ("/users", Some("/users")),
+            ("/api/v9/users/@me", Some("/api/v9/users/")),
+            ("/api/v4/projects/group%2Fname", Some("/api/v4/projects/")),
+            ("/v1/..%2Fadmin", None),
+        ] {
+            assert_eq!(derived_prefix(&readings(path)).as_deref(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn snippets_are_toml() {
+        let e = SuggestedEntry {
+            target: "https://a.example/x/".into(),
+            methods: Some(vec!["GET".into(), "POST".into()]),
+            headers: None,
+            subprotocols: None,
+            networks: Some(vec!["10.0.0.5/32".into()]),
+            broad: true,
+            reason: Some("say \"hi\"\\".into()),
+        };
+        let s = snippet(Capability::Request, &e);
+        assert_eq!(
+            s,
+            "[[host_api.request]]\nurl = \"https://a.example/x/\"\nmethods = [\"GET\", \"POST\"]\nnetworks = [\"10.0.0.5/32\"]\nbroad = true\nreason = 'say \"hi\"\\'\n"
+        );
+        let v: toml::Table = toml::from_str(&s).unwrap();
+        assert!(v.contains_key("host_api"));
+    }
+
+    #[test]
+    fn host_relations() {
+        let d = |s: &str| UrlHost::Domain(s.into());
+        let p = |s: &str| Target::parse(&format!("https://{s}/")).unwrap().host;
+        assert_eq!(
+            host_relation(&p("a.example.com"), &d("a.example.com")),
+            HostRelation::Match
+        );
+        assert_eq!(
+            host_relation(&p("*.example.com"), &d("example.com")),
+            HostRelation::SameSite
+        );
+        assert_eq!(
+            host_relation(&p("cdn.example.com"), &d("api.example.com")),
+            HostRelation::SameSite
+        );
+        assert_eq!(
+            host_relation(&p("localhost"), &UrlHost::Ip("127.0.0.1".parse().unwrap())),
+            HostRelation::LoopbackAlias
+        );
+        assert_eq!(
+            host_relation(&p("example.com"), &d("example.org")),
+            HostRelation::Unrelated
+        );
+        assert_eq!(
+            host_relation(&p("a.github.io"), &d("b.github.io")),
+            HostRelation::Unrelated
+        );
+    }
+}

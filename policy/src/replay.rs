@@ -1,0 +1,968 @@
+//! Replay: dry-run a policy against recorded traffic, streaming.
+//!
+//! The input is read line by line from any [`BufRead`] (no file or network
+//! access here). A line is either a JSON object
+//! (`{"capability":"websocket","url":"…","method":null,"headers":[],"resolved":["…"]}`)
+//! or a plain URL (decided with [`ReplayOptions::default_capability`]); the
+//! two may be mixed. Blank lines and lines starting with `#` are skipped.
+//! A line that cannot be read as a request — bad JSON, an unknown field,
+//! invalid UTF-8, longer than [`ReplayOptions::max_line_bytes`] — is counted
+//! as `invalid_input` with its line number; replay never stops on one.
+//!
+//! Memory is bounded whatever the input size: one line buffer of at most
+//! `max_line_bytes`, a decision cache of at most `cache_entries` entries and
+//! `cache_bytes` bytes (cleared when full), and top-N tables of at most
+//! `top_capacity` keys each (the Space-Saving algorithm: when full, the
+//! smallest key is evicted and its count inherited, so reported counts are
+//! upper bounds with a known error). Recorded traffic repeats, so the cache
+//! (keyed on the exact line bytes) turns most lines into one hash lookup.
+
+use crate::authorize::{Authorizer, FastMap, Request};
+use crate::capability::Capability;
+use crate::decision::{Decision, DenyCode};
+use crate::redact;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::io::{self, BufRead, Write};
+use std::net::IpAddr;
+
+/// Limits and defaults of a replay.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// The capability of plain-URL lines and of JSON lines without one.
+    pub default_capability: Option<Capability>,
+    /// Longest line, in bytes (without the newline); longer lines are
+    /// counted as invalid and skipped.
+    pub max_line_bytes: usize,
+    /// Most cached decisions.
+    pub cache_entries: usize,
+    /// Most bytes held by cached decisions (keys, targets, rendered records).
+    pub cache_bytes: usize,
+    /// Most keys each top-N table tracks.
+    pub top_capacity: usize,
+    /// Rows each top-N table reports.
+    pub top_shown: usize,
+    /// Invalid lines reported with their line number.
+    pub invalid_shown: usize,
+    /// Whether to render one JSON record per line (for `--format json`).
+    pub records: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            default_capability: None,
+            max_line_bytes: 64 * 1024,
+            cache_entries: 16 * 1024,
+            cache_bytes: 8 * 1024 * 1024,
+            top_capacity: 1024,
+            top_shown: 10,
+            invalid_shown: 10,
+            records: false,
+        }
+    }
+}
+
+/// Number of outcome slots: `allowed`, then every deny code.
+const SLOTS: usize = 1 + DenyCode::ALL.len();
+
+fn slot(d: &Decision) -> u8 {
+    match d.deny_code() {
+        None => 0,
+        Some(c) => 1 + DenyCode::ALL.iter().position(|x| *x == c).unwrap_or(0) as u8,
+    }
+}
+
+fn slot_code(s: u8) -> &'static str {
+    match s {
+        0 => "allowed",
+        n => DenyCode::ALL[(n - 1) as usize].as_str(),
+    }
+}
+
+/// The code for lines that are not requests.
+pub const INVALID_INPUT: &str = "invalid_input";
+
+// ---------------------------------------------------------------------------
+// Bounded top-N (Space-Saving)
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Counted {
+    count: u64,
+    error: u64,
+    example: Box<str>,
+}
+
+/// A count map that never holds more than `cap` keys: a new key arriving
+/// when full replaces the smallest one and starts from its count (so counts
+/// are upper bounds, over by at most `error`).
+#[derive(Debug)]
+struct TopK<K> {
+    map: FastMap<K, Counted>,
+    cap: usize,
+    evictions: u64,
+}
+
+impl<K: std::hash::Hash + Eq + Ord + Clone> TopK<K> {
+    fn new(cap: usize) -> Self {
+        TopK {
+            map: FastMap::default(),
+            cap: cap.max(1),
+            evictions: 0,
+        }
+    }
+
+    fn add(&mut self, key: K, weight: u64, example: &str) {
+        if let Some(c) = self.map.get_mut(&key) {
+            c.count += weight;
+            return;
+        }
+        let mut floor = 0;
+        if self.map.len() >= self.cap {
+            let min = self
+                .map
+                .iter()
+                .min_by(|a, b| a.1.count.cmp(&b.1.count).then_with(|| b.0.cmp(a.0)))
+                .map(|(k, c)| (k.clone(), c.count));
+            if let Some((k, c)) = min {
+                self.map.remove(&k);
+                floor = c;
+                self.evictions += 1;
+            }
+        }
+        self.map.insert(
+            key,
+            Counted {
+                count: floor + weight,
+                error: floor,
+                example: example.into(),
+            },
+        );
+    }
+
+    /// The `n` largest, count descending then key ascending.
+    fn top(&self, n: usize) -> Vec<(&K, &Counted)> {
+        let mut v: Vec<(&K, &Counted)> = self.map.iter().collect();
+        v.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(b.0)));
+        v.truncate(n);
+        v
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Summary
+// ---------------------------------------------------------------------------
+
+/// How many lines ended with one code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CodeCount {
+    /// `allowed`, a deny code, or `invalid_input`.
+    pub code: String,
+    /// Lines.
+    pub count: u64,
+}
+
+/// A denied destination and how often it was denied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TopTarget {
+    /// Lines (an upper bound when `error` > 0).
+    pub count: u64,
+    /// How much `count` may overstate (0: exact).
+    pub error: u64,
+    /// The deny code.
+    pub code: String,
+    /// `scheme://host[:port]` (no path, query or userinfo).
+    pub target: String,
+    /// The first URL seen for it, redacted.
+    pub example: String,
+}
+
+/// A line that could not be read as a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InvalidLine {
+    /// 1-based line number.
+    pub line: u64,
+    /// Why.
+    pub message: String,
+}
+
+/// Old → new for one pair of codes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    /// The code under the replayed policy.
+    pub from: String,
+    /// The code under the `against` policy.
+    pub to: String,
+    /// Lines.
+    pub count: u64,
+}
+
+/// A destination whose decision changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TopChange {
+    /// Lines (an upper bound when `error` > 0).
+    pub count: u64,
+    /// How much `count` may overstate.
+    pub error: u64,
+    /// Old code.
+    pub from: String,
+    /// New code.
+    pub to: String,
+    /// `scheme://host[:port]`.
+    pub target: String,
+    /// The first URL seen for it, redacted.
+    pub example: String,
+}
+
+/// What changes under the `against` policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Changes {
+    /// Lines allowed by the `against` policy.
+    pub allowed: u64,
+    /// Lines denied by the `against` policy.
+    pub denied: u64,
+    /// Lines whose code differs.
+    pub changed: u64,
+    /// Exact counts per (old, new) pair, most frequent first.
+    pub transitions: Vec<Transition>,
+    /// The destinations that change most.
+    pub top_changed: Vec<TopChange>,
+    /// Distinct changed destinations tracked beyond the ones listed.
+    pub more_changed: u64,
+    /// Whether the table dropped keys (counts are then upper bounds).
+    pub approximate: bool,
+}
+
+/// Cache behaviour, for judging throughput.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CacheStats {
+    /// Lines answered from the cache.
+    pub hits: u64,
+    /// Lines decided afresh.
+    pub misses: u64,
+    /// Times the cache was full and cleared.
+    pub clears: u64,
+}
+
+/// The result of a replay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Lines read (skipped and invalid ones included).
+    pub lines: u64,
+    /// Blank and `#` comment lines.
+    pub skipped: u64,
+    /// Lines decided.
+    pub decided: u64,
+    /// Allowed lines.
+    pub allowed: u64,
+    /// Denied lines.
+    pub denied: u64,
+    /// Lines that are not requests (`invalid_input`).
+    pub invalid: u64,
+    /// Lines per code: `allowed`, deny codes in check order, `invalid_input`
+    /// (only codes that occurred).
+    pub codes: Vec<CodeCount>,
+    /// The most denied destinations.
+    pub top_denied: Vec<TopTarget>,
+    /// Distinct denied destinations tracked beyond the ones listed.
+    pub more_denied: u64,
+    /// Whether the denied table dropped keys (counts are then upper bounds).
+    pub top_denied_approximate: bool,
+    /// The first invalid lines.
+    pub invalid_lines: Vec<InvalidLine>,
+    /// With an `against` policy: what changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub against: Option<Changes>,
+    /// Cache behaviour.
+    pub cache: CacheStats,
+}
+
+// ---------------------------------------------------------------------------
+// Lines
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LogHeader {
+    Line(String),
+    Pair(String, String),
+}
+
+/// One JSON line. Unknown fields are errors: a misspelt `headers` would
+/// otherwise replay a request without its headers, and allow what the real
+/// one would not.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogLine<'a> {
+    #[serde(default, borrow)]
+    capability: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+    #[serde(default, borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(default)]
+    headers: Vec<LogHeader>,
+    #[serde(default)]
+    subprotocols: Vec<String>,
+    #[serde(default)]
+    resolved: Option<Vec<String>>,
+}
+
+/// A request read from one line (the URL and method borrowed from it when
+/// they need no unescaping).
+struct Parsed<'a> {
+    capability: Capability,
+    url: Cow<'a, str>,
+    method: Option<Cow<'a, str>>,
+    headers: Vec<(String, String)>,
+    subprotocols: Vec<String>,
+    answers: Option<Vec<IpAddr>>,
+}
+
+impl Parsed<'_> {
+    fn request(&self) -> Request<'_> {
+        Request {
+            capability: self.capability,
+            url: &self.url,
+            method: self.method.as_deref(),
+            headers: &self.headers,
+            subprotocols: &self.subprotocols,
+        }
+    }
+}
+
+/// Reads one line as a request.
+fn parse_line(text: &str, default: Option<Capability>) -> Result<Parsed<'_>, String> {
+    let no_capability =
+        || "no capability: give --capability, or write JSON lines with \"capability\"".to_string();
+    if !text.starts_with('{') {
+        return Ok(Parsed {
+            capability: default.ok_or_else(no_capability)?,
+            url: Cow::Borrowed(text),
+            method: None,
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+            answers: None,
+        });
+    }
+    let l: LogLine =
+        serde_json::from_str(text).map_err(|e| format!("not a request record: {e}"))?;
+    let capability = match &l.capability {
+        None => default.ok_or_else(no_capability)?,
+        Some(c) => Capability::parse(c).ok_or_else(|| {
+            format!(
+                "capability {} is not `websocket` or `request`",
+                crate::diagnostics::quote(c)
+            )
+        })?,
+    };
+    let mut headers = Vec::with_capacity(l.headers.len());
+    for h in l.headers {
+        headers.push(match h {
+            LogHeader::Pair(k, v) => (k, v),
+            LogHeader::Line(s) => match s.split_once(':') {
+                Some((k, v)) if !k.is_empty() => {
+                    (k.to_string(), v.trim_start_matches([' ', '\t']).to_string())
+                }
+                _ => {
+                    return Err(format!(
+                        "header {} is not \"Name: value\" or [name, value]",
+                        crate::diagnostics::quote(&s)
+                    ))
+                }
+            },
+        });
+    }
+    let answers = match l.resolved {
+        None => None,
+        Some(v) => Some(
+            v.iter()
+                .map(|a| {
+                    a.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse()
+                        .map_err(|_| {
+                            format!(
+                                "resolved address {} is not an IP address",
+                                crate::diagnostics::quote(a)
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    Ok(Parsed {
+        capability,
+        url: l.url,
+        method: l.method,
+        headers,
+        subprotocols: l.subprotocols,
+        answers,
+    })
+}
+
+/// `scheme://host[:port]` of a decided URL, the key of the top-N tables.
+/// Taken from the decision's redacted URL (already parsed, normalized and
+/// stripped of userinfo by the authorizer), so the URL is not parsed again.
+fn origin_of(d: &Decision) -> String {
+    const INVALID: &str = "(invalid URL)";
+    if d.deny_code() == Some(DenyCode::InvalidUrl) {
+        return INVALID.to_string();
+    }
+    match d.url.find("://") {
+        Some(i) => {
+            let rest = &d.url[i + 3..];
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            d.url[..i + 3 + end].to_string()
+        }
+        None => INVALID.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The replayer
+// ---------------------------------------------------------------------------
+
+/// A cached decision for one exact line.
+struct Cached {
+    slot: u8,
+    against: Option<u8>,
+    origin: Box<str>,
+    example: Box<str>,
+    /// The record after `"line":N,` (with `--format json`).
+    record: Option<Box<str>>,
+    /// Lines counted since the last flush into the top-N tables.
+    hits: u64,
+}
+
+#[derive(Serialize)]
+struct Outcome<'a> {
+    decision: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
+    message: &'a str,
+}
+
+impl<'a> Outcome<'a> {
+    fn of(d: &'a Decision) -> Self {
+        Outcome {
+            decision: if d.is_allowed() { "allow" } else { "deny" },
+            code: &d.code,
+            rule: d.rule.as_deref(),
+            message: &d.message,
+        }
+    }
+}
+
+/// One decision record; `kind` and `line` are written before it.
+#[derive(Serialize)]
+struct Record<'a> {
+    capability: Capability,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    url: &'a str,
+    decision: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
+    message: &'a str,
+    addresses_checked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    against: Option<Outcome<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct InvalidRecord<'a> {
+    kind: &'static str,
+    line: u64,
+    code: &'static str,
+    message: &'a str,
+}
+
+/// Runs a policy (and optionally a second one) over recorded traffic.
+pub struct Replayer<'a> {
+    primary: &'a Authorizer,
+    against: Option<&'a Authorizer>,
+    opts: ReplayOptions,
+    cache: FastMap<Box<[u8]>, Cached>,
+    cache_used: usize,
+    peak_cache_entries: usize,
+    peak_cache_bytes: usize,
+    counts: [u64; SLOTS],
+    against_counts: [u64; SLOTS],
+    transitions: [[u64; SLOTS]; SLOTS],
+    top_denied: TopK<(u8, Box<str>)>,
+    top_changed: TopK<(u8, u8, Box<str>)>,
+    lines: u64,
+    skipped: u64,
+    invalid: u64,
+    invalid_lines: Vec<InvalidLine>,
+    stats: CacheStats,
+}
+
+/// Bytes a cache entry holds besides its strings (map slot, struct).
+const ENTRY_OVERHEAD: usize = 96;
+
+impl<'a> Replayer<'a> {
+    /// A replay of `primary`, compared with `against` when given.
+    pub fn new(
+        primary: &'a Authorizer,
+        against: Option<&'a Authorizer>,
+        opts: ReplayOptions,
+    ) -> Replayer<'a> {
+        Replayer {
+            primary,
+            against,
+            top_denied: TopK::new(opts.top_capacity),
+            top_changed: TopK::new(opts.top_capacity),
+            opts,
+            cache: FastMap::default(),
+            cache_used: 0,
+            peak_cache_entries: 0,
+            peak_cache_bytes: 0,
+            counts: [0; SLOTS],
+            against_counts: [0; SLOTS],
+            transitions: [[0; SLOTS]; SLOTS],
+            lines: 0,
+            skipped: 0,
+            invalid: 0,
+            invalid_lines: Vec::new(),
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// Most cache entries held at once so far.
+    pub fn peak_cache_entries(&self) -> usize {
+        self.peak_cache_entries
+    }
+
+    /// Most cache bytes held at once so far.
+    pub fn peak_cache_bytes(&self) -> usize {
+        self.peak_cache_bytes
+    }
+
+    /// Keys held by the two top-N tables now (each at most `top_capacity`).
+    pub fn top_keys(&self) -> (usize, usize) {
+        (self.top_denied.map.len(), self.top_changed.map.len())
+    }
+
+    /// Reads every line of `input`; with [`ReplayOptions::records`], writes
+    /// one JSON record per non-skipped line to `out`. Returns the summary
+    /// of everything read so far (call again to continue with more input).
+    /// `Err` only for I/O errors reading `input` or writing `out`.
+    pub fn run<R: BufRead, W: Write>(
+        &mut self,
+        mut input: R,
+        mut out: Option<&mut W>,
+    ) -> io::Result<Summary> {
+        let max = self.opts.max_line_bytes;
+        let mut buf: Vec<u8> = Vec::with_capacity(1024);
+        loop {
+            buf.clear();
+            let n = <&mut R as io::Read>::take(&mut input, max as u64 + 1)
+                .read_until(b'\n', &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            self.lines += 1;
+            let line_no = self.lines;
+            let mut line: &[u8] = &buf;
+            if line.last() == Some(&b'\n') {
+                line = &line[..line.len() - 1];
+            } else if line.len() > max {
+                skip_line(&mut input)?;
+                let msg = format!("line is longer than {max} bytes");
+                self.invalid(line_no, msg, out.as_deref_mut())?;
+                continue;
+            }
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            // Hot path: a line seen before.
+            if let Some(c) = self.cache.get_mut(line) {
+                self.stats.hits += 1;
+                c.hits += 1;
+                self.counts[c.slot as usize] += 1;
+                if let Some(a) = c.against {
+                    self.against_counts[a as usize] += 1;
+                    self.transitions[c.slot as usize][a as usize] += 1;
+                }
+                if let (Some(w), Some(r)) = (out.as_deref_mut(), &c.record) {
+                    write!(w, "{{\"kind\":\"decision\",\"line\":{line_no},{r}")?;
+                }
+                continue;
+            }
+            self.decide_new(line, line_no, out.as_deref_mut())?;
+        }
+        self.flush();
+        Ok(self.summary())
+    }
+
+    fn invalid<W: Write>(
+        &mut self,
+        line: u64,
+        message: String,
+        out: Option<&mut W>,
+    ) -> io::Result<()> {
+        self.invalid += 1;
+        let message: String = redact::escape_terminal(&message)
+            .chars()
+            .take(300)
+            .collect();
+        if let Some(w) = out {
+            let r = InvalidRecord {
+                kind: "invalid",
+                line,
+                code: INVALID_INPUT,
+                message: &message,
+            };
+            serde_json::to_writer(&mut *w, &r)?;
+            w.write_all(b"\n")?;
+        }
+        if self.invalid_lines.len() < self.opts.invalid_shown {
+            self.invalid_lines.push(InvalidLine { line, message });
+        }
+        Ok(())
+    }
+
+    fn decide_new<W: Write>(
+        &mut self,
+        line: &[u8],
+        line_no: u64,
+        out: Option<&mut W>,
+    ) -> io::Result<()> {
+        let Ok(text) = std::str::from_utf8(line) else {
+            return self.invalid(line_no, "line is not UTF-8".into(), out);
+        };
+        let text = text.trim();
+        if text.is_empty() || text.starts_with('#') {
+            self.skipped += 1;
+            return Ok(());
+        }
+        let parsed = match parse_line(text, self.opts.default_capability) {
+            Ok(p) => p,
+            Err(m) => return self.invalid(line_no, m, out),
+        };
+        self.stats.misses += 1;
+        let req = parsed.request();
+        let d = self.primary.authorize(&req, parsed.answers.as_deref());
+        let a = self
+            .against
+            .map(|x| x.authorize(&req, parsed.answers.as_deref()));
+        let s = slot(&d);
+        let sa = a.as_ref().map(slot);
+        let record = if self.opts.records {
+            let r = Record {
+                capability: parsed.capability,
+                method: match parsed.capability {
+                    Capability::Request => Some(parsed.method.as_deref().unwrap_or("GET")),
+                    Capability::Websocket => None,
+                },
+                url: &d.url,
+                decision: if d.is_allowed() { "allow" } else { "deny" },
+                code: &d.code,
+                rule: d.rule.as_deref(),
+                message: &d.message,
+                addresses_checked: d.addresses_checked,
+                against: a.as_ref().map(Outcome::of),
+                changed: sa.map(|x| x != s),
+            };
+            let json = serde_json::to_string(&r).expect("record serializes");
+            // Everything after the opening brace, plus the newline.
+            let mut tail = String::with_capacity(json.len() + 1);
+            tail.push_str(&json[1..]);
+            tail.push('\n');
+            Some(tail.into_boxed_str())
+        } else {
+            None
+        };
+        let c = Cached {
+            slot: s,
+            against: sa,
+            origin: origin_of(&d).into_boxed_str(),
+            example: d.url.clone().into_boxed_str(),
+            record,
+            hits: 1,
+        };
+        self.counts[s as usize] += 1;
+        if let Some(x) = sa {
+            self.against_counts[x as usize] += 1;
+            self.transitions[s as usize][x as usize] += 1;
+        }
+        if let (Some(w), Some(r)) = (out, &c.record) {
+            write!(w, "{{\"kind\":\"decision\",\"line\":{line_no},{r}")?;
+        }
+        let size = line.len()
+            + c.origin.len()
+            + c.example.len()
+            + c.record.as_ref().map_or(0, |r| r.len())
+            + ENTRY_OVERHEAD;
+        if self.cache.len() + 1 > self.opts.cache_entries
+            || self.cache_used + size > self.opts.cache_bytes
+        {
+            self.flush();
+            self.cache.clear();
+            self.cache_used = 0;
+            self.stats.clears += 1;
+        }
+        if size <= self.opts.cache_bytes && self.opts.cache_entries > 0 {
+            self.cache.insert(line.into(), c);
+            self.cache_used += size;
+            self.peak_cache_entries = self.peak_cache_entries.max(self.cache.len());
+            self.peak_cache_bytes = self.peak_cache_bytes.max(self.cache_used);
+        } else {
+            self.count_top(&c, 1);
+        }
+        Ok(())
+    }
+
+    fn count_top(&mut self, c: &Cached, n: u64) {
+        if c.slot != 0 {
+            self.top_denied
+                .add((c.slot, c.origin.clone()), n, &c.example);
+        }
+        if let Some(a) = c.against {
+            if a != c.slot {
+                self.top_changed
+                    .add((c.slot, a, c.origin.clone()), n, &c.example);
+            }
+        }
+    }
+
+    /// Moves the cache's pending counts into the top-N tables.
+    fn flush(&mut self) {
+        // (slot, against slot, origin, example, hits)
+        type Pending = (u8, Option<u8>, Box<str>, Box<str>, u64);
+        let mut pending: Vec<Pending> = Vec::new();
+        for c in self.cache.values_mut() {
+            if c.hits > 0 && (c.slot != 0 || c.against.is_some_and(|a| a != c.slot)) {
+                pending.push((
+                    c.slot,
+                    c.against,
+                    c.origin.clone(),
+                    c.example.clone(),
+                    c.hits,
+                ));
+            }
+            c.hits = 0;
+        }
+        // A fixed order, so eviction (and the reported example) does not
+        // depend on hash-map iteration order.
+        pending.sort();
+        for (slot, against, origin, example, hits) in pending {
+            let c = Cached {
+                slot,
+                against,
+                origin,
+                example,
+                record: None,
+                hits,
+            };
+            self.count_top(&c, hits);
+        }
+    }
+
+    fn summary(&self) -> Summary {
+        let decided: u64 = self.counts.iter().sum();
+        let mut codes: Vec<CodeCount> = (0..SLOTS)
+            .filter(|&i| self.counts[i] > 0)
+            .map(|i| CodeCount {
+                code: slot_code(i as u8).to_string(),
+                count: self.counts[i],
+            })
+            .collect();
+        if self.invalid > 0 {
+            codes.push(CodeCount {
+                code: INVALID_INPUT.to_string(),
+                count: self.invalid,
+            });
+        }
+        let shown = self.opts.top_shown;
+        let top_denied: Vec<TopTarget> = self
+            .top_denied
+            .top(shown)
+            .into_iter()
+            .map(|((s, origin), c)| TopTarget {
+                count: c.count,
+                error: c.error,
+                code: slot_code(*s).to_string(),
+                target: origin.to_string(),
+                example: c.example.to_string(),
+            })
+            .collect();
+        let against = self.against.map(|_| {
+            let mut transitions: Vec<Transition> = Vec::new();
+            for (i, row) in self.transitions.iter().enumerate() {
+                for (j, &n) in row.iter().enumerate() {
+                    if i != j && n > 0 {
+                        transitions.push(Transition {
+                            from: slot_code(i as u8).to_string(),
+                            to: slot_code(j as u8).to_string(),
+                            count: n,
+                        });
+                    }
+                }
+            }
+            transitions.sort_by(|a, b| {
+                b.count
+                    .cmp(&a.count)
+                    .then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
+            });
+            let top = self.top_changed.top(shown);
+            Changes {
+                allowed: self.against_counts[0],
+                denied: self.against_counts[1..].iter().sum(),
+                changed: transitions.iter().map(|t| t.count).sum(),
+                transitions,
+                more_changed: (self.top_changed.map.len() - top.len()) as u64,
+                top_changed: top
+                    .into_iter()
+                    .map(|((f, t, origin), c)| TopChange {
+                        count: c.count,
+                        error: c.error,
+                        from: slot_code(*f).to_string(),
+                        to: slot_code(*t).to_string(),
+                        target: origin.to_string(),
+                        example: c.example.to_string(),
+                    })
+                    .collect(),
+                approximate: self.top_changed.evictions > 0,
+            }
+        });
+        Summary {
+            lines: self.lines,
+            skipped: self.skipped,
+            decided,
+            allowed: self.counts[0],
+            denied: decided - self.counts[0],
+            invalid: self.invalid,
+            codes,
+            more_denied: (self.top_denied.map.len() - top_denied.len()) as u64,
+            top_denied,
+            top_denied_approximate: self.top_denied.evictions > 0,
+            invalid_lines: self.invalid_lines.clone(),
+            against,
+            cache: self.stats.clone(),
+        }
+    }
+}
+
+/// Discards input up to and including the next newline.
+fn skip_line<R: BufRead>(input: &mut R) -> io::Result<()> {
+    loop {
+        let avail = input.fill_buf()?;
+        if avail.is_empty() {
+            return Ok(());
+        }
+        match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = avail.len();
+                input.consume(n);
+            }
+        }
+    }
+}
+
+/// Writes the summary as the last JSON record (`"kind":"summary"`).
+pub fn write_summary_record(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Wrapped<'a> {
+        kind: &'static str,
+        #[serde(flatten)]
+        summary: &'a Summary,
+    }
+    serde_json::to_writer(
+        &mut *out,
+        &Wrapped {
+            kind: "summary",
+            summary: s,
+        },
+    )?;
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_keeps_heavy_hitters_within_capacity() {
+        let mut t: TopK<u32> = TopK::new(3);
+        for (k, n) in [(1, 100), (2, 50), (3, 10), (4, 1), (5, 1), (6, 1), (1, 5)] {
+            t.add(k, n, "x");
+        }
+        assert!(t.map.len() <= 3);
+        let top = t.top(2);
+        assert_eq!(*top[0].0, 1);
+        assert_eq!(top[0].1.count, 105);
+        assert_eq!(top[0].1.error, 0);
+        assert_eq!(*top[1].0, 2);
+        assert!(t.evictions >= 3);
+    }
+
+    #[test]
+    fn plain_and_json_lines() {
+        let p = parse_line("https://a.example/", Some(Capability::Request)).unwrap();
+        assert_eq!(p.capability, Capability::Request);
+        assert!(parse_line("https://a.example/", None).is_err());
+        let p = parse_line(
+            r#"{"capability":"websocket","url":"wss://a/","headers":["X-A: 1",["X-B","2"]],"resolved":["10.0.0.1","[::1]"]}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            p.headers,
+            vec![("X-A".into(), "1".into()), ("X-B".into(), "2".into())]
+        );
+        assert_eq!(p.answers.unwrap().len(), 2);
+        let e = parse_line(
+            r#"{"url":"https://a/","header":["X: 1"]}"#,
+            Some(Capability::Request),
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("unknown field"), "{e}");
+        assert!(parse_line(r#"{"url":"https://a/","capability":"ftp"}"#, None).is_err());
+        assert!(parse_line(
+            r#"{"url":"https://a/","resolved":["nope"]}"#,
+            Some(Capability::Request)
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn origins() {
+        let m = "[plugin]\nname = \"x\"\nversion = \"1.0.0\"\n";
+        let m = crate::Manifest::parse("m", m).value.unwrap();
+        let p = crate::compile(&m, None).policy.unwrap();
+        let a = Authorizer::new(&p);
+        let o = |capability, url: &str| {
+            let req = Request {
+                capability,
+                url,
+                method: None,
+                headers: &[],
+                subprotocols: &[],
+            };
+            origin_of(&a.authorize(&req, None))
+        };
+        use Capability::{Request as R, Websocket as W};
+        assert_eq!(
+            o(R, "https://u:p@A.example:8443/x?y=1"),
+            "https://a.example:8443"
+        );
+        assert_eq!(o(R, "https://[::1]:443#x"), "https://[::1]");
+        assert_eq!(o(W, "wss://a.example?q"), "wss://a.example");
+        assert_eq!(o(R, "wss://a.example/"), "wss://a.example");
+        assert_eq!(o(R, "not a url"), "(invalid URL)");
+        assert_eq!(o(R, "ftp://a.example/"), "(invalid URL)");
+    }
+}
