@@ -1686,7 +1686,11 @@ impl<'a> Explainer<'a> {
         let narrowed_elsewhere = base.grant.iter().any(|g| {
             g.capability == cap && shape.target.contains(&g.target) && g.target != shape.target
         });
-        let target = if narrowed_elsewhere {
+        // Least privilege: when the grant already narrows this request
+        // elsewhere, or approving it as declared would be broad, propose the
+        // URL's own host and directory first (approving the whole request
+        // stays available as the fallback proposal).
+        let target = if narrowed_elsewhere || parent.flags().broad {
             narrowed_target(&shape.target, f).unwrap_or_else(|| shape.target.clone())
         } else {
             shape.target.clone()
@@ -1769,6 +1773,9 @@ impl<'a> Explainer<'a> {
                     }
                 }
             }
+            None if step.shape.target != r.target && r.flags().broad => format!(
+                "{requested}, which is broad and not granted; grant just this destination (least privilege), or approve the whole request with `broad = true` if that is what you mean"
+            ),
             None if step.shape.target != r.target => format!(
                 "{requested}, but only narrower grant entries approve it; add a grant entry for this destination"
             ),
