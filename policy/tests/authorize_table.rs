@@ -1,6 +1,6 @@
 //! Table-driven adversarial authorization cases (SPEC §2, §5).
 //!
-//! The cases live in `tests/authorize.toml (workspace root)`: a few named policies
+//! The cases live in `tests/authorize.toml` (workspace root; read through `tests/table/mod.rs`): a few named policies
 //! (manifest + grant TOML, compiled with the public API), then `[[case]]`
 //! entries. Every case runs; all failures are reported together.
 //!
@@ -25,66 +25,15 @@
 //! repeated `N` times, for the size-limit cases.
 
 use netgrant_policy::{compile, Authorizer, Capability, DenyCode, Grant, Manifest, Request};
-use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-const DATA: &str = include_str!("../../tests/authorize.toml");
+mod table;
+use table::{expand, parse_header, Case, Table, DATA};
+
 const MIN_CASES: usize = 130;
 const MIN_PER_CODE: usize = 2;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Table {
-    policy: BTreeMap<String, PolicySource>,
-    case: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicySource {
-    about: String,
-    manifest: String,
-    grant: String,
-}
-
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    policy: String,
-    capability: String,
-    url: String,
-    method: Option<String>,
-    #[serde(default)]
-    headers: Vec<String>,
-    #[serde(default)]
-    subprotocols: Vec<String>,
-    resolve: Option<Vec<String>>,
-    decision: String,
-    code: String,
-    addresses: Option<Vec<String>>,
-    #[serde(default)]
-    hidden: Vec<String>,
-    why: String,
-}
-
-/// Expands `${c*N}` into `c` repeated `N` times.
-fn expand(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find('}').expect("unterminated ${…} in table");
-        let (ch, n) = after[..end].split_once('*').expect("${…} must be ${c*N}");
-        let n: usize = n.parse().expect("${c*N}: N must be a number");
-        out.push_str(&ch.repeat(n));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
 
 /// U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C.
 fn is_bidi_control(c: char) -> bool {
@@ -92,15 +41,6 @@ fn is_bidi_control(c: char) -> bool {
         c,
         '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
     )
-}
-
-fn parse_header(h: &str) -> (String, String) {
-    let h = expand(h);
-    let (name, value) = h
-        .split_once(':')
-        .unwrap_or_else(|| panic!("header {h:?} in table is not `Name: value`"));
-    let value = value.strip_prefix(' ').unwrap_or(value);
-    (name.to_string(), value.to_string())
 }
 
 fn compile_policies(table: &Table) -> HashMap<String, Authorizer> {

@@ -13,59 +13,11 @@
 
 use netgrant_policy::explain::{Explainer, FixAction, FixFile, FixKind, Sources};
 use netgrant_policy::{compile, Authorizer, Capability, Grant, Manifest, Request};
-use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-const DATA: &str = include_str!("../../tests/authorize.toml");
-
-#[derive(Deserialize)]
-struct Table {
-    policy: BTreeMap<String, PolicySource>,
-    case: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct PolicySource {
-    manifest: String,
-    grant: String,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    policy: String,
-    capability: String,
-    url: String,
-    method: Option<String>,
-    #[serde(default)]
-    headers: Vec<String>,
-    #[serde(default)]
-    subprotocols: Vec<String>,
-    resolve: Option<Vec<String>>,
-    code: String,
-}
-
-/// Expands `${c*N}` into `c` repeated `N` times (as the authorize table does).
-fn expand(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find('}').unwrap();
-        let (ch, n) = after[..end].split_once('*').unwrap();
-        out.push_str(&ch.repeat(n.parse().unwrap()));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn header(h: &str) -> (String, String) {
-    let h = expand(h);
-    let (n, v) = h.split_once(':').unwrap();
-    (n.to_string(), v.strip_prefix(' ').unwrap_or(v).to_string())
-}
+mod table;
+use table::{expand, parse_header, Table, DATA};
 
 /// Replaces the entry `[[<table>]]` whose target is `target` with `snippet`
 /// (the entry runs from its header to the next table header).
@@ -144,7 +96,7 @@ fn explain_agrees_with_authorize_and_its_fixes_work() {
         let at = format!("#{} [{}] {} {}", i + 1, c.policy, c.capability, c.url);
         let (explainer, authz) = &explainers[&c.policy];
         let url = expand(&c.url);
-        let headers: Vec<(String, String)> = c.headers.iter().map(|h| header(h)).collect();
+        let headers: Vec<(String, String)> = c.headers.iter().map(|h| parse_header(h)).collect();
         let answers: Option<Vec<IpAddr>> = c
             .resolve
             .as_ref()

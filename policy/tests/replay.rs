@@ -4,11 +4,10 @@
 
 use netgrant_policy::replay::{ReplayOptions, Replayer, Summary};
 use netgrant_policy::{compile, Authorizer, Capability, Grant, Manifest, Policy, Request};
-use serde::Deserialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::IpAddr;
+
+mod table;
 
 fn policy(manifest: &str, grant: &str) -> Policy {
     let m = Manifest::parse("plugin.toml", manifest).value.unwrap();
@@ -51,67 +50,21 @@ fn json_opts() -> ReplayOptions {
 
 // --- agreement with authorize over the 357-case table ----------------------
 
-#[derive(Deserialize)]
-struct Table {
-    policy: BTreeMap<String, Src>,
-    case: Vec<Case>,
-}
-#[derive(Deserialize)]
-struct Src {
-    manifest: String,
-    grant: String,
-}
-#[derive(Deserialize)]
-struct Case {
-    policy: String,
-    capability: String,
-    url: String,
-    method: Option<String>,
-    #[serde(default)]
-    headers: Vec<String>,
-    #[serde(default)]
-    subprotocols: Vec<String>,
-    resolve: Option<Vec<String>>,
-}
-
-fn expand(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find('}').unwrap();
-        let (ch, n) = after[..end].split_once('*').unwrap();
-        out.push_str(&ch.repeat(n.parse().unwrap()));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[test]
 fn replay_decides_like_authorize_on_the_table() {
-    let table: Table = toml::from_str(include_str!("../../tests/authorize.toml")).unwrap();
+    let table = table::load();
     let mut checked = 0;
     for (name, src) in &table.policy {
         let p = policy(&src.manifest, &src.grant);
         let authz = Authorizer::new(&p);
-        let cases: Vec<&Case> = table.case.iter().filter(|c| &c.policy == name).collect();
+        let cases: Vec<&table::Case> = table.case.iter().filter(|c| &c.policy == name).collect();
         // Each case as a JSON line, with headers as [name, value] pairs (exact
         // bytes, no "Name: value" splitting ambiguity).
         let mut log = String::new();
         let mut expected = Vec::new();
         for c in &cases {
-            let headers: Vec<(String, String)> = c
-                .headers
-                .iter()
-                .map(|h| {
-                    let h = expand(h);
-                    let (n, v) = h.split_once(':').unwrap();
-                    (n.to_string(), v.strip_prefix(' ').unwrap_or(v).to_string())
-                })
-                .collect();
-            let url = expand(&c.url);
+            let headers = c.header_pairs();
+            let url = c.url();
             let line = serde_json::json!({
                 "capability": c.capability,
                 "url": url,
@@ -122,10 +75,7 @@ fn replay_decides_like_authorize_on_the_table() {
             });
             log.push_str(&serde_json::to_string(&line).unwrap());
             log.push('\n');
-            let answers: Option<Vec<IpAddr>> = c
-                .resolve
-                .as_ref()
-                .map(|v| v.iter().map(|a| a.parse().unwrap()).collect());
+            let answers = c.answers();
             let req = Request {
                 capability: Capability::parse(&c.capability).unwrap(),
                 url: &url,
