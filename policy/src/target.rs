@@ -566,6 +566,21 @@ fn parse_concrete_host(
                     crate::diagnostics::quote(host)
                 )));
             }
+            // IDNA maps look-alikes such as the fullwidth `＊` (U+FF0A) to
+            // `*`: the canonical spelling would then read as a wildcard (or
+            // `*`) and not parse back to this target.
+            if d.contains('*') {
+                return Err(err(
+                    K::Wildcard,
+                    span.clone(),
+                    format!(
+                        "host {} normalizes to {}, which contains `*`",
+                        crate::diagnostics::quote(host),
+                        crate::diagnostics::quote(d)
+                    ),
+                    "a wildcard is an ASCII `*.` followed by a domain (e.g. `*.example.com`), and `*` alone is any host",
+                ));
+            }
             HostPattern::Domain(d.to_ascii_lowercase())
         }
         Some(url::Host::Ipv4(a)) => HostPattern::Ip(address::canonicalize(IpAddr::V4(a))),
