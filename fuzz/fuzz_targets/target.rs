@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use netgrant_policy::path;
-use netgrant_policy::target::{HostPattern, PortPattern, Target, UrlHost};
+use netgrant_policy::target::{HostPattern, PortPattern, Target, UrlHost, MAX_URL_BYTES};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(raw) = std::str::from_utf8(data) else {
@@ -57,11 +57,14 @@ fuzz_target!(|data: &[u8]| {
             "{scheme_host}{host_part}:{}{path_part}",
             t.scheme.default_port()
         );
-        assert_eq!(
-            Target::parse(&explicit).as_ref(),
-            Ok(&t),
-            "{explicit:?} vs {shown:?}"
-        );
+        // (Writing the port out may push a target at the limit past it.)
+        if explicit.len() <= MAX_URL_BYTES {
+            assert_eq!(
+                Target::parse(&explicit).as_ref(),
+                Ok(&t),
+                "{explicit:?} vs {shown:?}"
+            );
+        }
     }
 
     // The target matches a URL made from its own spelling.

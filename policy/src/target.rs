@@ -414,12 +414,27 @@ impl Target {
             path::normalize_prefix(path_raw)
                 .map_err(|e| err(K::Path, path_off..raw.len(), e.message, e.help))?
         };
-        Ok(Target {
+        let target = Target {
             scheme,
             host,
             port,
             path,
-        })
+        };
+        // Normalizing can lengthen a target (percent-encoding, A-labels); the
+        // canonical spelling must stay within the limit too, or the IR it is
+        // written to could not be loaded back.
+        let canonical = target.to_string().len();
+        if canonical > MAX_URL_BYTES {
+            return Err(err(
+                K::TooLong,
+                all,
+                format!(
+                    "target is {canonical} bytes long once normalized (percent-encoded, A-labels); the limit is {MAX_URL_BYTES}"
+                ),
+                "shorten the path prefix: a target names a host and a prefix, not a full URL",
+            ));
+        }
+        Ok(target)
     }
 
     /// The capability this target belongs to (by its scheme).

@@ -63,3 +63,36 @@ fn canonical_hosts_round_trip() {
         assert_eq!(loaded, policy, "{raw}");
     }
 }
+
+/// fuzz target `target`: a target within the 2,048-byte limit whose
+/// canonical spelling is longer (every `"` becomes `%22`, `é` becomes
+/// `%C3%A9`, a U-label becomes an A-label) used to be accepted, and its
+/// canonical spelling — what the IR records — was then rejected as too long,
+/// so the compiled IR could not be loaded. The limit now applies to the
+/// canonical spelling too.
+#[test]
+fn canonical_spelling_within_the_length_limit() {
+    let quotes = format!("wss://h.example/{}", "\"".repeat(2030));
+    let accents = format!("wss://h.example/{}", "é".repeat(1000));
+    for raw in [&quotes, &accents] {
+        assert!(raw.len() <= 2048, "{}", raw.len());
+        let e = Target::parse(raw).expect_err("too long once normalized");
+        assert_eq!(e.kind, TargetErrorKind::TooLong, "{}", e.message);
+        assert!(e.message.contains("once normalized"), "{}", e.message);
+    }
+    // Exactly at the limit after normalization is fine, and round-trips.
+    let at_limit = format!("wss://h.example/{}", "a".repeat(2048 - 16));
+    assert_eq!(at_limit.len(), 2048);
+    let t = Target::parse(&at_limit).expect("at the limit");
+    assert_eq!(Target::parse(&t.to_string()).as_ref(), Ok(&t));
+    // Just over the limit once `"` is encoded.
+    let over = format!("wss://h.example/{}\"", "a".repeat(2048 - 16 - 2));
+    assert!(over.len() < 2048 && Target::parse(&over).is_err());
+    // In a manifest: a diagnostic, not an IR that fails to load.
+    let m = format!(
+        "[plugin]\nname = \"p\"\nversion = \"1.0.0\"\n[[host_api.websocket]]\nurl = '{quotes}'\n"
+    );
+    let parsed = Manifest::parse("plugin.toml", &m);
+    assert!(parsed.value.is_none());
+    assert_eq!(parsed.diagnostics[0].code, Code::TargetTooLong);
+}
