@@ -483,6 +483,15 @@ pub struct Tail {
 }
 
 impl Tail {
+    /// How many `hunter2` the query and fragment add (redaction hides both).
+    fn hidden_secrets(&self) -> usize {
+        self.query
+            .map_or(0, |i| pick(QUERIES, i).matches("hunter2").count())
+            + self
+                .fragment
+                .map_or(0, |i| pick(FRAGMENTS, i).matches("hunter2").count())
+    }
+
     fn push(&self, s: &mut String, base_path: &str) {
         s.push_str(base_path.trim_end_matches('/'));
         for seg in self.segments.iter().take(8) {
@@ -580,7 +589,7 @@ impl UrlSpec {
                     }
                 }
                 tail.push(&mut s, if *keep_path { &t.path } else { "" });
-                let secret = s.matches("hunter2").count() == 1;
+                let secret = only_hidden_secrets(&s, *userinfo, tail);
                 (
                     s,
                     secret,
@@ -616,12 +625,21 @@ impl UrlSpec {
                 tail.push(&mut s, "");
                 // Only the special schemes have an authority without `//`.
                 let special = SPECIAL.contains(&scheme);
-                let secret = special && s.matches("hunter2").count() == 1;
+                let secret = special && only_hidden_secrets(&s, *userinfo, tail);
                 let ws = special.then(|| scheme.to_ascii_lowercase().starts_with("ws"));
                 (s, secret, ws)
             }
         }
     }
+}
+
+/// Whether `url` contains `hunter2`, and only where the userinfo, query and
+/// fragment vocabulary put it (a fuzzed host or segment may spell it too,
+/// and a path is shown as it is).
+fn only_hidden_secrets(url: &str, userinfo: Option<u8>, tail: &Tail) -> bool {
+    let hidden = userinfo.map_or(0, |i| pick(USERINFO, i).matches("hunter2").count())
+        + tail.hidden_secrets();
+    hidden > 0 && url.matches("hunter2").count() == hidden
 }
 
 /// A host from the domain or IP vocabulary.

@@ -96,3 +96,55 @@ fn canonical_spelling_within_the_length_limit() {
     assert!(parsed.value.is_none());
     assert_eq!(parsed.diagnostics[0].code, Code::TargetTooLong);
 }
+
+/// fuzz target `authorize`: `/debug/%252e%252e/..;/v1` under the prefix
+/// `/debug/` was allowed. Path readings resolved dot segments after each
+/// decoding layer, so after one layer the `..;` (a `..` once params are
+/// stripped) removed the still-encoded `%2e%2e`; but a server that decodes
+/// both layers first reads `/debug/../..;/v1`, i.e. `/..;/v1` or `/v1` —
+/// outside the prefix. Readings now also decode every layer before resolving.
+#[test]
+fn encoded_dot_segments_are_not_consumed_before_decoding() {
+    use netgrant_policy::path;
+    let cases = [
+        // (URL path, prefix)
+        ("/debug/%252e%252e/..;/v1", "/debug/"),
+        ("/debug/%252E%252E/..;x/v1", "/debug/"),
+        ("/a/%252e%252e/a;x/b", "/a/"),
+    ];
+    for (p, prefix) in cases {
+        let url = url::Url::parse(&format!("http://h.example{p}")).unwrap();
+        let r = path::readings(url.path()).expect(p);
+        assert!(
+            !r.all_inside(prefix),
+            "{p} is inside {prefix} under every reading: {:?}",
+            r.all()
+        );
+        assert!(r.ambiguous_for(prefix), "{p}: {:?}", r.all());
+    }
+    // End to end: the fuzzer's policy and URL.
+    let m = "[plugin]\nname = \"fuzz\"\nversion = \"1.0.0\"\n\
+             [[host_api.request]]\nurl = \"http://*.example.net:*/debug/\"\nmethods = [\"GET\"]\n";
+    let g = "plugin = \"fuzz\"\n[[host_api.request]]\nurl = \"http://*.example.net:*/debug/\"\n";
+    let manifest = Manifest::parse("plugin.toml", m).value.unwrap();
+    let grant = netgrant_policy::Grant::parse("grant.toml", g)
+        .value
+        .unwrap();
+    let policy = compile(&manifest, Some(&grant)).policy.unwrap();
+    let authz = netgrant_policy::Authorizer::new(&policy);
+    let deny = authz.authorize(
+        &netgrant_policy::Request::http("GET", "HTTP://x.example.net:8080/debug/%252e%252e/..;/v1"),
+        None,
+    );
+    assert_eq!(deny.code, "ambiguous_path", "{}", deny.message);
+    // Honest paths under the prefix stay allowed.
+    for ok in [
+        "http://x.example.net/debug/",
+        "http://x.example.net/debug/a%2Fb",
+        "http://x.example.net/debug/x/..;/y",
+        "http://x.example.net/debug/%2541",
+    ] {
+        let d = authz.authorize(&netgrant_policy::Request::http("GET", ok), None);
+        assert!(d.is_allowed(), "{ok}: {} {}", d.code, d.message);
+    }
+}
