@@ -148,3 +148,34 @@ fn encoded_dot_segments_are_not_consumed_before_decoding() {
         assert!(d.is_allowed(), "{ok}: {} {}", d.code, d.message);
     }
 }
+
+/// fuzz target `authorize` (debug assertions on): `redact` dropped the `/.`
+/// that the WHATWG serializer puts before a `//` path of a URL without a
+/// host, so `wss+x:/.//?q=1` was shown as `wss+x://?q=…` — a different URL,
+/// with an authority — and the authorizer's debug self-check of its redaction
+/// fast path panicked (in debug builds of the CLI too).
+#[test]
+fn redaction_keeps_the_path_marker_of_hostless_urls() {
+    use netgrant_policy::redact::redact_url;
+    assert_eq!(redact_url("wss+x:/.//?q=1"), "wss+x:/.//?q=…");
+    assert_eq!(redact_url("wss+x:/.//a"), "wss+x:/.//a");
+    assert_eq!(redact_url("foo:/.//x#frag"), "foo:/.//x#…");
+    // Ordinary URLs are unchanged.
+    assert_eq!(
+        redact_url("wss://u:p@h.example:8443/a?q=1"),
+        "wss://h.example:8443/a?q=…"
+    );
+    // The authorizer (whose debug build compares its fast path with
+    // `redact`) decides such URLs without panicking.
+    let m = "[plugin]\nname = \"p\"\nversion = \"1.0.0\"\n\
+             [[host_api.websocket]]\nurl = \"wss://h.example/\"\n";
+    let manifest = Manifest::parse("plugin.toml", m).value.unwrap();
+    let policy = compile(&manifest, None).policy.unwrap();
+    let authz = netgrant_policy::Authorizer::new(&policy);
+    for url in ["wss+x:/.//?q=1", "wss+x:/.//", "x:/.//?a=b#c"] {
+        let d = authz.authorize(&netgrant_policy::Request::websocket(url), None);
+        assert_eq!(d.code, "invalid_url", "{url}");
+        assert_eq!(d.url, redact_url(url));
+        assert!(d.url.contains("/.//"), "{}", d.url);
+    }
+}
