@@ -241,8 +241,10 @@ pub struct PathReadings {
 /// `url_path` is the path of a `url::Url` (so raw dot segments, whole
 /// `%2e` segments and backslashes are already resolved per WHATWG). The
 /// readings are: the path as parsed; with `;params` stripped from every
-/// segment; and the results of decoding `%25 %2F %5C %2E` one layer per
-/// round (then `\` to `/`, `;params` stripped) until nothing changes. Dot
+/// segment; the results of decoding `%25 %2F %5C %2E` one layer per round
+/// (then `\` to `/`, `;params` stripped, dot segments resolved) until
+/// nothing changes; and each layer of decoding the path as parsed without
+/// resolving in between, with and without `;params`. Dot
 /// segments are resolved in every reading; where merging `//` would change
 /// what a `..` removes, the merged form is a reading too. In every reading
 /// percent-escape hex is uppercased and escaped unreserved characters are
@@ -291,18 +293,14 @@ fn full_readings(url_path: &str) -> Result<PathReadings, PathReadingError> {
     };
     out.add_resolved(&strip_params(&as_parsed))?;
 
-    let mut current = as_parsed;
+    // Servers that strip params and resolve dot segments after each
+    // decoding layer.
+    let mut current = as_parsed.clone();
     let mut rounds = 0;
     loop {
-        let decoded = rewrite_escapes(&current, |value| match value {
-            0x25 => Some('%'),
-            0x2F | 0x5C => Some('/'),
-            0x2E => Some('.'),
-            _ => None,
-        });
-        let next = out.add_resolved(&strip_params(&decoded.replace('\\', "/")))?;
+        let next = out.add_resolved(&strip_params(&decode_layer(&current)))?;
         if next == current {
-            return Ok(out);
+            break;
         }
         rounds += 1;
         if rounds > MAX_ROUNDS {
@@ -310,6 +308,36 @@ fn full_readings(url_path: &str) -> Result<PathReadings, PathReadingError> {
         }
         current = next;
     }
+    // Servers that decode one or more layers before they resolve dot
+    // segments, with or without stripping params. Resolving between layers
+    // is not enough: in `/v1/%252e%252e/..;/x` the `..;` would remove the
+    // still-encoded `%2e%2e` before it is decoded (found by fuzzing).
+    let mut current = as_parsed;
+    let mut rounds = 0;
+    loop {
+        let decoded = decode_layer(&current);
+        if decoded == current {
+            return Ok(out);
+        }
+        out.add_resolved(&decoded)?;
+        out.add_resolved(&strip_params(&decoded))?;
+        rounds += 1;
+        if rounds > MAX_ROUNDS {
+            return Err(PathReadingError::TooManyRounds);
+        }
+        current = decoded;
+    }
+}
+
+/// Decodes one layer of `%25 %2F %5C %2E` and reads `\` as `/`.
+fn decode_layer(path: &str) -> String {
+    rewrite_escapes(path, |value| match value {
+        0x25 => Some('%'),
+        0x2F | 0x5C => Some('/'),
+        0x2E => Some('.'),
+        _ => None,
+    })
+    .replace('\\', "/")
 }
 
 impl PathReadings {

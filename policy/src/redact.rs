@@ -211,7 +211,10 @@ pub fn redact(url: &Url) -> String {
     // These fail only for URLs that cannot have userinfo anyway.
     let _ = u.set_username("");
     let _ = u.set_password(None);
-    let origin = &u[..Position::AfterPort];
+    // Up to the path, not the port: a URL without a host whose path starts
+    // with `//` serializes as `scheme:/.//…`, and the `/.` between the two
+    // positions keeps `//` from reading as an authority.
+    let origin = &u[..Position::BeforePath];
     let mut rest = u[Position::BeforePath..Position::AfterPath].to_string();
     if let Some(q) = u.query() {
         rest.push('?');

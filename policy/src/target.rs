@@ -414,12 +414,27 @@ impl Target {
             path::normalize_prefix(path_raw)
                 .map_err(|e| err(K::Path, path_off..raw.len(), e.message, e.help))?
         };
-        Ok(Target {
+        let target = Target {
             scheme,
             host,
             port,
             path,
-        })
+        };
+        // Normalizing can lengthen a target (percent-encoding, A-labels); the
+        // canonical spelling must stay within the limit too, or the IR it is
+        // written to could not be loaded back.
+        let canonical = target.to_string().len();
+        if canonical > MAX_URL_BYTES {
+            return Err(err(
+                K::TooLong,
+                all,
+                format!(
+                    "target is {canonical} bytes long once normalized (percent-encoded, A-labels); the limit is {MAX_URL_BYTES}"
+                ),
+                "shorten the path prefix: a target names a host and a prefix, not a full URL",
+            ));
+        }
+        Ok(target)
     }
 
     /// The capability this target belongs to (by its scheme).
@@ -565,6 +580,21 @@ fn parse_concrete_host(
                     "invalid host {}: empty label",
                     crate::diagnostics::quote(host)
                 )));
+            }
+            // IDNA maps look-alikes such as the fullwidth `＊` (U+FF0A) to
+            // `*`: the canonical spelling would then read as a wildcard (or
+            // `*`) and not parse back to this target.
+            if d.contains('*') {
+                return Err(err(
+                    K::Wildcard,
+                    span.clone(),
+                    format!(
+                        "host {} normalizes to {}, which contains `*`",
+                        crate::diagnostics::quote(host),
+                        crate::diagnostics::quote(d)
+                    ),
+                    "a wildcard is an ASCII `*.` followed by a domain (e.g. `*.example.com`), and `*` alone is any host",
+                ));
             }
             HostPattern::Domain(d.to_ascii_lowercase())
         }
