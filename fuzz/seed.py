@@ -15,7 +15,7 @@ re-running adds nothing twice.
              (if target/debug/netgrant is built) the compiled IR of every
              manifest/grant pair above
   authorize  structured input (`arbitrary`): no text seeds; it starts from
-             the committed corpus, guided by fuzz/authorize.dict
+             the committed corpus, guided by fuzz/url.dict
 """
 
 import hashlib
