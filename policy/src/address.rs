@@ -312,7 +312,24 @@ pub fn with_article(name: &str) -> String {
         .chars()
         .next()
         .is_some_and(|c| "aeiouAEIOU".contains(c));
-    format!("{} {name} address", if vowel { "an" } else { "a" })
+    // "unique-local", "unicast": a vowel letter sounding like "you".
+    let you_sound = name.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("uni"));
+    let article = if vowel && !you_sound { "an" } else { "a" };
+    format!("{article} {name} address")
+}
+
+#[cfg(test)]
+mod article_tests {
+    #[test]
+    fn articles_follow_the_sound() {
+        assert_eq!(
+            super::with_article("unique-local"),
+            "a unique-local address"
+        );
+        assert_eq!(super::with_article("unspecified"), "an unspecified address");
+        assert_eq!(super::with_article("loopback"), "a loopback address");
+        assert_eq!(super::with_article("IPv4-mapped"), "an IPv4-mapped address");
+    }
 }
 
 #[cfg(test)]
