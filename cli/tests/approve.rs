@@ -485,14 +485,10 @@ fn approve_refuses_bad_inputs_and_clobbering() {
 }
 
 /// Approve, change the manifest, and `check` / `show` name what the change affects.
-#[test]
-fn digest_drift_names_affected_entries() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = dir.path().join("plugin.toml");
-    let g = dir.path().join("grant.toml");
-    std::fs::write(&m, CHAT_MANIFEST).unwrap();
-    std::fs::write(&g, CHAT_GRANT).unwrap();
-    let (code, _, err) = run(netgrant().current_dir(dir.path()).args([
+/// `approve --grant grant.toml -o grant.toml --yes` in `dir`, then `check`
+/// passes with no drift: the grant is pinned to the current manifest.
+fn approve_in_place_and_check_pinned(dir: &std::path::Path) {
+    let (code, _, err) = run(netgrant().current_dir(dir).args([
         "approve",
         "plugin.toml",
         "--grant",
@@ -503,12 +499,22 @@ fn digest_drift_names_affected_entries() {
     ]));
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = run(netgrant()
-        .current_dir(dir.path())
+        .current_dir(dir)
         .arg("check")
         .args(MANIFEST_LINTS)
         .args(["plugin.toml", "--grant", "grant.toml"]));
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("digest_drift"), "{err}");
+}
+
+#[test]
+fn digest_drift_names_affected_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("plugin.toml");
+    let g = dir.path().join("grant.toml");
+    std::fs::write(&m, CHAT_MANIFEST).unwrap();
+    std::fs::write(&g, CHAT_GRANT).unwrap();
+    approve_in_place_and_check_pinned(dir.path());
 
     // The plugin update: a new gateway subprotocol (the hand-written gateway
     // entry pins it, fine), a new header on the REST API (the narrowed REST
@@ -630,23 +636,7 @@ fn digest_drift_names_affected_entries() {
     );
 
     // Re-approving pins the new set again; the drift is gone.
-    let (code, _, err) = run(netgrant().current_dir(dir.path()).args([
-        "approve",
-        "plugin.toml",
-        "--grant",
-        "grant.toml",
-        "--yes",
-        "-o",
-        "grant.toml",
-    ]));
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(netgrant()
-        .current_dir(dir.path())
-        .arg("check")
-        .args(MANIFEST_LINTS)
-        .args(["plugin.toml", "--grant", "grant.toml"]));
-    assert_eq!(code, 0, "{err}");
-    assert!(!err.contains("digest_drift"), "{err}");
+    approve_in_place_and_check_pinned(dir.path());
 
     // A request the manifest drops: its grant entry no longer applies and is
     // named too (check fails on the entry error as well).

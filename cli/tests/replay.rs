@@ -217,33 +217,25 @@ fn mixed_malformed_and_oversized_lines_are_counted() {
     assert!(out.contains("line 7: not a request record"), "{out}");
     insta::assert_snapshot!("replay_malformed", out);
     // Fail closed: with --fail-on-deny, an unreadable line trips the gate too.
-    let (code, _, _) = run(netgrant()
-        .args([
-            "replay",
-            "--manifest",
-            M,
-            "--grant",
-            G,
-            "--capability",
-            "request",
-            "--fail-on-deny",
-            "-",
-        ])
-        .write_stdin("https://discord.com/api/v10/users\n{\"nope\":1}\n"));
+    let fail_on_deny = |stdin: &str| {
+        run(netgrant()
+            .args([
+                "replay",
+                "--manifest",
+                M,
+                "--grant",
+                G,
+                "--capability",
+                "request",
+                "--fail-on-deny",
+                "-",
+            ])
+            .write_stdin(stdin.to_string()))
+        .0
+    };
+    let code = fail_on_deny("https://discord.com/api/v10/users\n{\"nope\":1}\n");
     assert_eq!(code, 1);
-    let (code, _, _) = run(netgrant()
-        .args([
-            "replay",
-            "--manifest",
-            M,
-            "--grant",
-            G,
-            "--capability",
-            "request",
-            "--fail-on-deny",
-            "-",
-        ])
-        .write_stdin("https://discord.com/api/v10/users\n"));
+    let code = fail_on_deny("https://discord.com/api/v10/users\n");
     assert_eq!(code, 0);
 }
 
