@@ -6,6 +6,7 @@ use crate::{CapabilityArg, DecisionFormat, Exit};
 use clap::Args;
 use netgrant_policy::target::UrlHost;
 use netgrant_policy::{Authorizer, Capability, Request};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -61,30 +62,84 @@ pub fn parse_header(h: &str) -> Option<(String, String)> {
 }
 
 /// Parses `--resolve HOST=IP[,IP…]` into a normalized host and answers.
+///
+/// The host is normalized as a URL host is (lowercase, IDNA A-label, one
+/// trailing dot removed, brackets dropped), so `--resolve Bücher.example.=…`
+/// applies to `wss://bücher.example/`.
 pub fn parse_resolve(s: &str) -> Option<(String, Vec<IpAddr>)> {
     let (h, ips) = s.split_once('=')?;
-    let host = h.trim().trim_end_matches('.').to_ascii_lowercase();
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
+    let h = h.trim();
+    if let Ok(ip) = h.parse::<IpAddr>() {
+        // An IPv6 literal without brackets; never resolved, so never applies.
+        return parse_answers(ips).map(|v| (ip.to_string(), v));
+    }
+    let host = match url::Host::parse(h.strip_suffix('.').unwrap_or(h)).ok()? {
+        url::Host::Domain(d) => d,
+        // An IP literal is never resolved; keep it so the flag is accepted,
+        // it simply never applies.
+        url::Host::Ipv4(ip) => ip.to_string(),
+        url::Host::Ipv6(ip) => ip.to_string(),
+    };
     if host.is_empty() {
         return None;
     }
-    let mut out = Vec::new();
-    for ip in ips.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-        out.push(
+    parse_answers(ips).map(|v| (host, v))
+}
+
+/// `IP[,IP…]`, IPv6 with or without brackets; an empty list is no answer.
+fn parse_answers(ips: &str) -> Option<Vec<IpAddr>> {
+    ips.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|ip| {
             ip.trim_start_matches('[')
                 .trim_end_matches(']')
                 .parse()
-                .ok()?,
-        );
-    }
-    Some((host, out))
+                .ok()
+        })
+        .collect()
 }
 
-/// Parsed `--header` and `--resolve` flags (shared by `authorize` and `connect`).
-pub type HeaderAndResolveFlags = (Vec<(String, String)>, Vec<(String, Vec<IpAddr>)>);
+/// DNS answers from every `--resolve` flag, per normalized host.
+///
+/// Repeated flags for one host are merged, never replaced: every answer
+/// given for a name is checked (docs/spec.md §5), so
+/// `--resolve h=10.0.0.1 --resolve h=8.8.8.8` is judged on both.
+#[derive(Debug, Default)]
+pub struct ResolveFlags(BTreeMap<String, Vec<IpAddr>>);
+
+impl ResolveFlags {
+    /// Adds the answers of one flag (an empty list still records the name:
+    /// it did not resolve).
+    fn add(&mut self, host: String, ips: Vec<IpAddr>) {
+        let all = self.0.entry(host).or_default();
+        for ip in ips {
+            if !all.contains(&ip) {
+                all.push(ip);
+            }
+        }
+    }
+
+    /// All answers given for a normalized host, in flag order; `None` when
+    /// no flag named it.
+    pub fn answers(&self, host: &str) -> Option<&[IpAddr]> {
+        self.0.get(host).map(Vec::as_slice)
+    }
+
+    /// Whether no `--resolve` flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every host with its merged answers.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[IpAddr])> {
+        self.0.iter().map(|(h, v)| (h.as_str(), v.as_slice()))
+    }
+}
+
+/// Parsed `--header` and `--resolve` flags (shared by `authorize`,
+/// `explain` and `connect`).
+pub type HeaderAndResolveFlags = (Vec<(String, String)>, ResolveFlags);
 
 /// Parses every `--header 'K: V'` and `--resolve HOST=IP[,IP…]`; the error is
 /// the usage message for the first malformed one.
@@ -99,14 +154,13 @@ pub fn parse_header_and_resolve_flags(
                 .ok_or_else(|| format!("--header {h:?} is not of the form 'Name: value'"))
         })
         .collect::<Result<_, _>>()?;
-    let resolve = resolve
-        .iter()
-        .map(|r| {
-            parse_resolve(r)
-                .ok_or_else(|| format!("--resolve {r:?} is not of the form HOST=IP[,IP…]"))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((headers, resolve))
+    let mut flags = ResolveFlags::default();
+    for r in resolve {
+        let (host, ips) = parse_resolve(r)
+            .ok_or_else(|| format!("--resolve {r:?} is not of the form HOST=IP[,IP…]"))?;
+        flags.add(host, ips);
+    }
+    Ok((headers, flags))
 }
 
 /// What `authorize` and `explain` read from their flags and files.
@@ -172,11 +226,7 @@ pub fn inputs(a: &AuthorizeArgs) -> Result<Inputs, Exit> {
         .as_ref()
         .and_then(UrlHost::from_url)
         .and_then(|h| match h {
-            UrlHost::Domain(d) => resolve
-                .iter()
-                .rev()
-                .find(|(n, _)| *n == d)
-                .map(|(_, v)| v.clone()),
+            UrlHost::Domain(d) => resolve.answers(&d).map(<[IpAddr]>::to_vec),
             UrlHost::Ip(_) => None,
         });
     Ok(Inputs {

@@ -147,8 +147,8 @@ pub fn run(a: &ConnectArgs) -> Exit {
         }
     } else {
         let mut r = StaticResolver::new();
-        for (host, ips) in resolve {
-            r = r.with(&host, ips);
+        for (host, ips) in resolve.iter() {
+            r = r.with(host, ips.iter().copied());
         }
         Arc::new(r)
     };

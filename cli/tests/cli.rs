@@ -471,6 +471,63 @@ fn authorize_decisions_and_exit_codes() {
             1,
             "forbidden_address",
         ),
+        // Repeated --resolve flags for one host are merged, never replaced:
+        // the private answer of the first flag is still checked, whichever
+        // order the flags come in (docs/spec.md §5).
+        (
+            &[
+                "--capability",
+                "websocket",
+                "--resolve",
+                "gateway.discord.gg=10.0.0.1",
+                "--resolve",
+                "gateway.discord.gg=162.159.135.234",
+                "wss://gateway.discord.gg/",
+            ],
+            1,
+            "non_public_address",
+        ),
+        (
+            &[
+                "--capability",
+                "websocket",
+                "--resolve",
+                "gateway.discord.gg=162.159.135.234",
+                "--resolve",
+                "Gateway.Discord.GG.=169.254.169.254",
+                "wss://gateway.discord.gg/",
+            ],
+            1,
+            "forbidden_address",
+        ),
+        // An empty flag adds no answer; a later one for the same name does.
+        (
+            &[
+                "--capability",
+                "websocket",
+                "--resolve",
+                "gateway.discord.gg=",
+                "--resolve",
+                "gateway.discord.gg=162.159.135.234",
+                "wss://gateway.discord.gg/",
+            ],
+            0,
+            "allowed",
+        ),
+        // Flags for other names do not apply.
+        (
+            &[
+                "--capability",
+                "websocket",
+                "--resolve",
+                "other.discord.gg=10.0.0.1",
+                "--resolve",
+                "gateway.discord.gg=162.159.135.234",
+                "wss://gateway.discord.gg/",
+            ],
+            0,
+            "allowed",
+        ),
         (
             &["--capability", "websocket", "ws://localhost:9000/"],
             0,
@@ -499,6 +556,45 @@ fn authorize_decisions_and_exit_codes() {
         "wss://gateway.discord.gg/",
     ]);
     assert_eq!(v["addresses"][0], "162.159.135.234:443");
+    // Every answer of every flag is checked and returned, in flag order,
+    // each once.
+    let (c, v) = authorize(&[
+        "--capability",
+        "websocket",
+        "--resolve",
+        "gateway.discord.gg=162.159.135.234",
+        "--resolve",
+        "gateway.discord.gg=162.159.136.234,162.159.135.234",
+        "wss://gateway.discord.gg/",
+    ]);
+    assert_eq!(c, 0, "{v}");
+    assert_eq!(
+        v["addresses"],
+        serde_json::json!(["162.159.135.234:443", "162.159.136.234:443"])
+    );
+}
+
+#[test]
+fn explain_merges_repeated_resolve_flags() {
+    let (code, out, err) = run(netgrant().args([
+        "explain",
+        "--manifest",
+        BRIDGE_M,
+        "--grant",
+        BRIDGE_G,
+        "--format",
+        "json",
+        "--capability",
+        "websocket",
+        "--resolve",
+        "gateway.discord.gg=10.0.0.1",
+        "--resolve",
+        "gateway.discord.gg=162.159.135.234",
+        "wss://gateway.discord.gg/",
+    ]));
+    assert_eq!(code, 1, "{out} {err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    assert_eq!(v["decision"]["code"], "non_public_address", "{v}");
 }
 
 #[test]
@@ -663,5 +759,30 @@ fn bad_input_classes_never_panic() {
             assert_eq!(code, 2, "{what} ({fmt}): {err}");
             assert!(!err.contains("panicked"), "{what}: {err}");
         }
+    }
+}
+
+/// The README starts with two commands (build and run on the examples, run
+/// the tests), and CI runs exactly both.
+#[test]
+fn ci_runs_the_readme_commands() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("README has a sh block");
+    let commands: Vec<&str> = block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    for c in commands {
+        assert!(
+            ci.lines().any(|l| l.trim() == c),
+            ".ci/run does not run the README command {c:?}"
+        );
     }
 }

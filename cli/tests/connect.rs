@@ -490,6 +490,18 @@ fn denied_open_exits_1_with_the_code_and_never_reaches_the_server() {
             strs(&["--resolve", "named.local.test=127.0.0.1"]),
             "deny non_public_address",
         ),
+        // Repeated flags merge: the public answer of the second flag does
+        // not hide the loopback answer of the first (docs/spec.md §5).
+        (
+            format!("ws://named.local.test:{port}/"),
+            strs(&[
+                "--resolve",
+                "named.local.test=127.0.0.1",
+                "--resolve",
+                "named.local.test=93.184.215.14",
+            ]),
+            "deny non_public_address",
+        ),
         // --resolve given, name not in it: it does not resolve.
         (
             format!("ws://named.local.test:{port}/"),
@@ -634,18 +646,8 @@ struct PyServer {
 
 impl PyServer {
     fn start() -> PyServer {
-        let import = Command::new("python3")
-            .args(["-c", "import websockets"])
-            .output()
-            .expect("python3 must be installed for the interop test");
-        assert!(
-            import.status.success(),
-            "the Python package `websockets` is required for this test (never skipped); \
-             install it with: python3 -m pip install 'websockets>=12'  (.ci/run does)\n{}",
-            String::from_utf8_lossy(&import.stderr)
-        );
         let script = root().join("cli/tests/data/py_echo_server.py");
-        let mut child = Command::new("python3")
+        let mut child = python_with_websockets()
             .arg(&script)
             .arg("0")
             .arg("60")

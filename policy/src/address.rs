@@ -221,17 +221,49 @@ pub struct NetworkClasses {
     pub only_never: bool,
 }
 
+/// The IPv6 /96 prefixes whose networks embed an IPv4 block in their last
+/// 32 bits (docs/spec.md §2): IPv4-mapped (RFC 4291), NAT64 well-known
+/// (RFC 6052), IPv4-compatible (RFC 4291, deprecated) and IPv4-translated
+/// (RFC 2765). A `networks` block written in one of them is judged on the
+/// IPv4 block it embeds, for breadth and containment alike, so `::/96`
+/// is as broad as `0.0.0.0/0`.
+const EMBEDDING_V4: [[u16; 6]; 4] = [
+    [0, 0, 0, 0, 0, 0xffff],
+    [0x64, 0xff9b, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0xffff, 0],
+];
+
+/// The IPv4 block an IPv6 network of at least /96 embeds, if it lies in
+/// one of the [`EMBEDDING_V4`] prefixes. `::/127` and narrower (`::` and
+/// `::1`) are the IPv6 unspecified and loopback addresses, never
+/// IPv4-compatible ones (RFC 4291 §2.5.5.1), so they stay IPv6.
+fn embedded_v4_network(n: Ipv6Net) -> Option<Ipv4Net> {
+    if n.prefix_len() < 96 {
+        return None;
+    }
+    let s = n.network().segments();
+    if !EMBEDDING_V4.iter().any(|p| s[..6] == p[..]) {
+        return None;
+    }
+    if n.prefix_len() >= 127 && s[6] == 0 && s[7] <= 1 {
+        return None;
+    }
+    let o = n.network().octets();
+    let v4 = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    Some(Ipv4Net::new_assert(v4, n.prefix_len() - 96))
+}
+
 /// Canonicalizes a network: host bits are zeroed (`10.1.2.3/8` becomes
-/// `10.0.0.0/8`), and an IPv4-mapped or NAT64 network `::ffff:a.b.c.d/96+n`
-/// (or `64:ff9b::a.b.c.d/96+n`) becomes the IPv4 network `a.b.c.d/n`.
+/// `10.0.0.0/8`), and a network in an IPv4-embedding prefix
+/// ([`EMBEDDING_V4`]: `::ffff:a.b.c.d/96+n`, `64:ff9b::a.b.c.d/96+n`,
+/// `::a.b.c.d/96+n`, `::ffff:0:a.b.c.d/96+n`) becomes the IPv4 network
+/// `a.b.c.d/n`.
 pub fn canonical_network(net: IpNet) -> IpNet {
     let net = net.trunc();
     if let IpNet::V6(n) = net {
-        if n.prefix_len() >= 96 {
-            if let Some(v4) = embedded_v4(n.network()) {
-                let len = n.prefix_len() - 96;
-                return IpNet::V4(Ipv4Net::new_assert(v4, len));
-            }
+        if let Some(v4) = embedded_v4_network(n) {
+            return IpNet::V4(v4);
         }
     }
     net
@@ -292,7 +324,7 @@ fn collect_classes(net: IpNet, seen: &mut [bool; 5]) {
         seen[base.class as usize] = true;
     }
     for top in tops {
-        // Mapped / NAT64 /96 rows canonicalize to 0.0.0.0/0.
+        // The IPv4-embedding /96 rows canonicalize to 0.0.0.0/0.
         collect_classes(canonical_network(top), seen);
     }
 }
@@ -542,7 +574,8 @@ mod tests {
             ("::1/128", nc(false, true, false, false, false)),
             ("::/128", nc(false, false, false, true, true)),
             ("::/127", nc(false, true, false, true, false)),
-            ("::/96", nc(false, true, true, true, false)),
+            // IPv4-compatible ::/96 embeds all of IPv4 (docs/spec.md §2)
+            ("::/96", nc(true, true, true, true, false)),
             ("2000::/3", nc(true, false, true, false, false)),
             ("2606:4700::/32", nc(true, false, false, false, false)),
             ("2001:db8::/32", nc(false, false, true, false, false)),
@@ -574,6 +607,16 @@ mod tests {
             ("::ffff:0:0/96", "0.0.0.0/0"),
             ("::ffff:1.2.3.4/128", "1.2.3.4/32"),
             ("64:ff9b::a00:0/120", "10.0.0.0/24"),
+            // IPv4-compatible and IPv4-translated forms too
+            ("::/96", "0.0.0.0/0"),
+            ("::a00:0/104", "10.0.0.0/8"),
+            ("::ffff:0:a00:0/104", "10.0.0.0/8"),
+            ("::ffff:0:0:0/96", "0.0.0.0/0"),
+            ("::2/127", "0.0.0.2/31"),
+            // ...but `::` and `::1` are IPv6 addresses of their own
+            ("::1/128", "::1/128"),
+            ("::/128", "::/128"),
+            ("::/127", "::/127"),
             ("::ffff:0:0/95", "::fffe:0:0/95"),
             ("fd00::1/8", "fd00::/8"),
             ("2001:db8::1/32", "2001:db8::/32"),
@@ -598,6 +641,14 @@ mod tests {
             ("::ffff:10.0.0.0/104", true),
             ("::ffff:10.0.0.0/112", false),
             ("64:ff9b::a00:0/120", false),
+            // an IPv4-embedding /96 is as broad as 0.0.0.0/0 (docs/spec.md §2)
+            ("::/96", true),
+            ("::ffff:0:0/96", true),
+            ("64:ff9b::/96", true),
+            ("::ffff:0:0:0/96", true),
+            ("::a00:0/104", true),
+            ("::a00:0/112", false),
+            ("::1/128", false),
         ];
         for (n, want) in cases {
             assert_eq!(is_broad_network(net(n)), want, "{n}");
@@ -605,6 +656,26 @@ mod tests {
     }
 
     proptest! {
+        /// Every IPv4-embedding spelling of an IPv4 block is judged exactly
+        /// as that block: same canonical form, breadth and classes.
+        #[test]
+        fn embedded_networks_are_judged_as_their_ipv4_block(bits: u32, len in 0u8..=32, form in 0usize..4) {
+            let v4 = Ipv4Net::new(Ipv4Addr::from(bits), len).unwrap().trunc();
+            let p = EMBEDDING_V4[form];
+            let o = v4.network().octets();
+            let v6 = Ipv6Addr::new(
+                p[0], p[1], p[2], p[3], p[4], p[5],
+                u16::from_be_bytes([o[0], o[1]]),
+                u16::from_be_bytes([o[2], o[3]]),
+            );
+            let written = IpNet::V6(Ipv6Net::new(v6, 96 + len).unwrap());
+            // `::/127` and narrower are `::` and `::1`, the one exception.
+            prop_assume!(!(form == 2 && len >= 31 && bits <= 1));
+            prop_assert_eq!(canonical_network(written), IpNet::V4(v4));
+            prop_assert_eq!(is_broad_network(written), is_broad_network(IpNet::V4(v4)));
+            prop_assert_eq!(classify_network(written), classify_network(IpNet::V4(v4)));
+        }
+
         #[test]
         fn mapped_and_nat64_classify_as_ipv4(bits: u32) {
             let v4 = Ipv4Addr::from(bits);

@@ -273,7 +273,52 @@ pub fn schema_value(kind: SchemaKind) -> serde_json::Value {
         SchemaKind::Grant => gen.into_root_schema_for::<GrantFile>(),
         SchemaKind::Ir => gen.into_root_schema_for::<crate::ir::Policy>(),
     };
-    serde_json::to_value(schema).expect("schema serializes")
+    let mut value = serde_json::to_value(schema).expect("schema serializes");
+    if kind != SchemaKind::Ir {
+        strip_null(&mut value);
+    }
+    value
+}
+
+/// Removes `null` from a TOML file's schema: TOML has no null, and an
+/// optional table emitted as `anyOf: [{$ref}, {type: null}]` makes editors
+/// (taplo) report a typo deep inside it as "not valid under any of the
+/// schemas listed in the 'anyOf' keyword" over the whole table. Without the
+/// `anyOf`, the validator reports "additional properties" at the typo's key.
+fn strip_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            if map.get("default") == Some(&Value::Null) {
+                map.remove("default");
+            }
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".into(), only);
+                }
+            }
+            let is_null = |s: &Value| s.get("type").is_some_and(|t| t == "null") && s.as_object().is_some_and(|o| o.len() == 1);
+            if let Some(Value::Array(any)) = map.get_mut("anyOf") {
+                if any.iter().any(is_null) {
+                    any.retain(|s| !is_null(s));
+                    if any.len() == 1 {
+                        // `allOf` keeps the `$ref` valid next to `description`
+                        // in draft-07 and reports the inner errors unwrapped.
+                        let only = any.remove(0);
+                        map.remove("anyOf");
+                        map.insert("allOf".into(), Value::Array(vec![only]));
+                    }
+                }
+            }
+            for child in map.values_mut() {
+                strip_null(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_null),
+        _ => {}
+    }
 }
 
 /// The JSON Schema text, as committed under `schema/` (pretty, trailing newline).
