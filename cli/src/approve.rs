@@ -414,7 +414,7 @@ pub fn run_with<R: BufRead, W: Write>(
                     );
                     continue;
                 }
-                // Judged on the entry itself, its effective permission (SPEC §3).
+                // Judged on the entry itself, its effective permission (docs/spec.md §3.3).
                 candidates.push(Candidate {
                     subject: Subject::MarkBroad(e.capability, k.1.clone()),
                     capability: e.capability,

@@ -5,7 +5,7 @@
 //!
 //! Invariants: no panic; a rejected file has an error diagnostic; labels lie
 //! inside their file; compiling is deterministic; the IR re-loads to the same
-//! bytes; every granted entry is contained (by the reference's own SPEC §3
+//! bytes; every granted entry is contained (by the reference's own docs/spec.md §3.2
 //! check, on the IR's strings) in some requested permission; a granted broad
 //! entry was approved with `broad = true`; nothing is both granted and ignored.
 #![no_main]

@@ -1,9 +1,9 @@
 //! Shared pieces of the netgrant fuzz targets: invariant checks that several
-//! targets use, and a deliberately simple *reference* of the SPEC's matching
-//! rules (§2, §5) that the `authorize` and `grant` targets compare the
+//! targets use, and a deliberately simple *reference* of the spec's matching
+//! rules (docs/spec.md §2, §5) that the `authorize` and `grant` targets compare the
 //! production code against.
 //!
-//! The reference is written from the SPEC, not from `netgrant-policy`'s
+//! The reference is written from docs/spec.md, not from `netgrant-policy`'s
 //! sources: plain string and integer comparisons, its own address table, its
 //! own network parsing. It only ever reads the *IR* (strings) and URLs parsed
 //! by the `url` crate, so a bug in the production normalizers, indexes or

@@ -1,9 +1,9 @@
-//! A reference of SPEC §2 and §5, written to be obviously right rather than
+//! A reference of docs/spec.md §2 and §5, written to be obviously right rather than
 //! fast: linear scans, byte-string comparisons, its own address table.
 //!
 //! It answers one question per allowed decision: *does this granted entry
 //! really permit this URL, these headers and these addresses?* It is a set of
-//! necessary conditions from the SPEC; the production authorizer may be
+//! necessary conditions from the spec; the production authorizer may be
 //! stricter (extra path readings, `;params`, header limits), never looser.
 
 use netgrant_policy::ir::{Entry, Port};
@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 // Addresses
 // ---------------------------------------------------------------------------
 
-/// The reference address classes (SPEC §2 "Address classes").
+/// The reference address classes (docs/spec.md §2.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
     /// Reachable through any matching target.
@@ -25,7 +25,7 @@ pub enum Class {
 }
 
 /// IPv4-mapped `::ffff:a.b.c.d` and NAT64 `64:ff9b::a.b.c.d` become the IPv4
-/// address they embed (SPEC §2).
+/// address they embed (docs/spec.md §2.5).
 pub fn canon(ip: IpAddr) -> IpAddr {
     if let IpAddr::V6(v6) = ip {
         let s = v6.segments();
@@ -52,7 +52,7 @@ fn in6(ip: Ipv6Addr, net: [u16; 8], len: u32) -> bool {
     (u128::from(ip) & mask) == (u128::from(Ipv6Addr::from(net)) & mask)
 }
 
-/// The class of an address, from the SPEC's list (after [`canon`]).
+/// The class of an address, from the spec's list (after [`canon`]).
 pub fn class(ip: IpAddr) -> Class {
     match canon(ip) {
         IpAddr::V4(a) => {
@@ -297,7 +297,7 @@ pub fn resolve_dots(p: &[u8]) -> Vec<u8> {
 
 /// The readings of a request path the reference insists on: decoded once as
 /// parsed; and decoded until nothing changes, `\` read as `/`, dot segments
-/// resolved (SPEC §5 "Path ambiguity"). `None` if decoding never settles.
+/// resolved (docs/spec.md §5.5). `None` if decoding never settles.
 pub fn readings(url_path: &str) -> Option<Vec<Vec<u8>>> {
     let once = decode(url_path.as_bytes());
     let mut cur = once.clone();
@@ -315,7 +315,7 @@ pub fn readings(url_path: &str) -> Option<Vec<Vec<u8>>> {
     None
 }
 
-/// Segment-boundary prefix matching (SPEC §2).
+/// Segment-boundary prefix matching (docs/spec.md §2.3).
 pub fn prefix_inside(prefix: &[u8], path: &[u8]) -> bool {
     path == prefix
         || (path.starts_with(prefix)
@@ -372,7 +372,7 @@ impl RefEntry {
         }
     }
 
-    /// SPEC §3 containment: same capability and scheme, host equal or
+    /// docs/spec.md §3.2 containment: same capability and scheme, host equal or
     /// inside, port equal (or `*`), prefix equal or longer (as spelled in
     /// the IR: both sides are canonical), methods, headers, subprotocols and
     /// networks a subset.
@@ -402,7 +402,7 @@ impl RefEntry {
 
     /// Whether a non-public address is covered: the host is that IP literal,
     /// the host is a localhost name and the address loopback, or a network
-    /// contains it (SPEC §2).
+    /// contains it (docs/spec.md §5.9).
     pub fn covers(&self, ip: IpAddr) -> bool {
         let ip = canon(ip);
         match class(ip) {
@@ -431,7 +431,7 @@ const ALWAYS_HEADERS: &[&str] = &[
     "user-agent",
 ];
 
-/// Header names the SPEC never allows, whatever a target declares.
+/// Header names the spec never allows, whatever a target declares.
 pub fn never_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     const EXACT: &[&str] = &[
@@ -494,7 +494,7 @@ pub struct RefUrl {
     pub fragment: bool,
 }
 
-/// Parses a URL the way the SPEC reads it; `Err` says why no entry can ever
+/// Parses a URL the way the spec reads it; `Err` says why no entry can ever
 /// allow it.
 pub fn parse_url(ask: &Ask<'_>) -> Result<RefUrl, String> {
     let u = url::Url::parse(ask.url).map_err(|e| format!("url crate rejects it: {e}"))?;

@@ -1,7 +1,7 @@
 //! The authorizer: one decision path for the CLI and the runtime.
 //!
 //! Lifecycle: [`Authorizer::new`] indexes a [`Policy`] once; [`Authorizer::prepare`]
-//! runs every URL-level check (SPEC §5 order) and returns a [`Prepared`] that
+//! runs every URL-level check (docs/spec.md §5.3 order) and returns a [`Prepared`] that
 //! says where to connect; [`Prepared::check_addresses`] classifies the
 //! resolved answers and returns the final [`Decision`] with the checked socket
 //! addresses. [`Authorizer::authorize`] does both for callers that already

@@ -300,7 +300,7 @@ fn build(
     let mut granted: Vec<(Permission, usize, bool)> = Vec::new();
     let mut ignored: Vec<Ignored> = Vec::new();
     for g in grant_entries {
-        // Every containing request is a candidate (SPEC §3), most specific
+        // Every containing request is a candidate (docs/spec.md §3.2), most specific
         // first, so an equal-target request is tried first but is not the
         // only one.
         let mut candidates: Vec<usize> = by_cap

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 /// Why a URL was denied. The snake_case spelling is a stable interface.
 ///
-/// Variants are listed in the order the authorizer checks them (SPEC §5), so the
+/// Variants are listed in the order the authorizer checks them (docs/spec.md §5.3), so the
 /// first failing check decides the code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

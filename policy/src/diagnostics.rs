@@ -17,7 +17,7 @@ pub enum Severity {
     /// Fatal everywhere: no policy is produced.
     Error,
     /// An error that drops one grant entry: `check` fails, while `compile` and
-    /// the authorizer keep the rest of the policy (SPEC §3).
+    /// the authorizer keep the rest of the policy (docs/spec.md §3.3).
     EntryError,
     /// Worth a look; does not fail `check` (unless promoted with `--deny`).
     Warning,

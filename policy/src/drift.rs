@@ -1,6 +1,6 @@
 //! Pinned-grant drift: which entries a change of the manifest's requested set
-//! affects (SPEC §3: "`check` and `show` say so and name the entries that
-//! changed").
+//! affects (docs/spec.md §3.4: `check` and `show` say so and name what the
+//! change can have touched).
 //!
 //! A digest alone cannot say what changed, so drift names what the change can
 //! have touched, judged on the compiled policy and the grant as written:

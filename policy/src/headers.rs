@@ -1,4 +1,4 @@
-//! The header allow-list (SPEC §5).
+//! The header allow-list (docs/spec.md §5.6).
 //!
 //! A few headers are always allowed; anything else must be declared by the
 //! matched target, and some headers can never be declared at all, because the

@@ -122,7 +122,7 @@ impl Methods {
     }
 }
 
-/// The derived flags of a permission (SPEC §2). Never written by hand.
+/// The derived flags of a permission (docs/spec.md §2.4). Never written by hand.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
 )]

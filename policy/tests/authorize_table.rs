@@ -1,4 +1,4 @@
-//! Table-driven adversarial authorization cases (SPEC §2, §5).
+//! Table-driven adversarial authorization cases (docs/spec.md §2, §5).
 //!
 //! The cases live in `tests/authorize.toml` (workspace root; read through `tests/table/mod.rs`): a few named policies
 //! (manifest + grant TOML, compiled with the public API), then `[[case]]`

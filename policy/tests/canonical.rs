@@ -1,4 +1,4 @@
-//! The IR is canonical (SPEC §4): semantically equal inputs compile to
+//! The IR is canonical (docs/spec.md §4.1): semantically equal inputs compile to
 //! byte-identical JSON, and semantically different inputs do not. Also the
 //! two digests: `digest` follows every change of the IR, `requested_digest`
 //! only changes of the manifest's requested set.

@@ -1,4 +1,4 @@
-//! Which request a grant entry narrows (SPEC §3, docs/decisions.md #9): any
+//! Which request a grant entry narrows (docs/spec.md §3.2, docs/decisions.md #9): any
 //! containing request makes an entry effective, not only an equal-target one.
 
 use netgrant_policy::ir::Status;

@@ -436,7 +436,7 @@ fn schema_and_walker_agree() {
 
 #[test]
 fn committed_schemas_are_current() {
-    // SPEC §8: the files under schema/ equal what `netgrant schema` prints.
+    // docs/spec.md §8: the files under schema/ equal what `netgrant schema` prints.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema");
     for (kind, file) in [
         (SchemaKind::Manifest, "manifest.schema.json"),

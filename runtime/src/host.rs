@@ -48,7 +48,7 @@ impl fmt::Display for ConnectionId {
 pub struct OpenOptions {
     /// Subprotocols to offer; each must be declared by the target.
     pub subprotocols: Vec<String>,
-    /// Extra handshake headers; the SPEC §5 allow-list applies (no credentials).
+    /// Extra handshake headers; the header allow-list of docs/spec.md §5.6 applies (no credentials).
     pub headers: Vec<(String, String)>,
 }
 
