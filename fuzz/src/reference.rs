@@ -598,8 +598,9 @@ pub fn permits(entry: &RefEntry, url: &RefUrl, ask: &Ask<'_>) -> Result<(), Stri
         if !ALWAYS_HEADERS.contains(&n.as_str()) && !entry.headers.contains(&n) {
             return Err(format!("header {name:?} not declared"));
         }
-        if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-            return Err(format!("header {name:?} value has CR, LF or NUL"));
+        // docs/spec.md §5.6: visible ASCII, SP and HTAB only.
+        if !value.chars().all(|c| c == ' ' || c == '\t' || ('!'..='~').contains(&c)) {
+            return Err(format!("header {name:?} value is not visible ASCII, SP, HTAB"));
         }
         if !ask.websocket
             && n == "accept"

@@ -254,6 +254,17 @@ fn embedded_v4_network(n: Ipv6Net) -> Option<Ipv4Net> {
     Some(Ipv4Net::new_assert(v4, n.prefix_len() - 96))
 }
 
+/// Whether an answer lies in an IPv4-embedding prefix that [`canonicalize`]
+/// leaves as IPv6 (IPv4-compatible, IPv4-translated): its own /128 in
+/// `networks` reads as the IPv4 address it embeds, so only a broad IPv6
+/// network covers it.
+pub fn embeds_v4_only_in_networks(ip: IpAddr) -> bool {
+    match canonicalize(ip) {
+        IpAddr::V6(v6) => embedded_v4_network(Ipv6Net::new_assert(v6, 128)).is_some(),
+        IpAddr::V4(_) => false,
+    }
+}
+
 /// Canonicalizes a network: host bits are zeroed (`10.1.2.3/8` becomes
 /// `10.0.0.0/8`), and a network in an IPv4-embedding prefix
 /// ([`EMBEDDING_V4`]: `::ffff:a.b.c.d/96+n`, `64:ff9b::a.b.c.d/96+n`,
@@ -330,11 +341,20 @@ fn collect_classes(net: IpNet, seen: &mut [bool; 5]) {
 }
 
 /// Whether a network is wider than a /16 (IPv4) or a /48 (IPv6), after
-/// [`canonical_network`]: such networks make a target `broad`.
+/// [`canonical_network`], or an IPv6 network holding a whole IPv4-embedding
+/// /96 ([`EMBEDDING_V4`]: `::/80` spans every IPv4-compatible address, all
+/// of IPv4 again): such networks make a target `broad`.
 pub fn is_broad_network(net: IpNet) -> bool {
     match canonical_network(net) {
         IpNet::V4(n) => n.prefix_len() < 16,
-        IpNet::V6(n) => n.prefix_len() < 48,
+        IpNet::V6(n) => {
+            n.prefix_len() < 48
+                || (n.prefix_len() < 96
+                    && EMBEDDING_V4.iter().any(|p| {
+                        let s = [p[0], p[1], p[2], p[3], p[4], p[5], 0, 0];
+                        n.contains(&Ipv6Net::new_assert(Ipv6Addr::from(s), 96))
+                    }))
+        }
     }
 }
 
@@ -649,6 +669,13 @@ mod tests {
             ("::a00:0/104", true),
             ("::a00:0/112", false),
             ("::1/128", false),
+            // an IPv6 network holding a whole embedding /96 spans all of IPv4
+            ("::/80", true),
+            ("::/95", true),
+            ("::ffff:0:0/95", true),
+            ("64:ff9b::/64", true),
+            ("::1:0:0/96", false),
+            ("fd00::/64", false),
         ];
         for (n, want) in cases {
             assert_eq!(is_broad_network(net(n)), want, "{n}");

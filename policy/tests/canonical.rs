@@ -442,6 +442,72 @@ url = "wss://bus.corp.example/"
         ),
     ),
     (
+        "IPv4-compatible network is the IPv4 network (docs/spec.md §2.6)",
+        input(
+            r#"
+[plugin]
+name = "p"
+version = "1.0.0"
+[[host_api.websocket]]
+url = "wss://bus.corp.example/"
+networks = ["::a14:0/112"]
+"#,
+            r#"
+plugin = "p"
+[[host_api.websocket]]
+url = "wss://bus.corp.example/"
+"#,
+        ),
+        input(
+            r#"
+[plugin]
+name = "p"
+version = "1.0.0"
+[[host_api.websocket]]
+url = "wss://bus.corp.example/"
+networks = ["10.20.0.0/16"]
+"#,
+            r#"
+plugin = "p"
+[[host_api.websocket]]
+url = "wss://bus.corp.example/"
+"#,
+        ),
+    ),
+    (
+        "NAT64 and IPv4-translated networks are the IPv4 network",
+        input(
+            r#"
+[plugin]
+name = "p"
+version = "1.0.0"
+[[host_api.websocket]]
+url = "wss://bus.corp.example/"
+networks = ["64:ff9b::a14:0/112", "::ffff:0:a1e:0/112"]
+"#,
+            r#"
+plugin = "p"
+[[host_api.websocket]]
+url = "wss://bus.corp.example/"
+"#,
+        ),
+        input(
+            r#"
+[plugin]
+name = "p"
+version = "1.0.0"
+[[host_api.websocket]]
+url = "wss://bus.corp.example/"
+networks = ["10.20.0.0/16", "10.30.0.0/16"]
+"#,
+            r#"
+plugin = "p"
+[[host_api.websocket]]
+url = "wss://bus.corp.example/"
+"#,
+        ),
+    ),
+    (
         "header case, order and duplicates",
         input(
             r#"
