@@ -371,7 +371,7 @@ fn broad_needs_allow_broad_when_it_cannot_ask() {
     assert_eq!(code, 1, "{err}: {out}");
     // An existing conscious approval is kept without --allow-broad; only new
     // broad approvals need it (the unapproved `*.github.io` entry is new).
-    let g = root().join("examples/broad-scraper/grant.toml");
+    let g = root().join("tests/fixtures/broad-scraper-unapproved.grant.toml");
     let (code, _, err) = approve(&m, &["--grant", g.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(!err.contains("request:https://*/ "), "{err}");

@@ -65,9 +65,27 @@ fn json_matches_committed_schema() {
         "{rows:?}"
     );
     assert_eq!(rows[0]["name"], "broad-scraper");
-    assert_eq!(rows[0]["broad"]["granted"], 1);
+    assert_eq!(rows[0]["broad"]["granted"], 2);
     assert_eq!(rows[0]["broad"]["requested"], 3);
-    assert_eq!(rows[0]["ignored"], 1);
+    assert_eq!(rows[0]["ignored"], 0);
+    // A grant whose broad line lacks `broad = true` counts it as ignored.
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("broad-scraper");
+    std::fs::create_dir(&plugin).unwrap();
+    std::fs::copy(
+        root().join("examples/broad-scraper/plugin.toml"),
+        plugin.join("plugin.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root().join("tests/fixtures/broad-scraper-unapproved.grant.toml"),
+        plugin.join("grant.toml"),
+    )
+    .unwrap();
+    let (code, v) = list_json(&[dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["plugins"][0]["ignored"], 1, "{v}");
+    assert_eq!(v["plugins"][0]["broad"]["granted"], 1, "{v}");
     let bridge = rows
         .iter()
         .find(|r| r["name"] == "discord-bridge" && r["version"] == "0.3.1")

@@ -24,6 +24,21 @@ fn examples_human_and_markdown_snapshots() {
     }
 }
 
+/// Grant lines that were dropped (a broad line without `broad = true`) are
+/// listed as ignored, with the reason, in every format.
+#[test]
+fn ignored_grant_entries_are_shown() {
+    let m = "examples/broad-scraper/plugin.toml";
+    let g = "tests/fixtures/broad-scraper-unapproved.grant.toml";
+    for format in ["human", "markdown"] {
+        let (code, out, _) = show(&[m, "--grant", g, "--format", format]);
+        assert_eq!(code, 0, "{format}");
+        assert!(out.contains("https://*.github.io/"), "{out}");
+        assert!(out.contains("broad = true"), "{out}");
+        insta::assert_snapshot!(format!("show_broad-scraper-unapproved_{format}"), out);
+    }
+}
+
 const IDN: &str = r#"[plugin]
 name = "idn-demo"
 version = "1.0.0"

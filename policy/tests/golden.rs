@@ -1,5 +1,6 @@
 //! Golden IR for every example under `examples/*/` (plugin.toml + grant.toml
-//! → policy.json), validated against the IR JSON Schema and re-loaded with
+//! → policy.json) and every broken-on-purpose grant fixture under
+//! `tests/fixtures/` (see [`goldens`]), validated against the IR JSON Schema and re-loaded with
 //! `load_policy`; plus a table of hand edits that `load_policy` must reject.
 //!
 //! Regenerate the golden files after an intended IR change with:
@@ -8,8 +9,8 @@
 //! NETGRANT_BLESS=1 cargo test -p netgrant-policy --test golden
 //! ```
 //!
-//! and review the `git diff` of `examples/*/policy.json`: it reads as the
-//! permission change.
+//! and review the `git diff` of `examples/*/policy.json` and
+//! `tests/fixtures/*.policy.json`: it reads as the permission change.
 
 use netgrant_policy::schema::{schema_value, SchemaKind};
 use netgrant_policy::{compile, load_policy, Grant, Manifest, Policy};
@@ -20,38 +21,70 @@ use std::path::{Path, PathBuf};
 const BLESS_VAR: &str = "NETGRANT_BLESS";
 const GOLDEN: &str = "policy.json";
 
-fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Every example directory with a manifest and a grant, sorted by name.
-fn examples() -> Vec<(String, PathBuf)> {
-    let mut out: Vec<(String, PathBuf)> = fs::read_dir(examples_dir())
+/// A golden IR: the manifest and grant it compiles from, and the file.
+struct Golden {
+    name: String,
+    manifest: PathBuf,
+    grant: PathBuf,
+    golden: PathBuf,
+}
+
+/// Every example directory with a manifest and a grant (golden
+/// `examples/NAME/policy.json`), sorted by name, then the fixtures whose
+/// grants are broken on purpose (`tests/fixtures/NAME.grant.toml` for the
+/// example `NAME`'s manifest minus its last `-` part, golden
+/// `tests/fixtures/NAME.policy.json`): examples stay clean enough to copy,
+/// and the fixtures keep an IR with `ignored` entries under test.
+fn goldens() -> Vec<Golden> {
+    let examples = root().join("examples");
+    let mut out: Vec<Golden> = fs::read_dir(&examples)
         .expect("examples/ exists")
         .map(|e| e.expect("readable examples/ entry").path())
         .filter(|p| p.join("plugin.toml").is_file() && p.join("grant.toml").is_file())
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .map(|p| Golden {
+            name: p.file_name().unwrap().to_string_lossy().into_owned(),
+            manifest: p.join("plugin.toml"),
+            grant: p.join("grant.toml"),
+            golden: p.join(GOLDEN),
+        })
         .collect();
-    out.sort();
-    assert!(
-        !out.is_empty(),
-        "no examples found under {:?}",
-        examples_dir()
-    );
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(!out.is_empty(), "no examples found under {examples:?}");
+    let fixtures = root().join("tests/fixtures");
+    let mut extra: Vec<Golden> = fs::read_dir(&fixtures)
+        .expect("tests/fixtures/ exists")
+        .map(|e| e.expect("readable fixture").path())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.strip_suffix(".grant.toml")?.to_owned();
+            let example = &name[..name.rfind('-')?];
+            Some(Golden {
+                manifest: examples.join(example).join("plugin.toml"),
+                grant: p.clone(),
+                golden: fixtures.join(format!("{name}.policy.json")),
+                name,
+            })
+        })
+        .collect();
+    extra.sort_by(|a, b| a.name.cmp(&b.name));
+    out.extend(extra);
     out
 }
 
-fn compile_example(name: &str, dir: &Path) -> Policy {
-    let read =
-        |f: &str| fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{name}/{f}: {e}"));
-    let m = Manifest::parse("plugin.toml", &read("plugin.toml"));
+fn compile_golden(g: &Golden) -> Policy {
+    let name = &g.name;
+    let read = |f: &Path| fs::read_to_string(f).unwrap_or_else(|e| panic!("{name}: {f:?}: {e}"));
+    let m = Manifest::parse("plugin.toml", &read(&g.manifest));
     let manifest = m
         .value
-        .unwrap_or_else(|| panic!("{name}/plugin.toml does not parse: {:#?}", m.diagnostics));
-    let g = Grant::parse("grant.toml", &read("grant.toml"));
-    let grant = g
+        .unwrap_or_else(|| panic!("{name}: the manifest does not parse: {:#?}", m.diagnostics));
+    let gr = Grant::parse("grant.toml", &read(&g.grant));
+    let grant = gr
         .value
-        .unwrap_or_else(|| panic!("{name}/grant.toml does not parse: {:#?}", g.diagnostics));
+        .unwrap_or_else(|| panic!("{name}: the grant does not parse: {:#?}", gr.diagnostics));
     let c = compile(&manifest, Some(&grant));
     c.policy
         .unwrap_or_else(|| panic!("{name} does not compile: {:#?}", c.diagnostics))
@@ -78,17 +111,17 @@ fn first_difference(want: &str, got: &str) -> String {
 fn examples_match_their_golden_ir() {
     let bless = blessing();
     let mut failures = Vec::new();
-    for (name, dir) in examples() {
-        let compiled = compile_example(&name, &dir).to_json();
-        let path = dir.join(GOLDEN);
+    for g in goldens() {
+        let (name, path) = (&g.name, &g.golden);
+        let compiled = compile_golden(&g).to_json();
         if bless {
             fs::write(&path, &compiled).unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
             continue;
         }
         match fs::read_to_string(&path) {
-            Err(e) => failures.push(format!("{name}: cannot read examples/{name}/{GOLDEN}: {e}")),
+            Err(e) => failures.push(format!("{name}: cannot read {path:?}: {e}")),
             Ok(golden) if golden != compiled => failures.push(format!(
-                "{name}: examples/{name}/{GOLDEN} differs from the compiled IR at {}",
+                "{name}: {path:?} differs from the compiled IR at {}",
                 first_difference(&golden, &compiled)
             )),
             Ok(_) => {}
@@ -96,14 +129,14 @@ fn examples_match_their_golden_ir() {
     }
     assert!(
         failures.is_empty(),
-        "{}\n\nIf the change is intended, regenerate with\n  {BLESS_VAR}=1 cargo test -p netgrant-policy --test golden\nand review the diff of examples/*/{GOLDEN}.",
+        "{}\n\nIf the change is intended, regenerate with\n  {BLESS_VAR}=1 cargo test -p netgrant-policy --test golden\nand review the diff of examples/*/{GOLDEN} and tests/fixtures/*.policy.json.",
         failures.join("\n")
     );
 }
 
-fn golden_text(name: &str, dir: &Path) -> String {
-    fs::read_to_string(dir.join(GOLDEN)).unwrap_or_else(|e| {
-        panic!("examples/{name}/{GOLDEN}: {e} (generate it with {BLESS_VAR}=1 cargo test -p netgrant-policy --test golden)")
+fn golden_text(g: &Golden) -> String {
+    fs::read_to_string(&g.golden).unwrap_or_else(|e| {
+        panic!("{:?}: {e} (generate it with {BLESS_VAR}=1 cargo test -p netgrant-policy --test golden)", g.golden)
     })
 }
 
@@ -121,8 +154,9 @@ fn schema_errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
 fn golden_ir_validates_against_the_ir_schema() {
     let validator = ir_validator();
     let mut failures = Vec::new();
-    for (name, dir) in examples() {
-        let doc: Value = serde_json::from_str(&golden_text(&name, &dir))
+    for g in goldens() {
+        let name = &g.name;
+        let doc: Value = serde_json::from_str(&golden_text(&g))
             .unwrap_or_else(|e| panic!("{name}: golden is not JSON: {e}"));
         let errors = schema_errors(&validator, &doc);
         if !errors.is_empty() {
@@ -139,9 +173,10 @@ fn golden_ir_validates_against_the_ir_schema() {
 #[test]
 fn load_policy_accepts_golden_ir_and_returns_the_same_policy() {
     let mut failures = Vec::new();
-    for (name, dir) in examples() {
-        let text = golden_text(&name, &dir);
-        let compiled = compile_example(&name, &dir);
+    for g in goldens() {
+        let name = &g.name;
+        let text = golden_text(&g);
+        let compiled = compile_golden(&g);
         match load_policy(GOLDEN, &text) {
             Err(diags) => failures.push(format!(
                 "{name}: rejected: {:?}",
@@ -171,9 +206,9 @@ fn load_policy_accepts_golden_ir_and_returns_the_same_policy() {
 fn golden_set_exercises_the_interesting_ir_features() {
     // The tampering table below relies on these; fail loudly if the examples
     // stop covering them.
-    let all: Vec<Value> = examples()
+    let all: Vec<Value> = goldens()
         .iter()
-        .map(|(n, d)| serde_json::from_str(&golden_text(n, d)).unwrap())
+        .map(|g| serde_json::from_str(&golden_text(g)).unwrap())
         .collect();
     let entries = || {
         all.iter()
@@ -384,7 +419,7 @@ const TAMPERS: &[Tamper] = &[
     },
     Tamper {
         name: "remove an ignored grant entry",
-        example: "broad-scraper",
+        example: "broad-scraper-unapproved",
         edit: |ir| ir["ignored"].as_array_mut().unwrap().clear(),
         code: TAMPERED,
         fresh_digest: DIGEST_ONLY,
@@ -434,9 +469,12 @@ const TAMPERS: &[Tamper] = &[
     },
 ];
 
-fn golden_value(example: &str) -> Value {
-    let dir = examples_dir().join(example);
-    serde_json::from_str(&golden_text(example, &dir)).unwrap()
+fn golden_value(name: &str) -> Value {
+    let g = goldens()
+        .into_iter()
+        .find(|g| g.name == name)
+        .unwrap_or_else(|| panic!("no golden IR named {name}"));
+    serde_json::from_str(&golden_text(&g)).unwrap()
 }
 
 /// Sets `digest` to what the (edited) IR would hash to, if it still
@@ -517,7 +555,7 @@ fn untouched_golden_reserialized_loads() {
     // Control for the tampering table: re-serializing the unedited value
     // (the same path the table uses) is accepted, so rejections above are
     // caused by the edits.
-    for (name, _) in examples() {
+    for Golden { name, .. } in goldens() {
         let v = golden_value(&name);
         let text = serde_json::to_string_pretty(&v).unwrap() + "\n";
         assert_eq!(load_code(&text), Ok(()), "{name}");
