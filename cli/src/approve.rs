@@ -975,9 +975,10 @@ mod tests {
         // itself; the consciously approved `https://*/` is not asked again.
         let out5 = dir.path().join("existing.toml");
         let mut a = args(&example("broad-scraper"), &out5);
-        a.grant = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(
-            "../tests/fixtures/broad-scraper-unapproved.grant.toml",
-        ));
+        a.grant = Some(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/fixtures/broad-scraper-unapproved.grant.toml"),
+        );
         let mut answers = std::io::Cursor::new(&b"n\ny\n"[..]);
         let mut shown = Vec::new();
         assert_eq!(run_with(&a, true, &mut answers, &mut shown), Exit::Ok);

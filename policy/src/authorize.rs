@@ -222,6 +222,8 @@ impl Index {
 /// An indexed policy, ready to authorize URLs. Cheap to share across threads.
 #[derive(Debug)]
 pub struct Authorizer {
+    /// The policy's `digest`, carried into every [`Authorized`] for audit.
+    digest: String,
     rules: Vec<Rule>,
     granted: [Index; 2],
     requested: [Index; 2],
@@ -270,6 +272,7 @@ impl Authorizer {
     /// Indexes a policy.
     pub fn new(policy: &Policy) -> Authorizer {
         let mut a = Authorizer {
+            digest: policy.digest.clone(),
             rules: Vec::new(),
             granted: Default::default(),
             requested: Default::default(),
@@ -680,6 +683,30 @@ impl Prepared<'_> {
         )
     }
 
+    /// [`Prepared::check_addresses`], and on allow everything a host needs
+    /// to connect, decided once: the runtime consumes the [`Authorized`] and
+    /// never parses the URL or decides again.
+    pub fn authorize_addresses(self, answers: &[IpAddr]) -> Result<Authorized, Decision> {
+        let decision = self.check_addresses(answers);
+        if !decision.is_allowed() {
+            return Err(decision);
+        }
+        let Prepared {
+            authorizer,
+            url,
+            host,
+            port,
+            ..
+        } = self;
+        Ok(Authorized {
+            decision,
+            url,
+            host,
+            port,
+            digest: authorizer.digest.clone(),
+        })
+    }
+
     /// Classifies every answer; one bad answer denies the whole connection.
     /// On allow, the decision carries the checked socket addresses, in the
     /// order given, which the caller must connect to (never re-resolve).
@@ -745,6 +772,102 @@ impl Prepared<'_> {
                 rule.permission.target
             ),
         )
+    }
+}
+
+/// An allowed connection or request, with everything the runtime needs to
+/// carry it out and nothing left to decide (docs/spec.md §5, §6): the
+/// checked addresses to connect to, the normalized host for TLS and `Host`,
+/// the port, the request target to send, the rule and the policy digest.
+///
+/// Only [`Prepared::authorize_addresses`] makes one, so holding an
+/// `Authorized` means every check passed, addresses included.
+#[derive(Clone, Debug)]
+pub struct Authorized {
+    decision: Decision,
+    url: url::Url,
+    host: UrlHost,
+    port: u16,
+    digest: String,
+}
+
+impl Authorized {
+    /// The allow decision (redacted URL, rule, message), as `authorize` prints it.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// The decision, moved out.
+    pub fn into_decision(self) -> Decision {
+        self.decision
+    }
+
+    /// The checked socket addresses: connect to exactly these, in order,
+    /// never re-resolving the name.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.decision.addresses
+    }
+
+    /// The scheme: `http`, `https`, `ws` or `wss`.
+    pub fn scheme(&self) -> &str {
+        self.url.scheme()
+    }
+
+    /// Whether the connection is TLS (`https`, `wss`).
+    pub fn is_tls(&self) -> bool {
+        matches!(self.url.scheme(), "https" | "wss")
+    }
+
+    /// The normalized host: lowercase A-label without trailing dot, or the
+    /// canonical IP literal.
+    pub fn host(&self) -> &UrlHost {
+        &self.host
+    }
+
+    /// The TLS server name: the normalized host, an IP without brackets.
+    pub fn server_name(&self) -> String {
+        match &self.host {
+            UrlHost::Domain(d) => d.clone(),
+            UrlHost::Ip(ip) => ip.to_string(),
+        }
+    }
+
+    /// The port to connect to (the scheme's default when the URL has none).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL to send: scheme, normalized host, the port when it is not
+    /// the scheme's default, path and query as parsed; no userinfo (denied
+    /// before), no fragment (never sent).
+    pub fn request_url(&self) -> String {
+        let scheme = self.url.scheme();
+        let default = Scheme::parse(scheme).map(Scheme::default_port);
+        let mut s = format!("{scheme}://{}", self.host);
+        if default != Some(self.port) {
+            s.push_str(&format!(":{}", self.port));
+        }
+        s.push_str(self.url.path());
+        if let Some(q) = self.url.query() {
+            s.push('?');
+            s.push_str(q);
+        }
+        s
+    }
+
+    /// The id of the rule that allowed it.
+    pub fn rule(&self) -> &str {
+        self.decision.rule.as_deref().unwrap_or_default()
+    }
+
+    /// The `digest` of the policy that allowed it (for audit records).
+    pub fn policy_digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The redacted URL, safe to log.
+    pub fn redacted_url(&self) -> &str {
+        &self.decision.url
     }
 }
 
@@ -819,4 +942,68 @@ fn raw_userinfo(raw: &str) -> bool {
     let rest = rest.trim_start_matches(['/', '\\']);
     let end = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
     rest[..end].contains('@')
+}
+
+#[cfg(test)]
+mod authorized_tests {
+    use super::*;
+    use crate::{compile, Grant, Manifest};
+
+    fn authorizer(manifest_targets: &str) -> Authorizer {
+        let m = format!("[plugin]\nname = \"p\"\nversion = \"1.0.0\"\n{manifest_targets}");
+        let g = format!(
+            "plugin = \"p\"\n{}",
+            manifest_targets.replace("methods = [\"GET\"]\n", "")
+        );
+        let manifest = Manifest::parse("plugin.toml", &m).value.unwrap();
+        let grant = Grant::parse("grant.toml", &g).value.unwrap();
+        Authorizer::new(&compile(&manifest, Some(&grant)).policy.unwrap())
+    }
+
+    /// An [`Authorized`] carries the request target the runtime sends, built
+    /// from the parse the decision was made on.
+    #[test]
+    fn authorized_carries_what_the_runtime_sends() {
+        let a = authorizer(
+            "[[host_api.websocket]]\nurl = \"ws://[::1]:9002/\"\n\
+             [[host_api.request]]\nurl = \"https://api.example.com/v1/\"\nmethods = [\"GET\"]\n",
+        );
+        let cases: &[(Request<'_>, &[IpAddr], &str, u16, &str)] = &[
+            (
+                Request::websocket("ws://[0:0::1]:9002/a/./b/?q=1"),
+                &[],
+                "ws://[::1]:9002/a/b/?q=1",
+                9002,
+                "::1",
+            ),
+            (
+                Request::http("GET", "HTTPS://API.Example.com.:443/v1/x?k=v#frag"),
+                &[IpAddr::V4(Ipv4Addr::new(93, 184, 215, 14))],
+                "https://api.example.com/v1/x?k=v",
+                443,
+                "api.example.com",
+            ),
+        ];
+        for (req, answers, url, port, name) in cases {
+            let p = a.prepare(req).unwrap();
+            let answers: Vec<IpAddr> = match p.destination() {
+                Destination::Ip(ip) => vec![*ip],
+                _ => answers.to_vec(),
+            };
+            let ok = p.authorize_addresses(&answers).unwrap();
+            assert_eq!(ok.request_url(), *url);
+            assert_eq!(ok.port(), *port);
+            assert_eq!(ok.server_name(), *name);
+            assert!(ok.addresses().iter().all(|s| s.port() == *port));
+            assert!(ok.decision().is_allowed());
+        }
+        // A deny never yields an Authorized.
+        let p = a
+            .prepare(&Request::http("GET", "https://api.example.com/v1/x"))
+            .unwrap();
+        let d = p
+            .authorize_addresses(&[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))])
+            .unwrap_err();
+        assert_eq!(d.deny_code(), Some(DenyCode::NonPublicAddress));
+    }
 }

@@ -53,7 +53,7 @@ pub mod replay;
 pub mod schema;
 pub mod target;
 
-pub use authorize::{Authorizer, Destination, Prepared, Request};
+pub use authorize::{Authorized, Authorizer, Destination, Prepared, Request};
 pub use capability::{Capability, Scheme};
 pub use compile::{compile, entry_permission, entry_requested_permission, load_policy, Compiled};
 pub use decision::{Decision, DenyCode, Verdict};

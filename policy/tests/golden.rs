@@ -59,7 +59,11 @@ fn goldens() -> Vec<Golden> {
         .expect("tests/fixtures/ exists")
         .map(|e| e.expect("readable fixture").path())
         .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.strip_suffix(".grant.toml")?.to_owned();
+            let name = p
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".grant.toml")?
+                .to_owned();
             let example = &name[..name.rfind('-')?];
             Some(Golden {
                 manifest: examples.join(example).join("plugin.toml"),

@@ -82,10 +82,10 @@ methods = ["GET"]
     let guarded = guard.check("GET", &url, &[]).await?;
     println!(
         "allow {} {} -> connect to {:?} (rule {})",
-        guarded.decision.code,
-        guarded.decision.url,
-        guarded.addresses,
-        guarded.decision.rule.as_deref().unwrap_or("?")
+        guarded.decision().code,
+        guarded.decision().url,
+        guarded.addresses(),
+        guarded.decision().rule.as_deref().unwrap_or("?")
     );
     let (status, body) = send_get(&guarded, port, "/v1/x").await?;
     println!("  response {status}: {body}");
@@ -170,7 +170,7 @@ fn authorizer(manifest: &str, grant: &str) -> Result<Arc<Authorizer>, Error> {
 /// addresses only, `Host` from the guard, one request, no redirects.
 async fn send_get(g: &Guarded, port: u16, path: &str) -> Result<(u16, String), Error> {
     let mut tcp = None;
-    for addr in &g.addresses {
+    for addr in g.addresses() {
         if let Ok(s) = TcpStream::connect(addr).await {
             tcp = Some(s);
             break;
@@ -180,7 +180,7 @@ async fn send_get(g: &Guarded, port: u16, path: &str) -> Result<(u16, String), E
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
     let conn = tokio::spawn(conn);
     let req = Request::get(path)
-        .header(hyper::header::HOST, format!("{}:{port}", g.host))
+        .header(hyper::header::HOST, format!("{}:{port}", g.server_name()))
         .body(Empty::<Bytes>::new())?;
     let resp = sender.send_request(req).await?;
     let status = resp.status().as_u16();

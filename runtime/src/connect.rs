@@ -8,7 +8,7 @@ use crate::host::OpenOptions;
 use crate::resolver::Resolver;
 use netgrant_policy::authorize::LOCALHOST_ADDRS;
 use netgrant_policy::target::UrlHost;
-use netgrant_policy::{Authorizer, Decision, Destination, Request};
+use netgrant_policy::{Authorized, Authorizer, Destination, Request};
 use rustls::pki_types::ServerName;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -47,13 +47,14 @@ pub(crate) fn tls_config(roots: &Roots) -> Result<Arc<rustls::ClientConfig>, Hos
 }
 
 /// Runs the URL checks, resolves the host once (with a deadline) and checks
-/// every answer. On allow the decision carries the addresses to connect to.
+/// every answer. The [`Authorized`] carries everything the connect path
+/// needs; nothing after this parses the URL or decides again.
 pub(crate) async fn authorize_and_resolve(
     authz: &Authorizer,
     resolver: &dyn Resolver,
     req: &Request<'_>,
     dns_timeout: Duration,
-) -> Result<Decision, HostError> {
+) -> Result<Authorized, HostError> {
     let prepared = authz.prepare(req).map_err(HostError::denied)?;
     let answers: Vec<IpAddr> = match prepared.destination() {
         Destination::Ip(ip) => vec![*ip],
@@ -75,12 +76,9 @@ pub(crate) async fn authorize_and_resolve(
             }
         }
     };
-    let decision = prepared.check_addresses(&answers);
-    if decision.is_allowed() {
-        Ok(decision)
-    } else {
-        Err(HostError::denied(decision))
-    }
+    prepared
+        .authorize_addresses(&answers)
+        .map_err(HostError::denied)
 }
 
 /// Follows the frames the peer sends, for the per-message read deadline
@@ -403,27 +401,6 @@ pub(crate) async fn connect_tcp(
     ))
 }
 
-/// The URL the handshake uses: normalized host (A-label, no trailing dot),
-/// no userinfo, no fragment.
-pub(crate) fn request_url(url: &url::Url, host: &UrlHost, port: u16) -> String {
-    let scheme = url.scheme();
-    let default = if scheme == "wss" || scheme == "https" {
-        443
-    } else {
-        80
-    };
-    let mut s = format!("{scheme}://{host}");
-    if port != default {
-        s.push_str(&format!(":{port}"));
-    }
-    s.push_str(url.path());
-    if let Some(q) = url.query() {
-        s.push('?');
-        s.push_str(q);
-    }
-    s
-}
-
 pub(crate) struct Connected {
     pub ws: Ws,
     pub remote: SocketAddr,
@@ -434,55 +411,35 @@ pub(crate) struct Connected {
 /// TCP to the checked addresses, then TLS and the WebSocket handshake within
 /// the handshake deadline.
 pub(crate) async fn connect_ws(
-    decision: &Decision,
-    url: &str,
+    authorized: &Authorized,
     options: &OpenOptions,
     cfg: &HostConfig,
     tls: Arc<rustls::ClientConfig>,
 ) -> Result<Connected, HostError> {
-    let parsed = url::Url::parse(url).map_err(|_| {
-        HostError::new(
-            ErrorKind::Denied(netgrant_policy::DenyCode::InvalidUrl),
-            "invalid URL",
-        )
-    })?;
-    let host = UrlHost::from_url(&parsed).ok_or_else(|| {
-        HostError::new(
-            ErrorKind::Denied(netgrant_policy::DenyCode::InvalidUrl),
-            "invalid host",
-        )
-    })?;
-    let port = decision.addresses.first().map(|a| a.port()).unwrap_or(80);
-    // The request is complete before any socket is opened.
-    let target = request_url(&parsed, &host, port);
-    let mut request = target.as_str().into_client_request().map_err(|e| {
+    let shown = authorized.redacted_url();
+    // The request is complete before any socket is opened. Headers and
+    // subprotocols were checked by the authorizer (tokens, visible ASCII), so
+    // a failure here is a bug in that check, reported as a handshake error,
+    // never as a second decision.
+    let unbuildable = |what: &str| {
         HostError::new(
             ErrorKind::Handshake,
-            format!("cannot build the handshake for {}: {e}", decision.url),
+            format!("cannot build the handshake for {shown}: {what}"),
         )
-    })?;
+    };
+    let mut request = authorized
+        .request_url()
+        .into_client_request()
+        .map_err(|e| unbuildable(&e.to_string()))?;
     for (k, v) in &options.headers {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-            HostError::new(
-                ErrorKind::Denied(netgrant_policy::DenyCode::ForbiddenHeader),
-                "invalid header name",
-            )
-        })?;
-        let value = HeaderValue::from_str(v).map_err(|_| {
-            HostError::new(
-                ErrorKind::Denied(netgrant_policy::DenyCode::ForbiddenHeader),
-                "invalid header value",
-            )
-        })?;
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| unbuildable("a header name"))?;
+        let value = HeaderValue::from_str(v).map_err(|_| unbuildable("a header value"))?;
         request.headers_mut().append(name, value);
     }
     if !options.subprotocols.is_empty() {
-        let v = HeaderValue::from_str(&options.subprotocols.join(", ")).map_err(|_| {
-            HostError::new(
-                ErrorKind::Denied(netgrant_policy::DenyCode::ForbiddenHeader),
-                "invalid subprotocol",
-            )
-        })?;
+        let v = HeaderValue::from_str(&options.subprotocols.join(", "))
+            .map_err(|_| unbuildable("the subprotocol list"))?;
         request.headers_mut().insert("sec-websocket-protocol", v);
     }
     let ws_config = WebSocketConfig::default()
@@ -490,27 +447,26 @@ pub(crate) async fn connect_ws(
         .max_frame_size(Some(cfg.max_frame_bytes))
         .max_write_buffer_size(cfg.max_write_buffer_bytes)
         .write_buffer_size(cfg.max_write_buffer_bytes.min(128 * 1024));
-    let (tcp, remote) =
-        connect_tcp(&decision.addresses, cfg.connect_timeout, &decision.url).await?;
+    let (tcp, remote) = connect_tcp(authorized.addresses(), cfg.connect_timeout, shown).await?;
     // One deadline for TLS and the WebSocket handshake together.
     let deadline = Instant::now() + cfg.handshake_timeout;
     let too_slow = || {
         HostError::new(
             ErrorKind::Timeout,
             format!(
-                "TLS and WebSocket handshake with {} took longer than {:?}",
-                decision.url, cfg.handshake_timeout
+                "TLS and WebSocket handshake with {shown} took longer than {:?}",
+                cfg.handshake_timeout
             ),
         )
     };
-    let transport = if parsed.scheme() == "wss" {
+    let transport = if authorized.is_tls() {
         // TLS is done here rather than inside tokio-tungstenite so that the
         // frame tracker sits above it and sees WebSocket frames.
-        let name = match &host {
+        let name = match authorized.host() {
             UrlHost::Domain(d) => ServerName::try_from(d.clone()).map_err(|_| {
                 HostError::new(
                     ErrorKind::Tls,
-                    format!("{} has no valid TLS server name", decision.url),
+                    format!("{shown} has no valid TLS server name"),
                 )
             })?,
             UrlHost::Ip(ip) => ServerName::IpAddress((*ip).into()),
@@ -521,7 +477,7 @@ pub(crate) async fn connect_ws(
             Ok(Err(e)) => {
                 return Err(HostError::new(
                     ErrorKind::Tls,
-                    format!("TLS with {} failed: {e}", decision.url),
+                    format!("TLS with {shown} failed: {e}"),
                 ))
             }
             Ok(Ok(s)) => MaybeTlsStream::Rustls(s),
@@ -537,7 +493,7 @@ pub(crate) async fn connect_ws(
         Ok(Err(e)) => {
             return Err(HostError::new(
                 ErrorKind::Handshake,
-                format!("handshake with {} failed: {e}", decision.url),
+                format!("handshake with {shown} failed: {e}"),
             ));
         }
         Ok(Ok(x)) => x,

@@ -11,21 +11,13 @@ use crate::config::HostConfig;
 use crate::connect;
 use crate::error::HostError;
 use crate::resolver::Resolver;
-use netgrant_policy::target::UrlHost;
-use netgrant_policy::{Authorizer, Capability, Decision, Request};
-use std::net::SocketAddr;
+use netgrant_policy::{Authorized, Authorizer, Capability, Request};
 use std::sync::Arc;
 
-/// An allowed one-shot request.
-#[derive(Clone, Debug)]
-pub struct Guarded {
-    /// The decision (redacted URL, matched rule).
-    pub decision: Decision,
-    /// The checked addresses: connect to exactly these, in order.
-    pub addresses: Vec<SocketAddr>,
-    /// The normalized host (A-label, no trailing dot): TLS server name and `Host`.
-    pub host: String,
-}
+/// An allowed one-shot request: the authorizer's [`Authorized`] —
+/// [`Authorized::addresses`] to connect to, [`Authorized::server_name`] for
+/// TLS and `Host`, [`Authorized::request_url`] to send.
+pub type Guarded = Authorized;
 
 /// Authorizes one-shot HTTP requests and resolves their host once.
 pub struct RequestGuard {
@@ -63,26 +55,12 @@ impl RequestGuard {
             headers,
             subprotocols: &[],
         };
-        let decision = connect::authorize_and_resolve(
+        connect::authorize_and_resolve(
             &self.authorizer,
             self.resolver.as_ref(),
             &req,
             self.config.dns_timeout,
         )
-        .await?;
-        let host = url::Url::parse(url)
-            .ok()
-            .as_ref()
-            .and_then(UrlHost::from_url)
-            .map(|h| match h {
-                UrlHost::Domain(d) => d,
-                UrlHost::Ip(ip) => ip.to_string(),
-            })
-            .unwrap_or_default();
-        Ok(Guarded {
-            addresses: decision.addresses.clone(),
-            decision,
-            host,
-        })
+        .await
     }
 }

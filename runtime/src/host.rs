@@ -319,7 +319,7 @@ impl WebSocketHost {
             headers: &options.headers,
             subprotocols: &options.subprotocols,
         };
-        let decision = connect::authorize_and_resolve(
+        let authorized = connect::authorize_and_resolve(
             &self.inner.authorizer,
             self.inner.resolver.as_ref(),
             &req,
@@ -331,7 +331,7 @@ impl WebSocketHost {
             remote,
             subprotocol,
             tracker,
-        } = connect::connect_ws(&decision, url, &options, cfg, self.inner.tls.clone()).await?;
+        } = connect::connect_ws(&authorized, &options, cfg, self.inner.tls.clone()).await?;
         let seq = self.inner.next_seq.fetch_add(1, Ordering::SeqCst);
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox::default()),
@@ -340,10 +340,10 @@ impl WebSocketHost {
             room: Notify::new(),
             status: Mutex::new(ConnectionStatus {
                 state: State::Open,
-                url: decision.url.clone(),
+                url: authorized.redacted_url().to_owned(),
                 remote,
                 subprotocol,
-                rule: decision.rule.clone().unwrap_or_default(),
+                rule: authorized.rule().to_owned(),
                 bytes_in: 0,
                 bytes_out: 0,
                 messages_in: 0,

@@ -81,17 +81,17 @@ async fn allowed_request_returns_exactly_the_checked_addresses() {
             .check("GET", url, &h("X-Trace", "1"))
             .await
             .unwrap_or_else(|e| panic!("{url}: {e}"));
-        assert_eq!(ok.host, "api.example.com", "{url}");
+        assert_eq!(ok.server_name(), "api.example.com", "{url}");
         let want: Vec<SocketAddr> = vec![
             "93.184.215.14:443".parse().unwrap(),
             "[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:443"
                 .parse()
                 .unwrap(),
         ];
-        assert_eq!(ok.addresses, want, "{url}");
-        assert_eq!(ok.decision.addresses, want);
-        assert!(ok.decision.addresses_checked);
-        assert!(ok.decision.is_allowed());
+        assert_eq!(ok.addresses(), want, "{url}");
+        assert_eq!(ok.decision().addresses, want);
+        assert!(ok.decision().addresses_checked);
+        assert!(ok.decision().is_allowed());
     }
     // An IPv4-mapped public answer comes back canonical (the embedded IPv4).
     let g = guard(
@@ -103,7 +103,7 @@ async fn allowed_request_returns_exactly_the_checked_addresses() {
         .await
         .unwrap();
     assert_eq!(
-        ok.addresses,
+        ok.addresses(),
         vec!["93.184.215.14:443".parse::<SocketAddr>().unwrap()]
     );
 }
@@ -120,9 +120,20 @@ async fn idn_host_is_returned_as_a_label() {
         .check("GET", "https://BÜCHER.example./a", &[])
         .await
         .unwrap();
-    assert_eq!(ok.host, "xn--bcher-kva.example");
+    assert_eq!(ok.server_name(), "xn--bcher-kva.example");
+    // The request target is built once, by the authorizer: normalized host,
+    // default port dropped, no trailing dot.
+    assert_eq!(ok.request_url(), "https://xn--bcher-kva.example/a");
+    assert_eq!(ok.port(), 443);
+    assert!(ok.is_tls());
+    assert_eq!(ok.rule(), "request:https://xn--bcher-kva.example/");
+    assert!(
+        ok.policy_digest().starts_with("sha256:"),
+        "{}",
+        ok.policy_digest()
+    );
     assert_eq!(
-        ok.addresses,
+        ok.addresses(),
         vec!["93.184.215.14:443".parse::<SocketAddr>().unwrap()]
     );
 }
