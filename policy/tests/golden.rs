@@ -119,10 +119,10 @@ fn examples_match_their_golden_ir() {
         let (name, path) = (&g.name, &g.golden);
         let compiled = compile_golden(&g).to_json();
         if bless {
-            fs::write(&path, &compiled).unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
+            fs::write(path, &compiled).unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
             continue;
         }
-        match fs::read_to_string(&path) {
+        match fs::read_to_string(path) {
             Err(e) => failures.push(format!("{name}: cannot read {path:?}: {e}")),
             Ok(golden) if golden != compiled => failures.push(format!(
                 "{name}: {path:?} differs from the compiled IR at {}",
