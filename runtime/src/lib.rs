@@ -18,11 +18,11 @@ mod config;
 mod connect;
 mod error;
 mod guard;
-mod host;
 mod resolver;
+mod websocket;
 
 pub use config::{GlobalLimit, HostConfig, Roots};
 pub use error::{ErrorKind, HostError};
 pub use guard::{Guarded, RequestGuard};
-pub use host::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State, WebSocketHost};
 pub use resolver::{HickoryResolver, ResolveFuture, Resolver, StaticResolver};
+pub use websocket::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State, WebSocketHost};

@@ -1,0 +1,137 @@
+//! The WebSocket handshake over the shared connect path: TCP to a checked
+//! address, TLS (server name = the normalized URL host), then the upgrade,
+//! all within the handshake deadline.
+
+use super::frames::{ReadTracker, Tracked, Ws};
+use super::types::OpenOptions;
+use crate::config::HostConfig;
+use crate::connect::connect_tcp;
+use crate::error::{ErrorKind, HostError};
+use netgrant_policy::target::UrlHost;
+use netgrant_policy::Authorized;
+use rustls::pki_types::ServerName;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::MaybeTlsStream;
+
+pub(crate) struct Connected {
+    pub ws: Ws,
+    pub remote: SocketAddr,
+    pub subprotocol: Option<String>,
+    pub tracker: ReadTracker,
+}
+
+/// TCP to the checked addresses, then TLS and the WebSocket handshake within
+/// the handshake deadline.
+pub(crate) async fn connect_ws(
+    authorized: &Authorized,
+    options: &OpenOptions,
+    cfg: &HostConfig,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<Connected, HostError> {
+    let shown = authorized.redacted_url();
+    // The request is complete before any socket is opened. Headers and
+    // subprotocols were checked by the authorizer (tokens, visible ASCII), so
+    // a failure here is a bug in that check, reported as a handshake error,
+    // never as a second decision.
+    let unbuildable = |what: &str| {
+        HostError::new(
+            ErrorKind::Handshake,
+            format!("cannot build the handshake for {shown}: {what}"),
+        )
+    };
+    let mut request = authorized
+        .request_url()
+        .into_client_request()
+        .map_err(|e| unbuildable(&e.to_string()))?;
+    for (k, v) in &options.headers {
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| unbuildable("a header name"))?;
+        let value = HeaderValue::from_str(v).map_err(|_| unbuildable("a header value"))?;
+        request.headers_mut().append(name, value);
+    }
+    if !options.subprotocols.is_empty() {
+        let v = HeaderValue::from_str(&options.subprotocols.join(", "))
+            .map_err(|_| unbuildable("the subprotocol list"))?;
+        request.headers_mut().insert("sec-websocket-protocol", v);
+    }
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(cfg.max_message_bytes))
+        .max_frame_size(Some(cfg.max_frame_bytes))
+        .max_write_buffer_size(cfg.max_write_buffer_bytes)
+        .write_buffer_size(cfg.max_write_buffer_bytes.min(128 * 1024));
+    let (tcp, remote) = connect_tcp(authorized.addresses(), cfg.connect_timeout, shown).await?;
+    // One deadline for TLS and the WebSocket handshake together.
+    let deadline = Instant::now() + cfg.handshake_timeout;
+    let too_slow = || {
+        HostError::new(
+            ErrorKind::Timeout,
+            format!(
+                "TLS and WebSocket handshake with {shown} took longer than {:?}",
+                cfg.handshake_timeout
+            ),
+        )
+    };
+    let transport = if authorized.is_tls() {
+        // TLS is done here rather than inside tokio-tungstenite so that the
+        // frame tracker sits above it and sees WebSocket frames.
+        let name = match authorized.host() {
+            UrlHost::Domain(d) => ServerName::try_from(d.clone()).map_err(|_| {
+                HostError::new(
+                    ErrorKind::Tls,
+                    format!("{shown} has no valid TLS server name"),
+                )
+            })?,
+            UrlHost::Ip(ip) => ServerName::IpAddress((*ip).into()),
+        };
+        let connect = tokio_rustls::TlsConnector::from(tls).connect(name, tcp);
+        match tokio::time::timeout_at(deadline, connect).await {
+            Err(_) => return Err(too_slow()),
+            Ok(Err(e)) => {
+                return Err(HostError::new(
+                    ErrorKind::Tls,
+                    format!("TLS with {shown} failed: {e}"),
+                ))
+            }
+            Ok(Ok(s)) => MaybeTlsStream::Rustls(s),
+        }
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+    let tracker = ReadTracker::default();
+    let stream = Tracked::new(transport, tracker.clone());
+    let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config));
+    let (ws, response) = match tokio::time::timeout_at(deadline, handshake).await {
+        Err(_) => return Err(too_slow()),
+        Ok(Err(e)) => {
+            return Err(HostError::new(
+                ErrorKind::Handshake,
+                format!("handshake with {shown} failed: {e}"),
+            ));
+        }
+        Ok(Ok(x)) => x,
+    };
+    let subprotocol = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.to_string());
+    if let Some(p) = &subprotocol {
+        if !options.subprotocols.iter().any(|o| o == p) {
+            return Err(HostError::new(
+                ErrorKind::Handshake,
+                "the server selected a subprotocol that was not offered",
+            ));
+        }
+    }
+    Ok(Connected {
+        ws,
+        remote,
+        subprotocol,
+        tracker,
+    })
+}

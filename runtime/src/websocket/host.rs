@@ -1,0 +1,422 @@
+//! `WebSocketHost`: one per plugin instance. The plugin holds opaque
+//! [`ConnectionId`]s; the host owns every socket and task and enforces the policy.
+
+use super::handshake::{self, Connected};
+use super::task::{Command, ConnectionTask, Inbox, Shared, Slot, TaskGuard};
+use super::types::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State};
+use crate::config::{GlobalLimit, HostConfig};
+use crate::connect;
+use crate::error::{ErrorKind, HostError};
+use crate::resolver::Resolver;
+use netgrant_policy::{Authorizer, Capability, Request};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+static NEXT_HOST_ID: AtomicU64 = AtomicU64::new(1);
+
+struct Conn {
+    shared: Arc<Shared>,
+    cmd: mpsc::Sender<Command>,
+    task: JoinHandle<()>,
+}
+
+struct Inner {
+    id: u64,
+    authorizer: Arc<Authorizer>,
+    resolver: Arc<dyn Resolver>,
+    config: HostConfig,
+    tls: Arc<rustls::ClientConfig>,
+    conns: Mutex<HashMap<u64, Conn>>,
+    next_seq: AtomicU64,
+    open: Arc<AtomicUsize>,
+    tasks: Arc<AtomicUsize>,
+    shutdown: watch::Sender<bool>,
+    is_shut: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping the host ends every task it spawned.
+        let _ = self.shutdown.send(true);
+        for (_, c) in self.conns.get_mut().unwrap().drain() {
+            c.task.abort();
+            // An aborted task cannot say why; wake any recv still waiting.
+            c.shared.finish(1001, "host dropped", None);
+        }
+    }
+}
+
+/// One plugin instance's WebSocket host.
+///
+/// Every connection lives here, never inside a call: a short-lived caller
+/// (a tool invocation) holds only a [`ConnectionId`] and sends commands.
+/// Incoming messages reach the plugin only as [`WebSocketHost::recv`] results;
+/// nothing else observes them (no callback, no log of payloads).
+///
+/// The host does no reconnect, backoff or heartbeat: that is the plugin's job.
+/// It answers pings per protocol.
+pub struct WebSocketHost {
+    inner: Arc<Inner>,
+}
+
+/// Closed connections kept for `recv`/`status` until the plugin closes them.
+const MAX_TOMBSTONES: usize = 64;
+
+impl WebSocketHost {
+    /// A host enforcing `authorizer` (built from a compiled or loaded policy).
+    pub fn new(
+        authorizer: Arc<Authorizer>,
+        resolver: Arc<dyn Resolver>,
+        config: HostConfig,
+    ) -> Result<Self, HostError> {
+        let tls = connect::tls_config(&config.roots)?;
+        let (shutdown, _) = watch::channel(false);
+        Ok(WebSocketHost {
+            inner: Arc::new(Inner {
+                id: NEXT_HOST_ID.fetch_add(1, Ordering::SeqCst),
+                authorizer,
+                resolver,
+                config,
+                tls,
+                conns: Mutex::new(HashMap::new()),
+                next_seq: AtomicU64::new(1),
+                open: Arc::new(AtomicUsize::new(0)),
+                tasks: Arc::new(AtomicUsize::new(0)),
+                shutdown,
+                is_shut: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HostConfig {
+        &self.inner.config
+    }
+
+    /// Open connections (slots in use).
+    pub fn open_connections(&self) -> usize {
+        self.inner.open.load(Ordering::SeqCst)
+    }
+
+    /// Tasks this host spawned that are still running.
+    pub fn active_tasks(&self) -> usize {
+        self.inner.tasks.load(Ordering::SeqCst)
+    }
+
+    fn reserve(&self) -> Result<Slot, HostError> {
+        let max = self.inner.config.max_connections;
+        let prev = self.inner.open.fetch_add(1, Ordering::SeqCst);
+        let slot_open = self.inner.open.clone();
+        if prev >= max {
+            self.inner.open.fetch_sub(1, Ordering::SeqCst);
+            return Err(HostError::new(
+                ErrorKind::ConnectionLimit,
+                format!("this plugin instance already has {max} open connections"),
+            ));
+        }
+        let global = match &self.inner.config.global_limit {
+            None => None,
+            Some(GlobalLimit { permits, max }) => match permits.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    self.inner.open.fetch_sub(1, Ordering::SeqCst);
+                    return Err(HostError::new(
+                        ErrorKind::ConnectionLimit,
+                        format!("the process-wide limit of {max} connections is reached"),
+                    ));
+                }
+            },
+        };
+        Ok(Slot {
+            open: slot_open,
+            _global: global,
+        })
+    }
+
+    /// Authorizes `url`, resolves its host once, checks every answer, connects
+    /// to a checked address and completes the handshake within the bounds.
+    pub async fn open(&self, url: &str, options: OpenOptions) -> Result<ConnectionId, HostError> {
+        if self.inner.is_shut.load(Ordering::SeqCst) {
+            return Err(HostError::new(ErrorKind::Shutdown, "the host is shut down"));
+        }
+        let slot = self.reserve()?;
+        let cfg = &self.inner.config;
+        let req = Request {
+            capability: Capability::Websocket,
+            url,
+            method: None,
+            headers: &options.headers,
+            subprotocols: &options.subprotocols,
+        };
+        let authorized = connect::authorize_and_resolve(
+            &self.inner.authorizer,
+            self.inner.resolver.as_ref(),
+            &req,
+            cfg.dns_timeout,
+        )
+        .await?;
+        let Connected {
+            ws,
+            remote,
+            subprotocol,
+            tracker,
+        } = handshake::connect_ws(&authorized, &options, cfg, self.inner.tls.clone()).await?;
+        let seq = self.inner.next_seq.fetch_add(1, Ordering::SeqCst);
+        let shared = Arc::new(Shared {
+            inbox: Mutex::new(Inbox::default()),
+            budget: Arc::new(Semaphore::new(write_budget(cfg))),
+            readable: Notify::new(),
+            room: Notify::new(),
+            status: Mutex::new(ConnectionStatus {
+                state: State::Open,
+                url: authorized.redacted_url().to_owned(),
+                remote,
+                subprotocol,
+                rule: authorized.rule().to_owned(),
+                bytes_in: 0,
+                bytes_out: 0,
+                messages_in: 0,
+                messages_out: 0,
+                inbox_bytes: 0,
+                close: None,
+                last_error: None,
+            }),
+        });
+        let (tx, rx) = mpsc::channel(256);
+        // Checked under the lock shutdown() drains: an open whose handshake
+        // finished after shutdown began must not leave a connection behind.
+        let mut conns = self.inner.conns.lock().unwrap();
+        if self.inner.is_shut.load(Ordering::SeqCst) {
+            return Err(HostError::new(
+                ErrorKind::Shutdown,
+                "the host was shut down while connecting",
+            ));
+        }
+        self.inner.tasks.fetch_add(1, Ordering::SeqCst);
+        let guard = TaskGuard(self.inner.tasks.clone());
+        let task = tokio::spawn(
+            ConnectionTask {
+                ws,
+                tracker,
+                shared: shared.clone(),
+                commands: rx,
+                shutdown: self.inner.shutdown.subscribe(),
+                config: cfg.clone(),
+                slot,
+                guard,
+            }
+            .run(),
+        );
+        conns.insert(
+            seq,
+            Conn {
+                shared,
+                cmd: tx,
+                task,
+            },
+        );
+        prune_tombstones(&mut conns);
+        Ok(ConnectionId {
+            host: self.inner.id,
+            seq,
+        })
+    }
+
+    fn lookup(&self, id: ConnectionId) -> Result<(Arc<Shared>, mpsc::Sender<Command>), HostError> {
+        let unknown = || {
+            HostError::new(ErrorKind::UnknownConnection, format!("{id} is not a connection of this plugin instance (closed, or issued by another host)"))
+        };
+        if id.host != self.inner.id {
+            return Err(unknown());
+        }
+        let conns = self.inner.conns.lock().unwrap();
+        let c = conns.get(&id.seq).ok_or_else(unknown)?;
+        Ok((c.shared.clone(), c.cmd.clone()))
+    }
+
+    async fn send(&self, id: ConnectionId, msg: Message, len: usize) -> Result<(), HostError> {
+        let (shared, cmd) = self.lookup(id)?;
+        let max = self.inner.config.max_message_bytes;
+        if len > max {
+            return Err(HostError::new(
+                ErrorKind::MessageTooLarge,
+                format!("message of {len} bytes exceeds the {max}-byte bound; the connection stays open"),
+            ));
+        }
+        if shared.status.lock().unwrap().state == State::Closed {
+            return Err(HostError::new(ErrorKind::Closed, format!("{id} is closed")));
+        }
+        // Bounded by bytes, not messages: queued plus unwritten bytes never
+        // exceed max_write_buffer_bytes. A peer that never reads makes this
+        // wait, and the wait is bounded by the write timeout.
+        let total = write_budget(&self.inner.config);
+        let want = len.clamp(1, total) as u32;
+        let cfg = &self.inner.config;
+        let permit = match tokio::time::timeout(
+            cfg.write_timeout,
+            shared.budget.clone().acquire_many_owned(want),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(HostError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                    "{id}: the peer has not read the queued {total} bytes within the write timeout"
+                ),
+                ))
+            }
+            Ok(Err(_)) => return Err(HostError::new(ErrorKind::Closed, format!("{id} is closed"))),
+            Ok(Ok(p)) => p,
+        };
+        cmd.send(Command::Send(msg, permit))
+            .await
+            .map_err(|_| HostError::new(ErrorKind::Closed, format!("{id} is closed")))
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(
+        &self,
+        id: ConnectionId,
+        text: impl Into<String>,
+    ) -> Result<(), HostError> {
+        let text = text.into();
+        let len = text.len();
+        self.send(id, Message::text(text), len).await
+    }
+
+    /// Sends a binary message.
+    pub async fn send_binary(
+        &self,
+        id: ConnectionId,
+        data: impl Into<Vec<u8>>,
+    ) -> Result<(), HostError> {
+        let data = data.into();
+        let len = data.len();
+        self.send(id, Message::binary(data), len).await
+    }
+
+    /// The next incoming message, waiting at most `timeout` (default: the
+    /// configured recv timeout). A timeout returns [`Incoming::TimedOut`] and
+    /// leaves the connection open. Cancellation-safe: dropping the future
+    /// loses no message.
+    pub async fn recv(
+        &self,
+        id: ConnectionId,
+        timeout: Option<Duration>,
+    ) -> Result<Incoming, HostError> {
+        let (shared, _) = self.lookup(id)?;
+        let wait = timeout.unwrap_or(self.inner.config.recv_timeout);
+        let got = tokio::time::timeout(wait, async {
+            loop {
+                let notified = shared.readable.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                {
+                    let mut ib = shared.inbox.lock().unwrap();
+                    if let Some(m) = ib.queue.pop_front() {
+                        let len = match &m {
+                            Incoming::Text(t) => t.len(),
+                            Incoming::Binary(b) => b.len(),
+                            _ => 0,
+                        };
+                        ib.bytes -= len;
+                        drop(ib);
+                        shared.room.notify_one();
+                        return m;
+                    }
+                    if let Some((code, reason)) = &ib.closed {
+                        return Incoming::Closed {
+                            code: *code,
+                            reason: reason.clone(),
+                        };
+                    }
+                }
+                notified.await;
+            }
+        })
+        .await;
+        Ok(got.unwrap_or(Incoming::TimedOut))
+    }
+
+    /// Closes the connection (close handshake, bounded by the shutdown grace)
+    /// and invalidates the handle.
+    pub async fn close(&self, id: ConnectionId) -> Result<(), HostError> {
+        let (_, cmd) = self.lookup(id)?;
+        // Bounded as a whole: the command queue may be full of sends stuck
+        // behind a peer that never reads.
+        let _ = tokio::time::timeout(self.inner.config.shutdown_grace * 2, async {
+            let (tx, rx) = oneshot::channel();
+            if cmd.send(Command::Close(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        })
+        .await;
+        let removed = self.inner.conns.lock().unwrap().remove(&id.seq);
+        if let Some(c) = removed {
+            c.task.abort();
+            // Wait for the task to be gone, so its slot and guard are released
+            // when close() returns.
+            let _ = c.task.await;
+            // An aborted task cannot say why; wake any recv still waiting.
+            c.shared.finish(1000, "closed by the plugin", None);
+        }
+        Ok(())
+    }
+
+    /// A snapshot of the connection.
+    pub fn status(&self, id: ConnectionId) -> Result<ConnectionStatus, HostError> {
+        let (shared, _) = self.lookup(id)?;
+        let mut st = shared.status.lock().unwrap().clone();
+        st.inbox_bytes = shared.inbox.lock().unwrap().bytes;
+        Ok(st)
+    }
+
+    /// Closes every connection and ends every task: a close frame first, then
+    /// a hard abort after the grace period, even if a peer never answers.
+    pub async fn shutdown(&self) {
+        self.inner.is_shut.store(true, Ordering::SeqCst);
+        let _ = self.inner.shutdown.send(true);
+        let tasks: Vec<(Arc<Shared>, JoinHandle<()>)> = {
+            let mut conns = self.inner.conns.lock().unwrap();
+            conns.drain().map(|(_, c)| (c.shared, c.task)).collect()
+        };
+        let deadline =
+            Instant::now() + self.inner.config.shutdown_grace + Duration::from_millis(50);
+        for (shared, mut t) in tasks {
+            if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+                t.abort();
+                let _ = t.await;
+            }
+            // An aborted task cannot say why; wake any recv still waiting.
+            shared.finish(1001, "shutdown", None);
+        }
+    }
+}
+
+/// The per-connection write budget in bytes (at least one maximum message).
+fn write_budget(cfg: &HostConfig) -> usize {
+    cfg.max_write_buffer_bytes
+        .max(cfg.max_message_bytes)
+        .min(u32::MAX as usize)
+}
+
+fn prune_tombstones(conns: &mut HashMap<u64, Conn>) {
+    let mut closed: Vec<u64> = conns
+        .iter()
+        .filter(|(_, c)| c.task.is_finished())
+        .map(|(k, _)| *k)
+        .collect();
+    if closed.len() > MAX_TOMBSTONES {
+        closed.sort_unstable();
+        for k in &closed[..closed.len() - MAX_TOMBSTONES] {
+            conns.remove(k);
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The per-connection task: the only owner of a socket. It writes what the
+//! plugin sends, reads into the bytes-bounded inbox, and enforces every
+//! deadline; the host talks to it through [`Command`]s and [`Shared`] state.
+
+use super::frames::{ReadTracker, Ws};
+use super::types::{ConnectionStatus, Incoming, State};
+use crate::config::HostConfig;
+use crate::error::bound;
+use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+#[derive(Default)]
+pub(super) struct Inbox {
+    pub(super) queue: VecDeque<Incoming>,
+    pub(super) bytes: usize,
+    pub(super) closed: Option<(u16, String)>,
+}
+
+pub(super) struct Shared {
+    pub(super) inbox: Mutex<Inbox>,
+    /// Bytes queued or being written, bounded by `max_write_buffer_bytes`.
+    pub(super) budget: Arc<Semaphore>,
+    pub(super) readable: Notify,
+    pub(super) room: Notify,
+    pub(super) status: Mutex<ConnectionStatus>,
+}
+
+impl Shared {
+    pub(super) fn push(&self, m: Incoming, len: usize) {
+        let mut ib = self.inbox.lock().unwrap();
+        ib.queue.push_back(m);
+        ib.bytes += len;
+        drop(ib);
+        self.readable.notify_waiters();
+    }
+
+    pub(super) fn free(&self, cap: usize) -> usize {
+        cap.saturating_sub(self.inbox.lock().unwrap().bytes)
+    }
+
+    pub(super) fn finish(&self, code: u16, reason: &str, error: Option<(&str, String)>) {
+        let reason = bound(reason);
+        {
+            let mut st = self.status.lock().unwrap();
+            if st.state == State::Closed {
+                return;
+            }
+            st.state = State::Closed;
+            st.close = Some((code, reason.clone()));
+            if let Some((c, m)) = error {
+                st.last_error = Some(format!("{c}: {}", bound(&m)));
+            }
+        }
+        self.inbox.lock().unwrap().closed = Some((code, reason));
+        self.readable.notify_waiters();
+        // Senders waiting for write budget learn that the connection is gone.
+        self.budget.close();
+    }
+}
+
+pub(super) enum Command {
+    /// A message and the write-budget permits it holds until written.
+    Send(Message, OwnedSemaphorePermit),
+    Close(oneshot::Sender<()>),
+}
+
+/// Reserves a connection slot (per host and process-wide); released on drop.
+pub(super) struct Slot {
+    pub(super) open: Arc<AtomicUsize>,
+    pub(super) _global: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts a spawned task until it ends.
+pub(super) struct TaskGuard(pub(super) Arc<AtomicUsize>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+const NO_CLOSE_FRAME: &str = "the peer closed the TCP connection without a close frame";
+
+fn close_code_for(e: &WsError) -> (u16, &'static str, &'static str) {
+    match e {
+        WsError::Capacity(_) => (1009, "message_too_large", "message_too_large"),
+        WsError::Utf8(_) => (1007, "invalid_utf8", "protocol_error"),
+        // TCP closed without a close frame: abnormal closure (RFC 6455 §7.1.5).
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            (1006, "connection_lost", "io_error")
+        }
+        WsError::Protocol(_) => (1002, "protocol_error", "protocol_error"),
+        WsError::WriteBufferFull(_) => (1008, "write_buffer_full", "write_buffer_full"),
+        _ => (1006, "connection_lost", "io_error"),
+    }
+}
+
+/// Everything one connection's task owns. Built by the host once the
+/// handshake is done; [`ConnectionTask::run`] ends only when the connection
+/// is closed, and its slot and task count are released with it.
+pub(super) struct ConnectionTask {
+    /// The socket, after the handshake.
+    pub(super) ws: Ws,
+    /// Frame tracking for the read deadline and the wire close code.
+    pub(super) tracker: ReadTracker,
+    /// State the host reads: inbox, status, write budget.
+    pub(super) shared: Arc<Shared>,
+    /// Sends and closes from the plugin, in order.
+    pub(super) commands: mpsc::Receiver<Command>,
+    /// The host's shutdown signal.
+    pub(super) shutdown: watch::Receiver<bool>,
+    /// Bounds and deadlines.
+    pub(super) config: HostConfig,
+    /// The connection slot, released when the task ends.
+    pub(super) slot: Slot,
+    /// Counts the task while it runs.
+    pub(super) guard: TaskGuard,
+}
+
+impl ConnectionTask {
+    /// Runs the connection until it closes: writes what the plugin sends,
+    /// reads into the inbox while it has room, enforces every deadline.
+    pub(super) async fn run(self) {
+        let ConnectionTask {
+            ws,
+            tracker,
+            shared,
+            commands,
+            shutdown,
+            config,
+            slot,
+            guard,
+        } = self;
+        run(ws, tracker, shared, commands, shutdown, config).await;
+        drop((slot, guard));
+    }
+}
+
+async fn run(
+    ws: Ws,
+    tracker: ReadTracker,
+    shared: Arc<Shared>,
+    mut cmds: mpsc::Receiver<Command>,
+    mut shutdown: watch::Receiver<bool>,
+    cfg: HostConfig,
+) {
+    let (mut sink, mut stream) = ws.split();
+    let opened = Instant::now();
+    let mut last_activity = Instant::now();
+    let need = cfg.max_message_bytes.min(cfg.inbox_bytes);
+    // Since when the inbox has been too full to read the socket.
+    let mut blocked_since: Option<Instant> = None;
+    loop {
+        let room = shared.free(cfg.inbox_bytes) >= need;
+        match (room, blocked_since) {
+            (false, None) => blocked_since = Some(Instant::now()),
+            // While the host did not read, the peer could not complete its
+            // message: that time does not count against its read deadline.
+            (true, Some(t)) => {
+                tracker.shift(t.elapsed());
+                blocked_since = None;
+            }
+            _ => {}
+        }
+        let idle_at = last_activity + cfg.idle_timeout;
+        let life_at = cfg.max_lifetime.map(|l| opened + l);
+        let read_at = tracker.started().map(|s| s + cfg.message_read_deadline);
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                let frame = CloseFrame { code: CloseCode::Away, reason: "shutdown".into() };
+                let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(Some(frame)))).await;
+                shared.finish(1001, "shutdown", None);
+                return;
+            }
+            cmd = cmds.recv() => match cmd {
+                None => {
+                    shared.finish(1001, "host dropped", None);
+                    return;
+                }
+                Some(Command::Close(reply)) => {
+                    let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(None))).await;
+                    shared.finish(1000, "closed by the plugin", None);
+                    let _ = reply.send(());
+                    return;
+                }
+                Some(Command::Send(msg, permit)) => {
+                    // Batch what is already queued into one flush.
+                    let mut batch = vec![(msg, permit)];
+                    let mut then_close = None;
+                    while batch.len() < 64 {
+                        match cmds.try_recv() {
+                            Ok(Command::Send(m, p)) => batch.push((m, p)),
+                            Ok(Command::Close(r)) => {
+                                then_close = Some(r);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let n = batch.len() as u64;
+                    let bytes: u64 = batch.iter().map(|(m, _)| m.len() as u64).sum();
+                    let write = async {
+                        let mut held = Vec::with_capacity(batch.len());
+                        for (m, p) in batch {
+                            sink.feed(m).await?;
+                            held.push(p);
+                        }
+                        sink.flush().await?;
+                        drop(held);
+                        Ok::<(), WsError>(())
+                    };
+                    match tokio::time::timeout(cfg.write_timeout, write).await {
+                        Ok(Ok(())) => {
+                            last_activity = Instant::now();
+                            let mut st = shared.status.lock().unwrap();
+                            st.bytes_out += bytes;
+                            st.messages_out += n;
+                        }
+                        Ok(Err(e)) => {
+                            let (code, reason, err) = close_code_for(&e);
+                            shared.finish(code, reason, Some((err, e.to_string())));
+                            return;
+                        }
+                        Err(_) => {
+                            shared.finish(1006, "timeout", Some(("timeout", "write timeout: the peer is not reading".into())));
+                            return;
+                        }
+                    }
+                    if let Some(reply) = then_close {
+                        let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(None))).await;
+                        shared.finish(1000, "closed by the plugin", None);
+                        let _ = reply.send(());
+                        return;
+                    }
+                }
+            },
+            msg = stream.next(), if room => {
+                match msg {
+                    Some(Ok(m)) => {
+                        last_activity = Instant::now();
+                        let (incoming, len) = match m {
+                            Message::Text(t) => {
+                                let s = t.as_str().to_string();
+                                let n = s.len();
+                                (Incoming::Text(s), n)
+                            }
+                            Message::Binary(b) => {
+                                let n = b.len();
+                                (Incoming::Binary(b.to_vec()), n)
+                            }
+                            Message::Close(frame) => {
+                                match (frame, tracker.peer_close_code()) {
+                                    // tungstenite answers a code that is not valid on the
+                                    // wire with 1002 (never echoes it); say so.
+                                    (_, Some(wire)) if !CloseCode::from(wire).is_allowed() => {
+                                        shared.finish(1002, "protocol_error", Some(("protocol_error", format!("the peer closed with code {wire}, which is not valid on the wire; answered 1002"))));
+                                    }
+                                    // Peer text: escaped and bounded in finish(); never logged.
+                                    (Some(f), _) => shared.finish(u16::from(f.code), f.reason.as_str(), None),
+                                    // No code: 1005 is how RFC 6455 reports that locally.
+                                    (None, _) => shared.finish(1005, "", None),
+                                }
+                                let _ = tokio::time::timeout(cfg.shutdown_grace, sink.flush()).await;
+                                return;
+                            }
+                            // Pings are answered by the protocol layer on the next flush.
+                            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
+                                let _ = tokio::time::timeout(cfg.write_timeout, sink.flush()).await;
+                                continue;
+                            }
+                        };
+                        {
+                            let mut st = shared.status.lock().unwrap();
+                            st.bytes_in += len as u64;
+                            st.messages_in += 1;
+                        }
+                        shared.push(incoming, len);
+                    }
+                    Some(Err(e)) => {
+                        let (code, reason, err) = close_code_for(&e);
+                        if code != 1006 {
+                            let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+                            let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(Some(frame)))).await;
+                        }
+                        let why = match e {
+                            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => NO_CLOSE_FRAME.to_string(),
+                            e => e.to_string(),
+                        };
+                        shared.finish(code, reason, Some((err, why)));
+                        return;
+                    }
+                    None => {
+                        shared.finish(1006, "connection_lost", Some(("io_error", NO_CLOSE_FRAME.into())));
+                        return;
+                    }
+                }
+            }
+            _ = shared.room.notified(), if !room => {}
+            // A message started arriving while the read above is still pending:
+            // loop to arm its read deadline (else a slow drip is never timed).
+            _ = tracker.wait_started(), if read_at.is_none() => {}
+            _ = tokio::time::sleep_until(read_at.unwrap_or(idle_at)), if read_at.is_some() && room => {
+                timeout_close(&mut sink, &shared, &cfg, "message read deadline: a message started but did not complete").await;
+                return;
+            }
+            _ = tokio::time::sleep_until(idle_at) => {
+                timeout_close(&mut sink, &shared, &cfg, "idle timeout: no traffic").await;
+                return;
+            }
+            _ = tokio::time::sleep_until(life_at.unwrap_or(idle_at)), if life_at.is_some() => {
+                timeout_close(&mut sink, &shared, &cfg, "maximum lifetime reached").await;
+                return;
+            }
+        }
+    }
+}
+
+async fn timeout_close(
+    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+    shared: &Shared,
+    cfg: &HostConfig,
+    why: &str,
+) {
+    let frame = CloseFrame {
+        code: CloseCode::Policy,
+        reason: "timeout".into(),
+    };
+    let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(Some(frame)))).await;
+    shared.finish(1008, "timeout", Some(("timeout", why.to_string())));
+}
