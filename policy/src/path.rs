@@ -276,22 +276,33 @@ impl Reading {
     };
 }
 
-/// A verb phrase completing "the reading that …", like "decodes
-/// `%2F %5C %2E %3B %25` once and strips `;params`".
-impl fmt::Display for Reading {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Reading {
+    /// A verb phrase completing "the reading that …", like "decodes
+    /// `%2F %5C %2E %3B %25` once and strips `;params`", naming the
+    /// look-alike folded (`lookalike`, from [`PathReadings::lookalike`])
+    /// as in "folds Unicode look-alike dots and slashes to ASCII (U+FF0E
+    /// `．` → `.`)".
+    pub fn describe(&self, lookalike: Option<(char, &str)>) -> String {
         let mut steps: Vec<String> = Vec::new();
         if self.lookalikes_folded {
-            steps.push("folds Unicode look-alike dots and slashes to ASCII".into());
+            let example = lookalike.map_or(String::new(), |(c, to)| {
+                format!(" (U+{:04X} `{c}` → `{to}`)", u32::from(c))
+            });
+            steps.push(format!(
+                "folds Unicode look-alike dots and slashes to ASCII{example}"
+            ));
         }
-        if self.percent_u {
-            steps.push("decodes IIS-style `%uXXXX` escapes".into());
-        }
+        let escapes = if self.percent_u {
+            "IIS-style `%uXXXX` and `%2F %5C %2E %3B %25` escapes"
+        } else {
+            "`%2F %5C %2E %3B %25`"
+        };
         match self.rounds {
+            0 if self.percent_u => steps.push("decodes IIS-style `%uXXXX` escapes".into()),
             0 => {}
-            1 => steps.push("decodes `%2F %5C %2E %3B %25` once".into()),
-            2 => steps.push("decodes `%2F %5C %2E %3B %25` twice".into()),
-            n => steps.push(format!("decodes `%2F %5C %2E %3B %25` {n} times")),
+            1 => steps.push(format!("decodes {escapes} once")),
+            2 => steps.push(format!("decodes {escapes} twice")),
+            n => steps.push(format!("decodes {escapes} {n} times")),
         }
         if self.params_stripped {
             steps.push("strips `;params`".into());
@@ -300,10 +311,17 @@ impl fmt::Display for Reading {
             steps.push("merges `//`".into());
         }
         match steps.split_last() {
-            None => f.write_str("takes the path as parsed"),
-            Some((last, [])) => f.write_str(last),
-            Some((last, rest)) => write!(f, "{} and {last}", rest.join(", ")),
+            None => "takes the path as parsed".into(),
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
         }
+    }
+}
+
+/// [`Reading::describe`] without naming a look-alike.
+impl fmt::Display for Reading {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(None))
     }
 }
 
@@ -499,16 +517,20 @@ impl PathReadings {
         self.add_resolved(&strip_params(&start), stripped)?;
 
         // Servers that strip params and resolve dot segments after each
-        // decoding layer.
+        // decoding layer (named as stripping only once a round had params).
         let mut current = start.clone();
         let mut rounds = 0;
+        let mut had_params = false;
         loop {
             let decoded = self.decode(&current, pass);
+            let pre = strip_params(&decoded);
+            had_params |= pre != decoded;
             let at = Reading {
                 rounds: rounds + 1,
-                ..stripped
+                params_stripped: had_params,
+                ..how
             };
-            let next = self.add_resolved(&strip_params(&decoded), at)?;
+            let next = self.add_resolved(&pre, at)?;
             if next == current {
                 break;
             }
@@ -1131,7 +1153,12 @@ mod tests {
         assert_eq!(r, "/admin");
         assert_eq!(h.rounds, 1);
         assert!(!h.percent_u && !h.lookalikes_folded);
-        assert_eq!(h.to_string(), "decodes `%2F %5C %2E %3B %25` once and strips `;params`");
+        assert_eq!(h.to_string(), "decodes `%2F %5C %2E %3B %25` once");
+        let (_, h) = how("/v1/..%3Bx/admin", "/v1/");
+        assert_eq!(
+            h.to_string(),
+            "decodes `%2F %5C %2E %3B %25` once and strips `;params`"
+        );
         let (_, h) = how("/v1/..;/admin", "/v1/");
         assert_eq!(h.to_string(), "strips `;params`");
         let (r, h) = how("/v1/%u002e%u002e/admin", "/v1/");
@@ -1146,6 +1173,15 @@ mod tests {
         );
         let r = readings(&url_path("/v1/．．/admin")).unwrap();
         assert_eq!(r.lookalike(), Some(('\u{FF0E}', ".")));
+        assert_eq!(
+            h.describe(r.lookalike()),
+            "folds Unicode look-alike dots and slashes to ASCII (U+FF0E `．` → `.`)"
+        );
+        let (_, h) = how("/v1/%u002e%u002e;x/admin", "/v1/");
+        assert_eq!(
+            h.to_string(),
+            "decodes IIS-style `%uXXXX` and `%2F %5C %2E %3B %25` escapes once and strips `;params`"
+        );
         let (_, h) = how("/v1/%uFF0E%uFF0E/admin", "/v1/");
         assert!(h.lookalikes_folded && h.percent_u);
         assert_eq!(Reading::AS_PARSED.to_string(), "takes the path as parsed");
