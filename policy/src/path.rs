@@ -420,9 +420,7 @@ fn full_readings(url_path: &str) -> Result<PathReadings, PathReadingError> {
     out.pass(&as_parsed, plain, &mut layers)?;
     // The extra passes run only where a layer holds what they decode, so
     // most paths pay for one pass.
-    let percent_u = layers
-        .iter()
-        .any(|l| has_percent_u(&normalize_escapes(l)));
+    let percent_u = layers.iter().any(|l| has_percent_u(&normalize_escapes(l)));
     if percent_u {
         let pass = Pass {
             percent_u: true,
@@ -647,7 +645,9 @@ fn decode_layer_percent_u(path: &str) -> String {
             let decoded = match escape_at(bytes, i) {
                 Some(value @ (0x25 | 0x2E | 0x3B)) => Some((char::from(value), 3)),
                 Some(0x2F | 0x5C) => Some(('/', 3)),
-                Some(value) if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'_' | b'~') => {
+                Some(value)
+                    if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'_' | b'~') =>
+                {
                     Some((char::from(value), 3))
                 }
                 Some(value) => {
@@ -661,7 +661,8 @@ fn decode_layer_percent_u(path: &str) -> String {
             };
             if let Some((c, len)) = decoded {
                 out.push_str(&path[copied..i]);
-                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '~' | '.' | '/' | '\\' | ';' | '%')
+                if c.is_ascii_alphanumeric()
+                    || matches!(c, '-' | '_' | '~' | '.' | '/' | '\\' | ';' | '%')
                 {
                     out.push(c);
                 } else {
@@ -686,9 +687,8 @@ fn percent_u_at(bytes: &[u8], i: usize) -> Option<(char, usize)> {
             return None;
         }
         let hex = bytes.get(at + 2..at + 6)?;
-        hex.iter().try_fold(0u32, |acc, b| {
-            Some(acc << 4 | u32::from(hex_value(*b)?))
-        })
+        hex.iter()
+            .try_fold(0u32, |acc, b| Some(acc << 4 | u32::from(hex_value(*b)?)))
     };
     let high = unit(i)?;
     if (0xD800..0xDC00).contains(&high) {
@@ -1110,7 +1110,11 @@ mod tests {
             ("/v1/..⧹admin", "/v1/", Ambiguous),
             ("/v1/..¥admin", "/v1/", Ambiguous),
             ("/v1/..；/admin", "/v1/", Ambiguous),
-            ("/v1/%25EF%25BC%258E%25EF%25BC%258E/admin", "/v1/", Ambiguous),
+            (
+                "/v1/%25EF%25BC%258E%25EF%25BC%258E/admin",
+                "/v1/",
+                Ambiguous,
+            ),
             ("/v1/．%2e/admin", "/v1/", Ambiguous),
             // Non-ASCII that folds to nothing structural, or stays inside.
             ("/v1/café/ß/日本語", "/v1/", Inside),
@@ -1186,7 +1190,10 @@ mod tests {
         assert!(h.lookalikes_folded && h.percent_u);
         assert_eq!(Reading::AS_PARSED.to_string(), "takes the path as parsed");
         let r = readings(&url_path("/v1/x")).unwrap();
-        assert_eq!(r.iter().collect::<Vec<_>>(), [("/v1/x", Reading::AS_PARSED)]);
+        assert_eq!(
+            r.iter().collect::<Vec<_>>(),
+            [("/v1/x", Reading::AS_PARSED)]
+        );
         assert_eq!(r.outside("/v1/"), None);
     }
 
@@ -1223,9 +1230,19 @@ mod tests {
 
     #[test]
     fn prefixes_reject_encoded_semicolons_and_lookalikes() {
-        for raw in ["/v1/a%3Bb/", "/v1/a%3bb", "/v1/．/", "/v1/a%EF%BC%8Fb", "/v1/¥/", "/v1/½"] {
+        for raw in [
+            "/v1/a%3Bb/",
+            "/v1/a%3bb",
+            "/v1/．/",
+            "/v1/a%EF%BC%8Fb",
+            "/v1/¥/",
+            "/v1/½",
+        ] {
             let err = normalize_prefix(raw).expect_err(raw);
-            assert!(err.message.starts_with(char::is_lowercase), "{raw}: {err:?}");
+            assert!(
+                err.message.starts_with(char::is_lowercase),
+                "{raw}: {err:?}"
+            );
         }
         for (raw, want) in [
             ("/v1/café/", "/v1/caf%C3%A9/"),
@@ -1468,7 +1485,10 @@ mod tests {
         let (mut plain, mut percent_u, mut folded, mut ambiguous, mut failed) = (0, 0, 0, 0, 0);
         let total = 2000;
         for _ in 0..total {
-            let raw = format!("/{}", strategy.new_tree(&mut runner).unwrap().current().concat());
+            let raw = format!(
+                "/{}",
+                strategy.new_tree(&mut runner).unwrap().current().concat()
+            );
             let path = url_path(&raw);
             plain += usize::from(is_plain(&path));
             match readings(&path) {
