@@ -183,6 +183,24 @@ const CASES: &[Case] = &[
         expect: &["no line can allow this", "`/admin`"],
     },
     Case {
+        name: "ambiguous_path_lookalike_dots",
+        policy: &BRIDGE,
+        args: &["--capability", "request", "https://discord.com/api/v10/．．/．．/admin"],
+        code: "ambiguous_path",
+        expect: &[
+            "no line can allow this",
+            "folds Unicode look-alike dots and slashes to ASCII (U+FF0E `．` → `.`)",
+            "`/admin`",
+        ],
+    },
+    Case {
+        name: "ambiguous_path_percent_u",
+        policy: &BRIDGE,
+        args: &["--capability", "request", "https://discord.com/api/v10/%u002e%u002e/%u002e%u002e/admin"],
+        code: "ambiguous_path",
+        expect: &["decodes IIS-style `%uXXXX` and `%2F %5C %2E %3B %25` escapes once", "`/admin`"],
+    },
+    Case {
         name: "wrong_capability",
         policy: &BRIDGE,
         args: &["--capability", "request", "wss://gateway.discord.gg/"],

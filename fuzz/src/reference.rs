@@ -4,10 +4,12 @@
 //! It answers one question per allowed decision: *does this granted entry
 //! really permit this URL, these headers and these addresses?* It is a set of
 //! necessary conditions from the spec; the production authorizer may be
-//! stricter (extra path readings, `;params`, header limits), never looser.
+//! stricter (extra path readings, more look-alikes, header limits), never
+//! looser.
 
 use netgrant_policy::ir::{Entry, Port};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use unicode_normalization::UnicodeNormalization;
 
 // ---------------------------------------------------------------------------
 // Addresses
@@ -295,24 +297,115 @@ pub fn resolve_dots(p: &[u8]) -> Vec<u8> {
     r
 }
 
+/// Decodes every IIS/Jetty-style `%uXXXX` escape (`u` either case) that
+/// names a code point outside the surrogates, as UTF-8, once.
+pub fn decode_percent_u(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && matches!(s.get(i + 1), Some(b'u' | b'U')) && i + 5 < s.len() {
+            let cp = s[i + 2..i + 6]
+                .iter()
+                .try_fold(0u32, |acc, b| Some(acc * 16 + u32::from(hex(*b)?)));
+            if let Some(c) = cp.and_then(char::from_u32) {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += 6;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The look-alikes docs/spec.md §5.5 names, written down from it here rather
+/// than taken from the production table.
+const SPEC_LOOKALIKES: &[(char, &str)] = &[
+    ('\u{FF0E}', "."),
+    ('\u{3002}', "."),
+    ('\u{2024}', "."),
+    ('\u{2025}', ".."),
+    ('\u{FF0F}', "/"),
+    ('\u{2215}', "/"),
+    ('\u{2044}', "/"),
+    ('\u{FF3C}', "\\"),
+    ('\u{2216}', "\\"),
+    ('\u{FE68}', "\\"),
+];
+
+/// Folds look-alike dots and slashes to ASCII: the spec's list, and any
+/// character whose NFKC form is made of `.`, `/` and `\` only. Bytes that
+/// are not UTF-8 are kept as they are.
+pub fn fold(s: &[u8]) -> Vec<u8> {
+    let Ok(text) = std::str::from_utf8(s) else {
+        return s.to_vec();
+    };
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if let Some((_, to)) = SPEC_LOOKALIKES.iter().find(|(from, _)| *from == c) {
+            out.push_str(to);
+            continue;
+        }
+        let n: String = std::iter::once(c).nfkc().collect();
+        if !n.is_empty() && n.chars().all(|d| matches!(d, '.' | '/' | '\\')) {
+            out.push_str(&n);
+        } else {
+            out.push(c);
+        }
+    }
+    out.into_bytes()
+}
+
+/// Drops `;params` from every segment (servlet containers).
+pub fn strip_params(p: &[u8]) -> Vec<u8> {
+    let segs: Vec<&[u8]> = p
+        .split(|b| *b == b'/')
+        .map(|seg| match seg.iter().position(|b| *b == b';') {
+            Some(at) => &seg[..at],
+            None => seg,
+        })
+        .collect();
+    segs.join(&b'/')
+}
+
 /// The readings of a request path the reference insists on: decoded once as
-/// parsed; and decoded until nothing changes, `\` read as `/`, dot segments
-/// resolved (docs/spec.md §5.5). `None` if decoding never settles.
+/// parsed; and decoded until nothing changes (`%XX`, and in a second
+/// family `%uXXXX` too), `\` read as `/`, dot segments resolved, each with
+/// and without `;params` stripped and with and without look-alikes folded
+/// (docs/spec.md §5.5). `None` if decoding never settles.
 pub fn readings(url_path: &str) -> Option<Vec<Vec<u8>>> {
     let once = decode(url_path.as_bytes());
-    let mut cur = once.clone();
-    for _ in 0..32 {
-        let next = decode(&cur);
-        if next == cur {
-            let slashed: Vec<u8> = cur
+    let mut out = vec![once];
+    for percent_u in [false, true] {
+        let mut cur = url_path.as_bytes().to_vec();
+        let mut settled = false;
+        for _ in 0..32 {
+            let mut next = decode(&cur);
+            if percent_u {
+                next = decode_percent_u(&next);
+            }
+            if next == cur {
+                settled = true;
+                break;
+            }
+            cur = next;
+        }
+        if !settled {
+            return None;
+        }
+        for folded in [false, true] {
+            let text = if folded { fold(&cur) } else { cur.clone() };
+            let slashed: Vec<u8> = text
                 .iter()
                 .map(|b| if *b == b'\\' { b'/' } else { *b })
                 .collect();
-            return Some(vec![once, resolve_dots(&slashed)]);
+            out.push(resolve_dots(&slashed));
+            out.push(resolve_dots(&strip_params(&slashed)));
         }
-        cur = next;
     }
-    None
+    Some(out)
 }
 
 /// Segment-boundary prefix matching (docs/spec.md §2.3).
@@ -671,6 +764,130 @@ mod tests {
         assert!(!prefix_inside(b"/v1/", b"/v1"));
         assert_eq!(decode(b"%4"), b"%4");
         assert_eq!(decode(b"a%41"), b"aA");
+    }
+
+    /// Whether `path` is inside `prefix` under every reading.
+    fn inside(prefix: &[u8], path: &str) -> bool {
+        readings(path)
+            .unwrap()
+            .iter()
+            .all(|r| prefix_inside(prefix, r))
+    }
+
+    #[test]
+    fn encoded_semicolons() {
+        assert!(!inside(b"/v1/", "/v1/..%3b/admin"));
+        assert!(!inside(b"/v1/", "/v1/..%3Bjsessionid=1/admin"));
+        assert!(!inside(b"/v1/", "/v1/..;/admin"));
+        assert!(inside(b"/v1/", "/v1/a%3Bb/c"));
+        assert!(inside(b"/v1/", "/v1/x;jsessionid=1"));
+        assert_eq!(strip_params(b"/a;x/b;y/c"), b"/a/b/c");
+    }
+
+    #[test]
+    fn percent_u() {
+        assert_eq!(decode_percent_u(b"%u002e%U002E"), b"..");
+        assert_eq!(decode_percent_u(b"%uFF0E"), "．".as_bytes());
+        assert_eq!(decode_percent_u(b"%u00"), b"%u00");
+        assert_eq!(decode_percent_u(b"%uD800"), b"%uD800");
+        assert!(!inside(b"/v1/", "/v1/%u002e%u002e/admin"));
+        assert!(!inside(b"/v1/", "/v1/%25u002e%25u002e/admin"));
+        assert!(!inside(b"/v1/", "/v1/..%u002fadmin"));
+        assert!(!inside(b"/v1/", "/v1/%uFF0E%uFF0E/admin"));
+        assert!(inside(b"/v1/", "/v1/%u0041bc"));
+        assert!(inside(b"/v1/", "/v1/x/%u002e%u002e/y"));
+    }
+
+    /// The reference states necessary conditions: where the production
+    /// authorizer finds a path inside a prefix under all its readings, the
+    /// reference must too (else the fuzz target would report a false bug).
+    #[test]
+    fn production_readings_are_never_looser() {
+        const TOKENS: &[&str] = &[
+            "a",
+            "/",
+            "..",
+            ".",
+            ";x",
+            "%2f",
+            "%3b",
+            "%2e",
+            "%252e",
+            "%u002e",
+            "%u002f",
+            "%25u002e",
+            "%EF%BC%8E",
+            "%E3%80%82",
+            "%E2%80%A5",
+            "%EF%BC%8F",
+            "%EF%BC%BC",
+            "%E2%88%95",
+            "%C3%A9",
+            "%uFF0E",
+        ];
+        let mut checked = 0;
+        let mut paths = vec![String::new()];
+        for _ in 0..3 {
+            paths = paths
+                .iter()
+                .flat_map(|p| TOKENS.iter().map(move |t| format!("{p}{t}")))
+                .collect();
+            for tail in &paths {
+                let Ok(url) = url::Url::parse(&format!("http://h/v1/{tail}")) else {
+                    continue;
+                };
+                let Ok(prod) = netgrant_policy::path::readings(url.path()) else {
+                    continue;
+                };
+                let Some(reference) = readings(url.path()) else {
+                    continue;
+                };
+                for prefix in ["/v1/", "/v1", "/v1/a/", "/"] {
+                    if prod.all_inside(prefix) {
+                        checked += 1;
+                        assert!(
+                            reference
+                                .iter()
+                                .all(|r| prefix_inside(prefix.as_bytes(), r)),
+                            "{} under {prefix}: production allows, the reference does not",
+                            url.path()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(checked > 5000, "{checked}");
+    }
+
+    #[test]
+    fn lookalikes() {
+        assert_eq!(fold("．。․‥／∕⁄＼∖﹨".as_bytes()), b".....///\\\\\\");
+        assert_eq!(fold("﹒…".as_bytes()), b"....");
+        assert_eq!(
+            fold("café ß 日本語 ﬁ".as_bytes()),
+            "café ß 日本語 ﬁ".as_bytes()
+        );
+        assert_eq!(fold(b"\xff."), b"\xff.");
+        for path in [
+            "/v1/%EF%BC%8E%EF%BC%8E/admin",
+            "/v1/%E3%80%82%E3%80%82/admin",
+            "/v1/%E2%80%A5/admin",
+            "/v1/..%EF%BC%8Fadmin",
+            "/v1/..%E2%88%95admin",
+            "/v1/..%EF%BC%BCadmin",
+            "/v1/..%EF%B9%A8admin",
+            "/v1/%25EF%25BC%258E%25EF%25BC%258E/admin",
+        ] {
+            assert!(!inside(b"/v1/", path), "{path}");
+        }
+        for path in [
+            "/v1/caf%C3%A9/%C3%9F/%E6%97%A5%E6%9C%AC%E8%AA%9E",
+            "/v1/a%EF%BC%8Eb",
+            "/v1/x/%EF%BC%8E%EF%BC%8E/y",
+            "/v1/%E2%80%A6",
+        ] {
+            assert!(inside(b"/v1/", path), "{path}");
+        }
     }
 
     #[test]

@@ -485,7 +485,7 @@ impl Authorizer {
                 return Err(deny(
                     DenyCode::AmbiguousPath,
                     shown,
-                    "path is inside the target's prefix only under some server readings (encoded separators, dot segments or ;params)".into(),
+                    "path is inside the target's prefix only under some server readings (encoded separators, dot segments, ;params, %uXXXX escapes or Unicode look-alikes)".into(),
                 ));
             }
             return Err(match requested_match {

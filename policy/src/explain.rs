@@ -652,16 +652,14 @@ fn compare(c: &Cand, f: &Facts<'_>) -> (HostRelation, Vec<Difference>) {
     }
     if !f.readings.all_inside(&c.target.path) {
         let msg = if f.readings.ambiguous_for(&c.target.path) {
-            let outside = f
+            let (outside, how) = f
                 .readings
-                .all()
-                .iter()
-                .find(|r| !path::prefix_matches(&c.target.path, r))
-                .map(String::as_str)
-                .unwrap_or("");
+                .outside(&c.target.path)
+                .unwrap_or(("", path::Reading::AS_PARSED));
             format!(
-                "path is inside {} as written, but a server may read it as {}",
+                "path is inside {} as written, but under the reading that {}, a server reads it as {}",
                 tick(&c.target.path),
+                how.describe(f.readings.lookalike()),
                 tick(outside)
             )
         } else {
@@ -1495,12 +1493,32 @@ impl<'a> Explainer<'a> {
                 let readings = url::Url::parse(req.url)
                     .ok()
                     .and_then(|u| path::readings(u.path()).ok());
-                return no(match readings {
-                    Some(r) => format!(
+                // The target the path is ambiguous for, and the simplest
+                // reading that leaves it.
+                let outside = f.zip(readings.as_ref()).and_then(|(f, r)| {
+                    self.cands
+                        .iter()
+                        .filter(|c| {
+                            c.capability == f.req.capability
+                                && c.target.scheme == f.scheme
+                                && c.target.host.matches(&f.host)
+                                && c.target.port.matches(f.port)
+                                && r.ambiguous_for(&c.target.path)
+                        })
+                        .find_map(|c| Some((&c.target.path, r.outside(&c.target.path)?)))
+                });
+                return no(match (&readings, outside) {
+                    (Some(r), Some((prefix, (reading, how)))) => format!(
+                        "the path is inside {} as written, but under the reading that {}, a server reads it as {}; send the plain, normalized path",
+                        tick(prefix),
+                        how.describe(r.lookalike()),
+                        tick(reading)
+                    ),
+                    (Some(r), None) => format!(
                         "a server may read the path as {}, and not every reading is inside the target; send the plain, normalized path",
                         r.all().iter().map(tick).collect::<Vec<_>>().join(" or ")
                     ),
-                    None => "the path hides a NUL byte or bytes that are not UTF-8, which no server reads safely".into(),
+                    (None, _) => "the path hides a NUL byte or bytes that are not UTF-8, which no server reads safely".into(),
                 });
             }
             DenyCode::ResolutionFailed => {
