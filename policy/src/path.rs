@@ -245,7 +245,7 @@ impl fmt::Display for PathReadingError {
 impl std::error::Error for PathReadingError {}
 
 /// How a server arrives at one reading of a request path: which of the
-/// transformations of SPEC §5 (docs/spec.md §5) it applies. Dot segments
+/// transformations of docs/spec.md §5.5 it applies. Dot segments
 /// are resolved in every reading; everything else is named here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -714,8 +714,8 @@ fn push_encoded(out: &mut String, c: char) {
 }
 
 /// Unicode look-alikes of `.`, `/`, `\` and `;` that a server may fold to
-/// ASCII, and what they fold to: the one table of them (SPEC §5,
-/// docs/spec.md §5; the fuzz reference keeps its own list from the SPEC).
+/// ASCII, and what they fold to: the one table of them (docs/spec.md §5.5;
+/// the fuzz reference keeps its own list from the spec).
 ///
 /// Sources: the Windows "best-fit" tables (`WideCharToMultiByte` without
 /// `WC_NO_BEST_FIT_CHARS`; unicode.org `MAPPINGS/VENDORS/MICSFT/
