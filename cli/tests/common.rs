@@ -84,8 +84,8 @@ pub fn python_with_websockets() -> std::process::Command {
     // Install into a private directory, then rename it into place: tests in
     // other processes may race here, and a rename is atomic (the loser's
     // copy is discarded, the winner's is complete).
-    let staging = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("py-peer.{}.tmp", std::process::id()));
+    let staging =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("py-peer.{}.tmp", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     let out = Command::new("python3")
         .args([

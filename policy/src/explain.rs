@@ -1509,7 +1509,12 @@ impl<'a> Explainer<'a> {
             DenyCode::ForbiddenAddress => {
                 return no("never-class addresses (unspecified, multicast, broadcast, cloud metadata endpoints) are unreachable by design, and declaring one is an error".into())
             }
-            _ => {}
+            // Decided below, from the targets, headers, method and addresses.
+            DenyCode::ForbiddenHeader
+            | DenyCode::NotRequested
+            | DenyCode::NotGranted
+            | DenyCode::MethodNotAllowed
+            | DenyCode::NonPublicAddress => {}
         }
         // Checks that do not depend on any target.
         if code == DenyCode::ForbiddenHeader {
@@ -1564,7 +1569,11 @@ impl<'a> Explainer<'a> {
                 address::with_article(cl.name)
             ));
         }
-        if let Some(a) = f.addresses.iter().find(|a| address::embeds_v4_only_in_networks(**a)) {
+        if let Some(a) = f
+            .addresses
+            .iter()
+            .find(|a| address::embeds_v4_only_in_networks(**a))
+        {
             let cl = address::classify(*a);
             return no(format!(
                 "address {a} is {}: `networks` read that form as the IPv4 block it embeds (docs/spec.md §2.6), so no narrow network covers the address itself",

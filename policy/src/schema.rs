@@ -299,7 +299,10 @@ fn strip_null(v: &mut serde_json::Value) {
                     map.insert("type".into(), only);
                 }
             }
-            let is_null = |s: &Value| s.get("type").is_some_and(|t| t == "null") && s.as_object().is_some_and(|o| o.len() == 1);
+            let is_null = |s: &Value| {
+                s.get("type").is_some_and(|t| t == "null")
+                    && s.as_object().is_some_and(|o| o.len() == 1)
+            };
             if let Some(Value::Array(any)) = map.get_mut("anyOf") {
                 if any.iter().any(is_null) {
                     any.retain(|s| !is_null(s));
