@@ -890,7 +890,8 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     // A new file gets the mode any new file gets (0666 less the umask), not
     // tempfile's private 0600.
     #[cfg(unix)]
-    builder.permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
+    builder
+        .permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
     let mut tmp = builder.tempfile_in(&dir).map_err(without_temp_path)?;
     tmp.write_all(text.as_bytes())?;
     tmp.as_file().sync_all()?;

@@ -331,6 +331,9 @@ mod tests {
     #[test]
     fn uri_encodes_what_a_relative_reference_cannot_carry() {
         assert_eq!(uri("a/b-c_d.e~f.toml"), "a/b-c_d.e~f.toml");
-        assert_eq!(uri("dir\\sub dir/ü%#?.toml"), "dir/sub%20dir/%C3%BC%25%23%3F.toml");
+        assert_eq!(
+            uri("dir\\sub dir/ü%#?.toml"),
+            "dir/sub%20dir/%C3%BC%25%23%3F.toml"
+        );
     }
 }

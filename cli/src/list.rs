@@ -387,7 +387,9 @@ impl Walk {
                 } else {
                     entered = e.path().to_path_buf();
                 }
-            } else if name == MANIFEST_NAME && (t.is_file() || (t.is_symlink() && e.path().is_file())) {
+            } else if name == MANIFEST_NAME
+                && (t.is_file() || (t.is_symlink() && e.path().is_file()))
+            {
                 self.manifest(e.path().to_path_buf());
             }
         }

@@ -1569,7 +1569,11 @@ impl<'a> Explainer<'a> {
                 address::with_article(cl.name)
             ));
         }
-        if let Some(a) = f.addresses.iter().find(|a| address::embeds_v4_only_in_networks(**a)) {
+        if let Some(a) = f
+            .addresses
+            .iter()
+            .find(|a| address::embeds_v4_only_in_networks(**a))
+        {
             let cl = address::classify(*a);
             return no(format!(
                 "address {a} is {}: `networks` read that form as the IPv4 block it embeds (docs/spec.md §2.6), so no narrow network covers the address itself",
