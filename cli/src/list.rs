@@ -359,11 +359,7 @@ impl Walk {
                             p,
                         ),
                         // An entry whose type cannot be read: looked at, skipped.
-                        (Some(p), _) => {
-                            if !self.count_entry(p.parent().unwrap_or(p)) {
-                                return;
-                            }
-                        }
+                        (Some(p), _) if !self.count_entry(p.parent().unwrap_or(p)) => return,
                         _ => {}
                     }
                     continue;
