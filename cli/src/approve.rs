@@ -873,6 +873,8 @@ fn may_write(out: &Path, grant: Option<&Path>) -> Result<(), String> {
 
 /// Writes `text` to `path` atomically: a temporary file in the same directory,
 /// flushed, then renamed over the target (keeping an existing file's mode).
+/// Overwriting is intended: `may_write` has already refused any existing
+/// file that is not the `--grant` input.
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -882,23 +884,35 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "grant.toml".into());
-    let tmp = dir.join(format!(".{name}.netgrant-{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            std::fs::set_permissions(&tmp, meta.permissions())?;
-        }
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let prefix = format!(".{name}.netgrant-");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // A new file gets the mode any new file gets (0666 less the umask), not
+    // tempfile's private 0600.
+    #[cfg(unix)]
+    builder
+        .permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(&dir).map_err(without_temp_path)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        tmp.as_file().set_permissions(meta.permissions())?;
     }
-    result
+    // On failure the temporary file is dropped, which removes it.
+    tmp.persist(path).map(drop).map_err(|e| e.error)
+}
+
+/// `tempfile` appends ` at path "<temporary name>"` to creation errors; the
+/// message names the output file instead, so drop it.
+fn without_temp_path(e: std::io::Error) -> std::io::Error {
+    if e.get_ref().is_none() {
+        return e;
+    }
+    let text = e.to_string();
+    match text.rsplit_once(" at path \"") {
+        Some((plain, _)) => std::io::Error::new(e.kind(), plain.to_string()),
+        None => e,
+    }
 }
 
 #[cfg(test)]
@@ -918,6 +932,39 @@ mod tests {
 
     fn example(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/{name}/plugin.toml"))
+    }
+
+    /// The atomic write leaves no temporary file, gives a new file the usual
+    /// mode, keeps an existing file's mode, and names no temporary path in
+    /// its errors.
+    #[test]
+    fn write_atomic_keeps_modes_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("grant.toml");
+        write_atomic(&out, "a = 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "a = 1\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let plain = dir.path().join("plain");
+            std::fs::write(&plain, "").unwrap();
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode(&out), mode(&plain), "a new file gets the usual mode");
+            std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).unwrap();
+            write_atomic(&out, "a = 2\n").unwrap();
+            assert_eq!(mode(&out), 0o640, "an existing file keeps its mode");
+            std::fs::remove_file(&plain).unwrap();
+        }
+        write_atomic(&out, "a = 3\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "a = 3\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["grant.toml"]);
+        let e = write_atomic(&dir.path().join("missing/grant.toml"), "").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        assert!(!e.to_string().contains("at path"), "{e}");
     }
 
     /// The interactive path, driven with buffers: one prompt per broad,

@@ -311,15 +311,29 @@ fn level(s: Severity) -> &'static str {
     }
 }
 
+/// What a relative URI reference carries as is: ASCII letters, digits and `-._~/`.
+const URI_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
 /// A relative URI reference for a file path (percent-encoding what URIs cannot carry).
 fn uri(path: &str) -> String {
-    let mut s = String::new();
-    for b in path.replace('\\', "/").bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{b:02X}"));
-        }
+    percent_encoding::utf8_percent_encode(&path.replace('\\', "/"), URI_KEEP).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri;
+
+    #[test]
+    fn uri_encodes_what_a_relative_reference_cannot_carry() {
+        assert_eq!(uri("a/b-c_d.e~f.toml"), "a/b-c_d.e~f.toml");
+        assert_eq!(
+            uri("dir\\sub dir/ü%#?.toml"),
+            "dir/sub%20dir/%C3%BC%25%23%3F.toml"
+        );
     }
-    s
 }

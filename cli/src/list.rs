@@ -277,7 +277,7 @@ impl Walk {
 
     fn input(&mut self, p: &Path) {
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => self.dir(p, 0),
+            Ok(m) if m.is_dir() => self.dir(p),
             Ok(_) => self.manifest(p.to_path_buf()),
             Err(e) => self.problem(
                 "netgrant::io::read",
@@ -307,60 +307,86 @@ impl Walk {
         self.found.push(p);
     }
 
-    fn dir(&mut self, d: &Path, depth: usize) {
-        let mut children: Vec<(String, std::fs::FileType, PathBuf)> = match std::fs::read_dir(d) {
-            Ok(rd) => {
-                let mut v = Vec::new();
-                for e in rd {
-                    let Ok(e) = e else {
-                        continue;
-                    };
-                    self.entries += 1;
-                    if self.entries > MAX_ENTRIES {
-                        if !self.limit_hit {
-                            self.limit_hit = true;
-                            self.problem(
-                                netgrant_policy::Code::ListLimit.as_str(),
-                                format!("more than {MAX_ENTRIES} directory entries; the walk stopped here"),
-                                d,
-                            );
-                        }
-                        return;
-                    }
-                    // file_type() does not follow symlinks.
-                    if let Ok(t) = e.file_type() {
-                        v.push((e.file_name().to_string_lossy().into_owned(), t, e.path()));
-                    }
-                }
-                v
-            }
-            Err(e) => {
+    /// Counts one directory entry looked at in `dir`; `false` once past
+    /// [`MAX_ENTRIES`], which stops the walk.
+    fn count_entry(&mut self, dir: &Path) -> bool {
+        self.entries += 1;
+        if self.entries > MAX_ENTRIES {
+            if !self.limit_hit {
+                self.limit_hit = true;
                 self.problem(
-                    "netgrant::io::read",
-                    format!("cannot read directory: {}", e.to_string().to_lowercase()),
-                    d,
+                    netgrant_policy::Code::ListLimit.as_str(),
+                    format!("more than {MAX_ENTRIES} directory entries; the walk stopped here"),
+                    dir,
                 );
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Walks the directory `root`: at most [`MAX_DEPTH`] levels below it are
+    /// read, hidden and [`SKIP_DIRS`] directories are not entered, and no
+    /// symlink is followed (a symlinked `plugin.toml` is read: a file cannot
+    /// loop; a symlinked directory is never entered).
+    fn dir(&mut self, root: &Path) {
+        // Deterministic, whatever the file system returns: in each directory
+        // its files (so its manifest) before its subdirectories, each in byte
+        // order of names.
+        let order = |a: &walkdir::DirEntry, b: &walkdir::DirEntry| {
+            (a.file_type().is_dir(), a.file_name().to_string_lossy())
+                .cmp(&(b.file_type().is_dir(), b.file_name().to_string_lossy()))
+        };
+        let mut it = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .max_depth(MAX_DEPTH + 1)
+            .sort_by(order)
+            .into_iter();
+        // The directory most recently entered: an error naming it says it
+        // could not be read.
+        let mut entered = root.to_path_buf();
+        while let Some(next) = it.next() {
+            if self.limit_hit {
                 return;
             }
-        };
-        // Deterministic: byte order of names, whatever the file system returns.
-        children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        for (name, t, path) in &children {
-            // A symlinked plugin.toml is read (a file cannot loop); a symlinked
-            // directory is never entered.
-            if name == MANIFEST_NAME && (t.is_file() || (t.is_symlink() && path.is_file())) {
-                self.manifest(path.clone());
-            }
-        }
-        if depth >= MAX_DEPTH {
-            return;
-        }
-        for (name, t, path) in children {
-            if t.is_dir() && !name.starts_with('.') && !SKIP_DIRS.contains(&name.as_str()) {
-                if self.limit_hit {
-                    return;
+            let e = match next {
+                Ok(e) => e,
+                Err(err) => {
+                    match (err.path(), err.io_error()) {
+                        (Some(p), Some(io)) if p == entered => self.problem(
+                            "netgrant::io::read",
+                            format!("cannot read directory: {}", io.to_string().to_lowercase()),
+                            p,
+                        ),
+                        // An entry whose type cannot be read: looked at, skipped.
+                        (Some(p), _) if !self.count_entry(p.parent().unwrap_or(p)) => return,
+                        _ => {}
+                    }
+                    continue;
                 }
-                self.dir(&path, depth + 1);
+            };
+            if e.depth() == 0 {
+                continue;
+            }
+            if !self.count_entry(e.path().parent().unwrap_or(root)) {
+                return;
+            }
+            let name = e.file_name().to_string_lossy();
+            // Not followed: a symlink's own type.
+            let t = e.file_type();
+            if t.is_dir() {
+                if e.depth() > MAX_DEPTH
+                    || name.starts_with('.')
+                    || SKIP_DIRS.contains(&name.as_ref())
+                {
+                    it.skip_current_dir();
+                } else {
+                    entered = e.path().to_path_buf();
+                }
+            } else if name == MANIFEST_NAME
+                && (t.is_file() || (t.is_symlink() && e.path().is_file()))
+            {
+                self.manifest(e.path().to_path_buf());
             }
         }
     }

@@ -7,95 +7,78 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 
-/// Why a URL was denied. The snake_case spelling is a stable interface.
-///
-/// Variants are listed in the order the authorizer checks them (docs/spec.md §5.3), so the
-/// first failing check decides the code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DenyCode {
-    /// The URL does not parse, is too long, or uses a scheme netgrant does not know.
-    InvalidUrl,
-    /// The URL belongs to the other capability (a `ws` URL through `request`, an
-    /// `Upgrade` header on a one-shot request, an `http` URL through `websocket`).
-    WrongCapability,
-    /// The URL carries userinfo (`user:pass@`).
-    CredentialsInUrl,
-    /// A WebSocket URL carries a `#fragment`.
-    FragmentNotAllowed,
-    /// A header (or WebSocket subprotocol) is not allowed for the matched target.
-    ForbiddenHeader,
-    /// The path could be read by a server as lying outside the granted prefix
-    /// (encoded separators or dot segments, `%00`, invalid UTF-8).
-    AmbiguousPath,
-    /// No requested target of this capability covers the URL.
-    NotRequested,
-    /// A requested target covers the URL, but no effective grant does.
-    NotGranted,
-    /// The target is granted, but not for this HTTP method.
-    MethodNotAllowed,
-    /// An address (IP literal or DNS answer) is never reachable: unspecified,
-    /// multicast, broadcast or a cloud metadata endpoint.
-    ForbiddenAddress,
-    /// An address is non-public (loopback, private, link-local, …) and the
-    /// matched target does not cover it.
-    NonPublicAddress,
-    /// The host name resolved to no address.
-    ResolutionFailed,
+macro_rules! deny_codes {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal, $summary:literal; )*) => {
+        /// Why a URL was denied. The snake_case spelling is a stable interface.
+        ///
+        /// Variants are listed in the order the authorizer checks them (docs/spec.md §5.3), so the
+        /// first failing check decides the code.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum DenyCode {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl DenyCode {
+            /// Every deny code, in check order.
+            pub const ALL: &'static [DenyCode] = &[ $( DenyCode::$variant, )* ];
+
+            /// The stable snake_case spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $( DenyCode::$variant => $name, )* }
+            }
+
+            /// A one-line description, used in docs and `--help` output.
+            pub fn summary(self) -> &'static str {
+                match self { $( DenyCode::$variant => $summary, )* }
+            }
+        }
+    };
 }
 
-impl DenyCode {
-    /// Every deny code, in check order.
-    pub const ALL: &'static [DenyCode] = &[
-        DenyCode::InvalidUrl,
-        DenyCode::WrongCapability,
-        DenyCode::CredentialsInUrl,
-        DenyCode::FragmentNotAllowed,
-        DenyCode::ForbiddenHeader,
-        DenyCode::AmbiguousPath,
-        DenyCode::NotRequested,
-        DenyCode::NotGranted,
-        DenyCode::MethodNotAllowed,
-        DenyCode::ForbiddenAddress,
-        DenyCode::NonPublicAddress,
-        DenyCode::ResolutionFailed,
-    ];
-
-    /// The stable snake_case spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DenyCode::InvalidUrl => "invalid_url",
-            DenyCode::WrongCapability => "wrong_capability",
-            DenyCode::CredentialsInUrl => "credentials_in_url",
-            DenyCode::FragmentNotAllowed => "fragment_not_allowed",
-            DenyCode::ForbiddenHeader => "forbidden_header",
-            DenyCode::AmbiguousPath => "ambiguous_path",
-            DenyCode::NotRequested => "not_requested",
-            DenyCode::NotGranted => "not_granted",
-            DenyCode::MethodNotAllowed => "method_not_allowed",
-            DenyCode::ForbiddenAddress => "forbidden_address",
-            DenyCode::NonPublicAddress => "non_public_address",
-            DenyCode::ResolutionFailed => "resolution_failed",
-        }
-    }
-
-    /// A one-line description, used in docs and `--help` output.
-    pub fn summary(self) -> &'static str {
-        match self {
-            DenyCode::InvalidUrl => "the URL does not parse, is longer than 2048 bytes, or its scheme is not http, https, ws or wss",
-            DenyCode::WrongCapability => "the URL or its headers belong to the other capability (websocket vs request), or ask for streaming",
-            DenyCode::CredentialsInUrl => "the URL carries userinfo (user:pass@)",
-            DenyCode::FragmentNotAllowed => "a websocket URL carries a #fragment",
-            DenyCode::ForbiddenHeader => "a header or subprotocol is never allowed, not declared by the target, malformed, or over the limits",
-            DenyCode::AmbiguousPath => "a server could read the path as outside the granted prefix (encoded separators or dots, ;params, %00, invalid UTF-8)",
-            DenyCode::NotRequested => "no requested target of this capability covers the URL",
-            DenyCode::NotGranted => "a requested target covers the URL but the grant does not",
-            DenyCode::MethodNotAllowed => "the target is granted but not for this method (CONNECT and TRACE never are)",
-            DenyCode::ForbiddenAddress => "an address is unspecified, multicast, broadcast or a cloud metadata endpoint",
-            DenyCode::NonPublicAddress => "an address is non-public and the matched target does not cover it",
-            DenyCode::ResolutionFailed => "the host name resolved to no address",
-        }
-    }
+// The one list of deny codes: variant, stable name and summary, in check order.
+// `serde(rename_all = "snake_case")` must agree with the name (a unit test checks).
+deny_codes! {
+    /// The URL does not parse, is too long, or uses a scheme netgrant does not know.
+    InvalidUrl = "invalid_url",
+        "the URL does not parse, is longer than 2048 bytes, or its scheme is not http, https, ws or wss";
+    /// The URL belongs to the other capability (a `ws` URL through `request`, an
+    /// `Upgrade` header on a one-shot request, an `http` URL through `websocket`).
+    WrongCapability = "wrong_capability",
+        "the URL or its headers belong to the other capability (websocket vs request), or ask for streaming";
+    /// The URL carries userinfo (`user:pass@`).
+    CredentialsInUrl = "credentials_in_url",
+        "the URL carries userinfo (user:pass@)";
+    /// A WebSocket URL carries a `#fragment`.
+    FragmentNotAllowed = "fragment_not_allowed",
+        "a websocket URL carries a #fragment";
+    /// A header (or WebSocket subprotocol) is not allowed for the matched target.
+    ForbiddenHeader = "forbidden_header",
+        "a header or subprotocol is never allowed, not declared by the target, malformed, or over the limits";
+    /// The path could be read by a server as lying outside the granted prefix
+    /// (encoded separators or dot segments, `%00`, invalid UTF-8).
+    AmbiguousPath = "ambiguous_path",
+        "a server could read the path as outside the granted prefix (encoded separators or dots, ;params, %00, invalid UTF-8)";
+    /// No requested target of this capability covers the URL.
+    NotRequested = "not_requested",
+        "no requested target of this capability covers the URL";
+    /// A requested target covers the URL, but no effective grant does.
+    NotGranted = "not_granted",
+        "a requested target covers the URL but the grant does not";
+    /// The target is granted, but not for this HTTP method.
+    MethodNotAllowed = "method_not_allowed",
+        "the target is granted but not for this method (CONNECT and TRACE never are)";
+    /// An address (IP literal or DNS answer) is never reachable: unspecified,
+    /// multicast, broadcast or a cloud metadata endpoint.
+    ForbiddenAddress = "forbidden_address",
+        "an address is unspecified, multicast, broadcast or a cloud metadata endpoint";
+    /// An address is non-public (loopback, private, link-local, …) and the
+    /// matched target does not cover it.
+    NonPublicAddress = "non_public_address",
+        "an address is non-public and the matched target does not cover it";
+    /// The host name resolved to no address.
+    ResolutionFailed = "resolution_failed",
+        "the host name resolved to no address";
 }
 
 impl fmt::Display for DenyCode {
@@ -192,27 +175,56 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn codes_are_unique_and_serde_matches_as_str() {
+    fn codes_are_unique_snake_case_and_serde_matches_as_str() {
         let mut seen = HashSet::new();
         for c in DenyCode::ALL {
-            assert!(seen.insert(c.as_str()), "duplicate {c}");
+            let name = c.as_str();
+            assert!(seen.insert(name), "duplicate {c}");
+            assert!(
+                !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    && !name.starts_with('_')
+                    && !name.ends_with('_')
+                    && !name.contains("__"),
+                "{name} is not snake_case"
+            );
             let json = serde_json::to_string(c).unwrap();
-            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            assert_eq!(json, format!("\"{name}\""));
+            let back: DenyCode = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, *c);
+            assert!(!c.summary().is_empty(), "{c} has no summary");
         }
-        assert_eq!(seen.len(), 12);
+        // ALL is in check order, which is also the derived `Ord`.
+        assert!(DenyCode::ALL.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
     fn every_code_is_documented_in_order() {
-        let doc = include_str!("../../docs/deny-codes.md");
-        let mut last = 0;
-        for c in DenyCode::ALL {
-            let needle = format!("| `{}` |", c.as_str());
-            let at = doc
-                .find(&needle)
-                .unwrap_or_else(|| panic!("docs/deny-codes.md does not document {c}"));
-            assert!(at > last, "{c} is out of check order in docs/deny-codes.md");
-            last = at;
-        }
+        // The table in docs/deny-codes.md: rows `| n | `code` | when | example |`.
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/deny-codes.md"
+        ))
+        .expect("docs/deny-codes.md is readable");
+        let documented: Vec<(String, String)> = doc
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                // ["", n, `code`, when, example, ""]
+                let n = cells.get(1)?;
+                let code = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
+                n.parse::<usize>().ok()?;
+                Some((n.to_string(), code.to_string()))
+            })
+            .collect();
+        let expected: Vec<(String, String)> = DenyCode::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((i + 1).to_string(), c.as_str().to_string()))
+            .collect();
+        assert_eq!(
+            documented, expected,
+            "docs/deny-codes.md must list every deny code, numbered, in DenyCode::ALL (check) order"
+        );
     }
 }

@@ -1527,7 +1527,12 @@ impl<'a> Explainer<'a> {
             DenyCode::ForbiddenAddress => {
                 return no("never-class addresses (unspecified, multicast, broadcast, cloud metadata endpoints) are unreachable by design, and declaring one is an error".into())
             }
-            _ => {}
+            // Decided below, from the targets, headers, method and addresses.
+            DenyCode::ForbiddenHeader
+            | DenyCode::NotRequested
+            | DenyCode::NotGranted
+            | DenyCode::MethodNotAllowed
+            | DenyCode::NonPublicAddress => {}
         }
         // Checks that do not depend on any target.
         if code == DenyCode::ForbiddenHeader {

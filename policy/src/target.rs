@@ -732,22 +732,51 @@ mod tests {
         assert!(!p("wss://x/v1").contains(&p("wss://x/v10")));
     }
 
-    proptest::proptest! {
-        #[test]
-        fn plain_domains_parse_as_written(
-            labels in proptest::collection::vec("[a-z0-9-]{1,6}|xn--[a-z0-9-]{1,6}", 1..5),
-            tld in "[a-z0-9-]{1,4}|[0-9]{1,3}|0x[0-9a-f]{1,2}",
-        ) {
+    /// The fast path's premise (`is_plain_domain`) must hold in most cases
+    /// for the property to say anything: labels and TLDs are mostly plain,
+    /// sometimes `xn--` or numeric (which the fast path must leave alone).
+    #[test]
+    fn plain_domains_parse_as_written() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let label = prop_oneof![29 => "[a-z0-9-]{1,6}", 1 => "xn--[a-z0-9-]{1,6}"];
+        let tld = prop_oneof![
+            18 => "[a-z][a-z0-9-]{0,3}",
+            1 => "[a-z0-9-]{1,4}",
+            1 => "[0-9]{1,3}|0x[0-9a-f]{1,2}",
+        ];
+        let strategy = (proptest::collection::vec(label, 1..5), tld);
+        let cases = 256;
+        let hits = AtomicUsize::new(0);
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let result = runner.run(&strategy, |(labels, tld)| {
             let host = format!("{}.{tld}", labels.join("."));
             if is_plain_domain(&host) {
-                let via_url = url::Url::parse(&format!("http://{host}/")).map(|u| u.host_str().map(str::to_owned));
-                proptest::prop_assert_eq!(via_url, Ok(Some(host.clone())));
-                proptest::prop_assert_eq!(
+                hits.fetch_add(1, Ordering::Relaxed);
+                let via_url = url::Url::parse(&format!("http://{host}/"))
+                    .map(|u| u.host_str().map(str::to_owned));
+                prop_assert_eq!(via_url, Ok(Some(host.clone())));
+                prop_assert_eq!(
                     parse_concrete_host(&host, 0..host.len()),
                     Ok(HostPattern::Domain(host.clone()))
                 );
             }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
         }
+        let hits = hits.into_inner();
+        eprintln!("plain_domains_parse_as_written: premise held in {hits} of {cases} cases");
+        assert!(
+            hits * 100 >= cases as usize * 75,
+            "is_plain_domain held in only {hits} of {cases} cases"
+        );
     }
 
     #[test]

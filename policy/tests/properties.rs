@@ -1288,24 +1288,237 @@ proptest! {
     fn containment_is_reflexive(t in k_target()) {
         prop_assert!(t.contains(&t), "{}", t);
     }
+}
 
-    #[test]
-    fn containment_is_transitive(a in k_target(), b in k_target(), c in k_target()) {
-        if a.contains(&b) && b.contains(&c) {
-            prop_assert!(a.contains(&c), "{} ⊇ {} ⊇ {} but not {} ⊇ {}", a, b, c, a, c);
+/// Runs `test` on generated values like `proptest!` does (shrinking a
+/// failure), and counts the cases whose premise held (`test` returns whether
+/// it did): a property asserted under an `if` proves nothing unless the `if`
+/// is taken, so each such property must meet its premise in at least
+/// `min_percent` of its cases.
+fn check_premise<S>(
+    name: &str,
+    config: ProptestConfig,
+    min_percent: usize,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<bool, TestCaseError>,
+) where
+    S: Strategy,
+    S::Value: std::fmt::Debug,
+{
+    use proptest::test_runner::TestRunner;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let n = config.cases as usize;
+    let hits = AtomicUsize::new(0);
+    let mut runner = TestRunner::new(config);
+    if let Err(e) = runner.run(&strategy, |v| {
+        if test(v)? {
+            hits.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(())
+    }) {
+        panic!("{name}: {e}");
+    }
+    let hits = hits.into_inner();
+    eprintln!("{name}: premise held in {hits} of {n} cases");
+    assert!(
+        hits * 100 >= n * min_percent,
+        "{name}: premise held in only {hits} of {n} cases (want {min_percent}%): the generator no longer fits the property"
+    );
+}
+
+/// A target (or permission) as spelled, before parsing.
+#[derive(Clone, Debug)]
+struct TSpell {
+    scheme: &'static str,
+    host: String,
+    port: String,
+    path: String,
+}
+
+impl TSpell {
+    fn text(&self) -> String {
+        format!("{}://{}{}{}", self.scheme, self.host, self.port, self.path)
     }
 
-    /// If `a` contains `b`, every URL that `b` matches is matched by `a`.
-    #[test]
-    fn containment_is_sound_for_urls(a in k_target(), b in k_target(), urls in prop::collection::vec(k_url(), 1..16)) {
-        let contains = a.contains(&b);
-        for url in &urls {
-            if contains && target_matches(&b, url) {
-                prop_assert!(target_matches(&a, url), "{} ⊇ {} and {} matches {} but not {}", a, b, b, url, a);
+    fn target(&self) -> Target {
+        Target::parse(&self.text()).unwrap_or_else(|e| panic!("{}: {}", self.text(), e.message))
+    }
+
+    /// A spelling of a target inside this one: each part kept or narrowed
+    /// (a subdomain or exact host under a wildcard, any host under `*`, a
+    /// fixed port under `*`, a longer path prefix on a segment boundary).
+    fn narrow(&self, g: &mut Rng) -> TSpell {
+        let host = if self.host == "*" {
+            g.pick(K_HOSTS).to_string()
+        } else if let Some(suffix) = self.host.strip_prefix("*.") {
+            let l = g.pick(&["a", "b", "q"]);
+            match g.below(4) {
+                0 => self.host.clone(),
+                1 => format!("*.{l}.{suffix}"),
+                2 => format!("{l}.{suffix}"),
+                _ => format!("b.{l}.{suffix}"),
             }
+        } else {
+            self.host.clone()
+        };
+        let port = if self.port == ":*" {
+            g.pick(&[":*", "", ":8080", ":443"]).to_string()
+        } else {
+            self.port.clone()
+        };
+        let path = match g.below(3) {
+            0 => self.path.clone(),
+            _ if self.path.ends_with('/') => {
+                format!("{}{}", self.path, g.pick(&["a", "a/", "v1/z"]))
+            }
+            _ => format!("{}{}", self.path, g.pick(&["/", "/a", "/a/"])),
+        };
+        TSpell {
+            scheme: self.scheme,
+            host,
+            port,
+            path,
         }
     }
+
+    /// A URL this target matches (when `inside`), in a plain spelling.
+    fn url_inside(&self, g: &mut Rng) -> String {
+        let host = if self.host == "*" {
+            g.pick(&[
+                "example.com",
+                "x.example.com",
+                "127.0.0.1",
+                "[::1]",
+                "other.org",
+            ])
+            .to_string()
+        } else if let Some(suffix) = self.host.strip_prefix("*.") {
+            format!("{}.{suffix}", g.pick(&["x", "y.b", "a"]))
+        } else {
+            self.host.clone()
+        };
+        let port = if self.port == ":*" {
+            g.pick(&["", ":80", ":443", ":8080", ":9"]).to_string()
+        } else {
+            self.port.clone()
+        };
+        let tail = if self.path.ends_with('/') {
+            g.pick(&["", "x", "x/y", "v1/"])
+        } else {
+            g.pick(&["", "/", "/x", "/x/y"])
+        };
+        format!("{}://{host}{port}{}{tail}", self.scheme, self.path)
+    }
+}
+
+fn k_spell() -> impl Strategy<Value = TSpell> {
+    (
+        select(vec!["ws", "wss"]),
+        select(K_HOSTS),
+        select(K_PORTS),
+        select(K_PATHS),
+    )
+        .prop_map(|(scheme, h, p, path)| TSpell {
+            scheme,
+            host: h.to_string(),
+            port: p.to_string(),
+            path: path.to_string(),
+        })
+}
+
+/// Three targets, nested `a ⊇ b ⊇ c` by construction (most cases), or
+/// drawn independently (so unrelated triples keep a share).
+fn k_chain() -> impl Strategy<Value = (Target, Target, Target)> {
+    prop_oneof![
+        19 => (k_spell(), any::<u64>()).prop_map(|(a, seed)| {
+            let mut g = Rng(seed);
+            let b = a.narrow(&mut g);
+            let c = b.narrow(&mut g);
+            (a.target(), b.target(), c.target())
+        }),
+        1 => (k_target(), k_target(), k_target()),
+    ]
+}
+
+/// Two targets, mostly `a ⊇ b` by construction, and URLs: most inside `b`
+/// (derived from it), the rest drawn from the fixed URL alphabet.
+fn k_pair_with_urls() -> impl Strategy<Value = (Target, Target, Vec<String>)> {
+    (
+        prop_oneof![
+            19 => (k_spell(), any::<u64>()).prop_map(|(a, seed)| {
+                let b = a.narrow(&mut Rng(seed));
+                (a, b)
+            }),
+            1 => (k_spell(), k_spell()),
+        ],
+        prop::collection::vec(k_url(), 0..8),
+        1..8usize,
+        any::<u64>(),
+    )
+        .prop_map(|((a, b), mut urls, inside, seed)| {
+            let mut g = Rng(seed);
+            for _ in 0..inside {
+                urls.push(b.url_inside(&mut g));
+            }
+            g.shuffle(&mut urls);
+            (a.target(), b.target(), urls)
+        })
+}
+
+#[test]
+fn containment_is_transitive() {
+    check_premise(
+        "containment_is_transitive",
+        cases(3000),
+        80,
+        k_chain(),
+        |(a, b, c)| {
+            if a.contains(&b) && b.contains(&c) {
+                prop_assert!(
+                    a.contains(&c),
+                    "{} ⊇ {} ⊇ {} but not {} ⊇ {}",
+                    a,
+                    b,
+                    c,
+                    a,
+                    c
+                );
+                return Ok(true);
+            }
+            Ok(false)
+        },
+    );
+}
+
+/// If `a` contains `b`, every URL that `b` matches is matched by `a`. The
+/// premise counts as met when `a ⊇ b` and some URL of the case matches `b`.
+#[test]
+fn containment_is_sound_for_urls() {
+    check_premise(
+        "containment_is_sound_for_urls",
+        cases(3000),
+        80,
+        k_pair_with_urls(),
+        |(a, b, urls)| {
+            let contains = a.contains(&b);
+            let mut met = false;
+            for url in &urls {
+                if contains && target_matches(&b, url) {
+                    met = true;
+                    prop_assert!(
+                        target_matches(&a, url),
+                        "{} ⊇ {} and {} matches {} but not {}",
+                        a,
+                        b,
+                        b,
+                        url,
+                        a
+                    );
+                }
+            }
+            Ok(met)
+        },
+    );
 }
 
 /// Chains built on purpose (random triples rarely nest three deep).
@@ -1500,22 +1713,295 @@ proptest! {
     fn permission_containment_is_reflexive(a in p_permission()) {
         prop_assert!(a.contains(&a));
     }
+}
 
-    #[test]
-    fn permission_containment_is_transitive(a in p_permission(), b in p_permission(), c in p_permission()) {
-        if a.contains(&b) && b.contains(&c) {
-            prop_assert!(a.contains(&c), "{:?}\n⊇ {:?}\n⊇ {:?}", a, b, c);
+/// A request permission as spelled in a manifest.
+#[derive(Clone, Debug)]
+struct PSpell {
+    target: TSpell,
+    /// `["*"]` or a non-empty list of methods.
+    methods: Vec<&'static str>,
+    headers: Vec<String>,
+    networks: Vec<String>,
+}
+
+/// For each network of [`P_NETWORKS`], networks inside it.
+const P_SUBNETS: &[(&str, &[&str])] = &[
+    (
+        "10.0.0.0/8",
+        &["10.1.0.0/16", "10.1.2.0/24", "10.2.0.0/16", "10.9.0.0/16"],
+    ),
+    ("10.1.0.0/16", &["10.1.2.0/24", "10.1.3.0/24"]),
+    ("10.1.2.0/24", &["10.1.2.128/25"]),
+    ("10.2.0.0/16", &["10.2.3.0/24"]),
+    ("192.168.0.0/16", &["192.168.1.0/24"]),
+    ("127.0.0.0/8", &["127.0.0.0/16"]),
+    ("fd00::/8", &["fd00::/16", "fd12:3456::/32"]),
+];
+
+const P_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+impl PSpell {
+    fn permission(&self) -> netgrant_policy::permission::Permission {
+        let list = |v: &[String]| toml_list(v);
+        let methods: Vec<String> = self.methods.iter().map(|m| m.to_string()).collect();
+        let text = format!(
+            "[plugin]\nname = \"p\"\nversion = \"1.0.0\"\n[[host_api.request]]\nurl = \"{}\"\nmethods = {}\nheaders = {}\nnetworks = {}\n",
+            self.target.text(),
+            list(&methods),
+            list(&self.headers),
+            list(&self.networks)
+        );
+        let m = Manifest::parse("plugin.toml", &text)
+            .value
+            .unwrap_or_else(|| panic!("generated manifest must parse:\n{text}"));
+        m.requested[0].permission.clone()
+    }
+
+    /// A permission inside this one: the target narrowed, methods, headers
+    /// and networks kept, subset or replaced by subnets.
+    fn narrow(&self, g: &mut Rng) -> PSpell {
+        let keep = |g: &mut Rng| g.below(3) != 0;
+        let methods: Vec<&'static str> = {
+            let from: &[&'static str] = if self.methods == ["*"] {
+                if g.below(3) == 0 {
+                    return self.narrow_rest(g, vec!["*"]);
+                }
+                P_METHODS
+            } else {
+                &self.methods
+            };
+            let mut v: Vec<&'static str> = from.iter().copied().filter(|_| keep(g)).collect();
+            if v.is_empty() {
+                v.push(from[g.below(from.len())]);
+            }
+            v
+        };
+        self.narrow_rest(g, methods)
+    }
+
+    fn narrow_rest(&self, g: &mut Rng, methods: Vec<&'static str>) -> PSpell {
+        let headers = self
+            .headers
+            .iter()
+            .filter(|_| g.below(3) != 0)
+            .cloned()
+            .collect();
+        let mut networks = Vec::new();
+        for n in &self.networks {
+            match g.below(4) {
+                0 => {}
+                1 => {
+                    let subs = P_SUBNETS
+                        .iter()
+                        .find(|(o, _)| o == n)
+                        .map_or(&[][..], |(_, s)| s);
+                    if !subs.is_empty() {
+                        networks.push(subs[g.below(subs.len())].to_string());
+                    }
+                }
+                _ => networks.push(n.clone()),
+            }
+        }
+        PSpell {
+            target: self.target.narrow(g),
+            methods,
+            headers,
+            networks,
         }
     }
 
-    /// Antisymmetric up to canonical equality: two permissions that contain
-    /// each other are the same value (so they compile to the same IR entry).
-    #[test]
-    fn permission_containment_is_antisymmetric(a in p_permission(), b in p_permission()) {
-        if a.contains(&b) && b.contains(&a) {
-            prop_assert_eq!(&a, &b);
+    /// Another spelling of the same permission: scheme and host case, a
+    /// trailing dot, the default port written out, path and network
+    /// respellings, `*` as every method, lists shuffled, header case, a
+    /// network already inside another one added.
+    fn respell(&self, g: &mut Rng) -> PSpell {
+        let t = &self.target;
+        let scheme = match (t.scheme, g.below(2)) {
+            ("http", 0) => "HTTP",
+            ("https", 0) => "HttpS",
+            (s, _) => s,
+        };
+        let host = match t.host.as_str() {
+            "127.0.0.1" => g
+                .pick(&["127.0.0.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]"])
+                .to_string(),
+            "[::1]" => g.pick(&["[::1]", "[0:0:0:0:0:0:0:1]"]).to_string(),
+            h => match g.below(3) {
+                0 => h.to_ascii_uppercase(),
+                1 if h != "*" => format!("{h}."),
+                _ => h.to_string(),
+            },
+        };
+        let port = match (t.port.as_str(), g.below(2)) {
+            ("", 0) => if t.scheme == "https" { ":443" } else { ":80" }.to_string(),
+            (p, _) => p.to_string(),
+        };
+        let path = match g.below(3) {
+            0 => format!("/x/..{}", t.path),
+            1 => format!("/.{}", t.path),
+            _ => t.path.replace("v1", "%76%31"),
+        };
+        let mut methods = if self.methods == ["*"] && g.below(2) == 0 {
+            P_METHODS.to_vec()
+        } else if self.methods.len() == P_METHODS.len() && g.below(2) == 0 {
+            vec!["*"]
+        } else {
+            self.methods.clone()
+        };
+        g.shuffle(&mut methods);
+        let mut headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|h| {
+                if g.below(2) == 0 {
+                    h.to_ascii_uppercase()
+                } else {
+                    h.clone()
+                }
+            })
+            .collect();
+        g.shuffle(&mut headers);
+        let mut networks: Vec<String> = self
+            .networks
+            .iter()
+            .map(|n| match n.as_str() {
+                "10.1.0.0/16" if g.below(2) == 0 => "10.1.2.3/16".to_string(),
+                "192.168.0.0/16" if g.below(2) == 0 => "192.168.7.7/16".to_string(),
+                "fd00::/8" if g.below(2) == 0 => "FD00:0::/8".to_string(),
+                _ => n.clone(),
+            })
+            .collect();
+        if let Some((_, subs)) = P_SUBNETS
+            .iter()
+            .find(|(o, _)| self.networks.iter().any(|n| n == o))
+        {
+            if g.below(2) == 0 {
+                networks.push(subs[0].to_string());
+            }
+        }
+        g.shuffle(&mut networks);
+        PSpell {
+            target: TSpell {
+                scheme,
+                host,
+                port,
+                path,
+            },
+            methods,
+            headers,
+            networks,
         }
     }
+}
+
+fn p_spell() -> impl Strategy<Value = PSpell> {
+    (
+        select(vec!["http", "https"]),
+        select(K_HOSTS),
+        select(K_PORTS),
+        select(K_PATHS),
+        prop_oneof![
+            1 => Just(vec!["*"]),
+            4 => subsequence(P_METHODS.to_vec(), 1..=7),
+        ],
+        subsequence(P_HEADERS.to_vec(), 0..=3),
+        subsequence(P_NETWORKS.to_vec(), 0..=3),
+    )
+        .prop_map(|(scheme, h, p, path, methods, headers, networks)| PSpell {
+            target: TSpell {
+                scheme,
+                host: h.to_string(),
+                port: p.to_string(),
+                path: path.to_string(),
+            },
+            methods,
+            headers: headers.into_iter().map(String::from).collect(),
+            networks: networks.into_iter().map(String::from).collect(),
+        })
+}
+
+type Perm = netgrant_policy::permission::Permission;
+
+/// Three permissions, nested `a ⊇ b ⊇ c` by construction (most cases), or
+/// drawn independently.
+fn p_chain() -> impl Strategy<Value = (Perm, Perm, Perm)> {
+    prop_oneof![
+        19 => (p_spell(), any::<u64>()).prop_map(|(a, seed)| {
+            let mut g = Rng(seed);
+            let b = a.narrow(&mut g);
+            let c = b.narrow(&mut g);
+            (a.permission(), b.permission(), c.permission())
+        }),
+        1 => (p_permission(), p_permission(), p_permission()),
+    ]
+}
+
+/// Pairs `a ⊇ b`: the same permission spelled twice (so each contains the
+/// other), or `b` narrowed from `a` (usually strictly inside it); and a few
+/// independent pairs.
+fn p_pair() -> impl Strategy<Value = (Perm, Perm)> {
+    prop_oneof![
+        10 => (p_spell(), any::<u64>()).prop_map(|(a, seed)| {
+            let b = a.respell(&mut Rng(seed));
+            (a.permission(), b.permission())
+        }),
+        9 => (p_spell(), any::<u64>()).prop_map(|(a, seed)| {
+            let b = a.narrow(&mut Rng(seed));
+            (a.permission(), b.permission())
+        }),
+        1 => (p_permission(), p_permission()),
+    ]
+}
+
+#[test]
+fn permission_containment_is_transitive() {
+    check_premise(
+        "permission_containment_is_transitive",
+        cases(3000),
+        80,
+        p_chain(),
+        |(a, b, c)| {
+            if a.contains(&b) && b.contains(&c) {
+                prop_assert!(a.contains(&c), "{:?}\n⊇ {:?}\n⊇ {:?}", a, b, c);
+                return Ok(true);
+            }
+            Ok(false)
+        },
+    );
+}
+
+/// Antisymmetric up to canonical equality: two permissions that contain
+/// each other are the same value (so they compile to the same IR entry).
+/// Every pair with `a ⊇ b` puts the property to work (a wrongly equal or
+/// wrongly mutual pair fails it); about half contain each other.
+#[test]
+fn permission_containment_is_antisymmetric() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mutual = AtomicUsize::new(0);
+    let config = cases(3000);
+    let n = config.cases as usize;
+    check_premise(
+        "permission_containment_is_antisymmetric",
+        config,
+        80,
+        p_pair(),
+        |(a, b)| {
+            if a.contains(&b) && b.contains(&a) {
+                mutual.fetch_add(1, Ordering::Relaxed);
+                prop_assert_eq!(&a, &b);
+            }
+            Ok(a.contains(&b))
+        },
+    );
+    let mutual = mutual.into_inner();
+    eprintln!(
+        "permission_containment_is_antisymmetric: mutual containment in {mutual} of {n} cases"
+    );
+    assert!(
+        mutual * 100 >= n * 35,
+        "mutual containment in only {mutual} of {n} cases"
+    );
 }
 
 /// The grant that approves everything requested, as `approve --allow-broad`
