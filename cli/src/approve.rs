@@ -319,10 +319,11 @@ pub fn run_with<R: BufRead, W: Write>(
                 )
             })
             .collect();
-        for e in policy
+        for (e, typed) in policy
             .entries
             .iter()
-            .filter(|e| e.status == Status::Granted)
+            .zip(policy.entries())
+            .filter(|(e, _)| e.status == Status::Granted)
         {
             let parent_target = e.narrows.as_ref().map_or(&e.target, |n| &n.target);
             let Some(&parent) = req_index.get(&(e.capability, parent_target.clone())) else {
@@ -336,9 +337,9 @@ pub fn run_with<R: BufRead, W: Write>(
                 .unwrap_or(false);
             let state = match (e.flags.broad, written) {
                 (true, true) | (false, false) => Existing::Keep { parent },
-                (true, false) => match netgrant_policy::entry_permission(e) {
-                    Ok(effective) => Existing::NeedsBroad { parent, effective },
-                    Err(_) => continue,
+                (true, false) => Existing::NeedsBroad {
+                    parent,
+                    effective: typed.permission.clone(),
                 },
                 (false, true) => Existing::DropBroad { parent },
             };

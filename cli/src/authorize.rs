@@ -188,7 +188,7 @@ impl Inputs {
     }
 
     /// The policy (present once [`inputs`] succeeded).
-    pub fn policy(&self) -> &netgrant_policy::Policy {
+    pub fn policy(&self) -> &netgrant_policy::CompiledPolicy {
         self.loaded
             .policy
             .as_ref()

@@ -16,7 +16,7 @@ use netgrant_policy::diff::{self, Change, Class, Coverage, Delta, Diff, Item, Ki
 use netgrant_policy::permission::{Flags, Permission};
 use netgrant_policy::redact::{escape_markdown, escape_terminal};
 use netgrant_policy::target::{is_public_suffix, HostPattern};
-use netgrant_policy::{Capability, Policy};
+use netgrant_policy::{Capability, CompiledPolicy};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -306,7 +306,7 @@ pub fn schema_json() -> String {
 struct Side {
     file: String,
     kind: InputKind,
-    policy: Policy,
+    policy: CompiledPolicy,
 }
 
 fn load(path: &Path, grant: Option<&Path>) -> (InputKind, Loaded) {

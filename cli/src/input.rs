@@ -1,7 +1,7 @@
 //! Reading manifests, grants and IR files into policies, collecting diagnostics.
 
 use netgrant_policy::diagnostics::Severity;
-use netgrant_policy::{compile, load_policy, Code, Diagnostic, Grant, Manifest, Policy};
+use netgrant_policy::{compile, load_policy, Code, CompiledPolicy, Diagnostic, Grant, Manifest};
 use std::path::Path;
 
 /// Everything learned from the inputs.
@@ -11,7 +11,7 @@ pub struct Loaded {
     /// The grant, if one was given and it parsed.
     pub grant: Option<Grant>,
     /// The policy, unless a fatal error was found.
-    pub policy: Option<Policy>,
+    pub policy: Option<CompiledPolicy>,
     /// All diagnostics, manifest first, then grant, then compile.
     pub diagnostics: Vec<Diagnostic>,
 }

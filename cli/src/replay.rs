@@ -13,7 +13,7 @@ use crate::{CapabilityArg, DecisionFormat, Exit};
 use clap::Args;
 use netgrant_policy::redact::escape_terminal;
 use netgrant_policy::replay::{write_summary_record, ReplayOptions, Replayer, Summary};
-use netgrant_policy::{Authorizer, Capability, Policy};
+use netgrant_policy::{Authorizer, Capability, CompiledPolicy};
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -63,7 +63,11 @@ fn usage(msg: &str) -> Exit {
     Exit::Invalid
 }
 
-fn load(manifest: Option<&Path>, grant: Option<&Path>, ir: Option<&Path>) -> Result<Policy, Exit> {
+fn load(
+    manifest: Option<&Path>,
+    grant: Option<&Path>,
+    ir: Option<&Path>,
+) -> Result<CompiledPolicy, Exit> {
     let loaded = match (ir, manifest) {
         (Some(p), _) => input::load_ir(p),
         (None, Some(m)) => input::load_manifest_and_grant(m, grant),
@@ -97,7 +101,7 @@ impl<W: Write> Write for Tracked<W> {
     }
 }
 
-fn name(p: &Policy) -> String {
+fn name(p: &CompiledPolicy) -> String {
     let short = p
         .digest
         .strip_prefix("sha256:")
@@ -228,7 +232,12 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 }
 
 /// The human summary.
-pub fn human(s: &Summary, log: &Path, policy: &Policy, against: Option<&Policy>) -> String {
+pub fn human(
+    s: &Summary,
+    log: &Path,
+    policy: &CompiledPolicy,
+    against: Option<&CompiledPolicy>,
+) -> String {
     let mut o = String::new();
     let log = if log.as_os_str() == "-" {
         "standard input".to_string()

@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use netgrant_fuzz::reference::RefEntry;
 use netgrant_fuzz::{check_labels, check_reload, fingerprint};
 use netgrant_policy::ir::Status;
-use netgrant_policy::{compile, lint::lint, Grant, Manifest, Policy, Severity};
+use netgrant_policy::{compile, lint::lint, CompiledPolicy, Grant, Manifest, Severity};
 use std::sync::OnceLock;
 
 const RICH: &str = r#"[plugin]
@@ -72,8 +72,8 @@ const TABLE: &str = include_str!("../../tests/authorize.toml");
 
 /// Each manifest with its requested set (the IR of compiling it alone); the
 /// built-in one last.
-fn manifests() -> &'static [(Manifest, Policy)] {
-    static M: OnceLock<Vec<(Manifest, Policy)>> = OnceLock::new();
+fn manifests() -> &'static [(Manifest, CompiledPolicy)] {
+    static M: OnceLock<Vec<(Manifest, CompiledPolicy)>> = OnceLock::new();
     M.get_or_init(|| {
         let table: toml::Table = TABLE.parse().expect("tests/authorize.toml parses");
         let from_table = table["policy"]

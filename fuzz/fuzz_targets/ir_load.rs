@@ -18,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use netgrant_fuzz::{check_labels, check_reload, fingerprint};
 use netgrant_policy::ir::Port;
 use netgrant_policy::target::HostKind;
-use netgrant_policy::{load_policy, Authorizer, Capability, Policy, Request, Severity};
+use netgrant_policy::{load_policy, Authorizer, Capability, CompiledPolicy, Request, Severity};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -59,7 +59,7 @@ fn digest_mismatch(message: &str) -> Option<(String, String)> {
         .then(|| (recorded.to_string(), recomputed.to_string()))
 }
 
-fn accepted(text: &str, p: &Policy) {
+fn accepted(text: &str, p: &CompiledPolicy) {
     check_reload(p);
     // Same text, same answer (HashMap seeds differ between calls).
     assert_eq!(load_policy("ir.json", text).as_ref().ok(), Some(p));

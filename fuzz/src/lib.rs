@@ -9,7 +9,7 @@
 //! by the `url` crate, so a bug in the production normalizers, indexes or
 //! address table cannot hide behind the same bug here.
 
-use netgrant_policy::{load_policy, Diagnostic, Policy};
+use netgrant_policy::{load_policy, CompiledPolicy, Diagnostic};
 
 pub mod authorize;
 pub mod reference;
@@ -70,7 +70,7 @@ pub fn check_labels(diags: &[Diagnostic]) {
 /// A compiled IR re-loads: `load_policy(to_json)` succeeds, gives the same
 /// policy, and serializes to the same bytes. Also checks the digest field is
 /// the digest of the rest.
-pub fn check_reload(p: &Policy) {
+pub fn check_reload(p: &CompiledPolicy) {
     let json = p.to_json();
     assert_eq!(p.digest, p.compute_digest(), "digest is stale");
     let loaded = match load_policy("ir.json", &json) {

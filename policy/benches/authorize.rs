@@ -26,7 +26,7 @@
 //! stays quick in a debug build.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use netgrant_policy::{compile, Authorizer, Grant, Manifest, Policy, Request};
+use netgrant_policy::{compile, Authorizer, CompiledPolicy, Grant, Manifest, Request};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -152,7 +152,7 @@ fn texts(rules: &[Rule]) -> (String, String) {
     (m, g)
 }
 
-fn policy(manifest: &str, grant: &str) -> Policy {
+fn policy(manifest: &str, grant: &str) -> CompiledPolicy {
     let m = Manifest::parse("plugin.toml", manifest)
         .value
         .expect("manifest parses");

@@ -17,7 +17,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use netgrant_policy::replay::{ReplayOptions, Replayer};
-use netgrant_policy::{compile, Authorizer, Grant, Manifest, Policy};
+use netgrant_policy::{compile, Authorizer, CompiledPolicy, Grant, Manifest};
 use std::fmt::Write as _;
 use std::hint::black_box;
 
@@ -51,7 +51,7 @@ fn target(i: usize) -> (String, bool) {
     (t, i % 16 != 5)
 }
 
-fn policy(n: usize) -> Policy {
+fn policy(n: usize) -> CompiledPolicy {
     let mut m = String::from("[plugin]\nname = \"bench\"\nversion = \"1.0.0\"\n");
     let mut g = String::from("plugin = \"bench\"\n");
     for i in 0..n {

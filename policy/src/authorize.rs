@@ -13,12 +13,13 @@
 
 use crate::address::{self, AddressClass};
 use crate::capability::{Capability, Scheme};
+use crate::compiled::CompiledPolicy;
 use crate::decision::{Decision, DenyCode};
-use crate::ir::{Policy, Status};
+use crate::ir::Status;
 use crate::path::{self, PathReadings};
-use crate::permission::{Method, Methods, Permission};
+use crate::permission::{Method, Permission};
 use crate::redact;
-use crate::target::{HostPattern, Target, UrlHost, MAX_URL_BYTES};
+use crate::target::{HostPattern, UrlHost, MAX_URL_BYTES};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -188,41 +189,9 @@ fn cap_idx(c: Capability) -> usize {
     }
 }
 
-/// Rebuilds a permission from an IR entry. The IR was validated on load, so
-/// this cannot fail for a policy from [`crate::compile`] or
-/// [`crate::load_policy`]; a malformed entry is skipped (fail closed).
-fn entry_permission(
-    cap: Capability,
-    target: &str,
-    methods: Option<&Vec<String>>,
-    headers: &[String],
-    subprotocols: &[String],
-    networks: &[String],
-) -> Option<Permission> {
-    let target = Target::parse(target).ok()?;
-    let methods = match methods {
-        None => None,
-        Some(v) if v.len() == 1 && v[0] == "*" => Some(Methods::Any),
-        Some(v) => Some(Methods::from_set(
-            v.iter().map(|m| Method::parse(m)).collect::<Option<_>>()?,
-        )),
-    };
-    Some(Permission {
-        capability: cap,
-        target,
-        methods,
-        headers: headers.iter().cloned().collect(),
-        subprotocols: subprotocols.iter().cloned().collect(),
-        networks: networks
-            .iter()
-            .map(|n| n.parse().ok())
-            .collect::<Option<_>>()?,
-    })
-}
-
 impl Authorizer {
-    /// Indexes a policy.
-    pub fn new(policy: &Policy) -> Authorizer {
+    /// Indexes a policy: its typed entries, as compiled or loaded.
+    pub fn new(policy: &CompiledPolicy) -> Authorizer {
         let mut a = Authorizer {
             digest: policy.digest.clone(),
             rules: Vec::new(),
@@ -230,40 +199,18 @@ impl Authorizer {
             requested: Default::default(),
         };
         let mut requested_seen = std::collections::HashSet::new();
-        for e in &policy.entries {
-            let Some(own) = entry_permission(
-                e.capability,
-                &e.target,
-                e.methods.as_ref(),
-                &e.headers,
-                &e.subprotocols,
-                &e.networks,
-            ) else {
-                continue;
-            };
-            let req = match (&e.status, &e.narrows) {
-                (Status::Granted, Some(n)) => entry_permission(
-                    e.capability,
-                    &n.target,
-                    n.methods.as_ref(),
-                    &n.headers,
-                    &n.subprotocols,
-                    &n.networks,
-                ),
-                _ => Some(own.clone()),
-            };
+        for e in policy.entries() {
             if e.status == Status::Granted {
                 let i = a.rules.len() as u32;
-                a.granted[cap_idx(e.capability)].insert(&own.target.host, i);
-                a.rules.push(Rule::new(e.id.clone(), own));
+                a.granted[cap_idx(e.capability())].insert(&e.permission.target.host, i);
+                a.rules.push(Rule::new(e.id.clone(), e.permission.clone()));
             }
-            if let Some(req) = req {
-                let id = format!("{}:{}", req.capability, req.target);
-                if requested_seen.insert(id.clone()) {
-                    let i = a.rules.len() as u32;
-                    a.requested[cap_idx(req.capability)].insert(&req.target.host, i);
-                    a.rules.push(Rule::new(id, req));
-                }
+            let req = &e.requested;
+            let id = format!("{}:{}", req.capability, req.target);
+            if requested_seen.insert(id.clone()) {
+                let i = a.rules.len() as u32;
+                a.requested[cap_idx(req.capability)].insert(&req.target.host, i);
+                a.rules.push(Rule::new(id, req.clone()));
             }
         }
         a

@@ -2,6 +2,7 @@
 //! that re-validates an IR by compiling it again.
 
 use crate::capability::Capability;
+use crate::compiled::{CompiledPolicy, IgnoredGrant, PolicyEntry};
 use crate::diagnostics::{self, quote, Code, Diagnostic};
 use crate::document::{self, Grant, GrantEntry, Manifest, Requested};
 use crate::ir::{self, Entry, Ignored, IgnoredCode, Narrowed, PluginInfo, Policy, Port, Status};
@@ -16,7 +17,7 @@ use std::ops::Range;
 #[derive(Debug)]
 pub struct Compiled {
     /// The policy; `None` when a fatal error was found.
-    pub policy: Option<Policy>,
+    pub policy: Option<CompiledPolicy>,
     /// All diagnostics from compiling (not from parsing).
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -239,7 +240,7 @@ fn containment_gap(parent: &Permission, eff: &Permission) -> String {
     )
 }
 
-type Built = (Option<Policy>, Vec<(Side, Diagnostic)>);
+type Built = (Option<CompiledPolicy>, Vec<(Side, Diagnostic)>);
 
 fn build(
     plugin: PluginInfo,
@@ -298,7 +299,7 @@ fn build(
     }
     let mut parent_of_some = vec![false; requested.len()];
     let mut granted: Vec<(Permission, usize, bool)> = Vec::new();
-    let mut ignored: Vec<Ignored> = Vec::new();
+    let mut ignored: Vec<(Ignored, IgnoredGrant)> = Vec::new();
     for g in grant_entries {
         // Every containing request is a candidate (docs/spec.md §3.2), most specific
         // first, so an equal-target request is tried first but is not the
@@ -386,22 +387,26 @@ fn build(
         granted.push((eff, parent, g.broad && flags.broad));
     }
 
-    let mut entries = Vec::new();
-    for (eff, parent, approved_broad) in &granted {
-        let p = &requested[*parent];
-        let narrows = (p.permission != *eff).then(|| narrowed(&p.permission));
+    // The IR entries and their typed twins are built together, from the same
+    // permissions, and sorted together: they cannot disagree.
+    let mut entries: Vec<(Entry, PolicyEntry)> = Vec::new();
+    for (eff, parent, approved_broad) in granted {
+        let p = &requested[parent];
+        let narrows = (p.permission != eff).then(|| narrowed(&p.permission));
         entries.push(entry(
             eff,
+            p.permission.clone(),
             Status::Granted,
             p.reason.clone(),
-            *approved_broad,
+            approved_broad,
             narrows,
         ));
     }
     for (i, r) in requested.iter().enumerate() {
         if !parent_of_some[i] {
             entries.push(entry(
-                &r.permission,
+                r.permission.clone(),
+                r.permission.clone(),
                 Status::NotGranted,
                 r.reason.clone(),
                 false,
@@ -409,11 +414,14 @@ fn build(
             ));
         }
     }
-    entries.sort_by(|a, b| {
+    entries.sort_by(|(a, _), (b, _)| {
         (a.capability, &a.target, a.status).cmp(&(b.capability, &b.target, b.status))
     });
-    ignored
-        .sort_by(|a, b| (a.capability, &a.target, a.code).cmp(&(b.capability, &b.target, b.code)));
+    ignored.sort_by(|(a, _), (b, _)| {
+        (a.capability, &a.target, a.code).cmp(&(b.capability, &b.target, b.code))
+    });
+    let (entries, typed): (Vec<Entry>, Vec<PolicyEntry>) = entries.into_iter().unzip();
+    let (ignored, typed_ignored): (Vec<Ignored>, Vec<IgnoredGrant>) = ignored.into_iter().unzip();
 
     let requested_digest = requested_digest(&plugin.name, requested);
     let mut policy = Policy {
@@ -426,7 +434,10 @@ fn build(
         ignored,
     };
     policy.digest = policy.compute_digest();
-    (Some(policy), diags)
+    (
+        Some(CompiledPolicy::new(policy, typed, typed_ignored)),
+        diags,
+    )
 }
 
 fn strings<T: ToString>(it: impl IntoIterator<Item = T>) -> Vec<String> {
@@ -444,14 +455,15 @@ fn narrowed(p: &Permission) -> Narrowed {
 }
 
 fn entry(
-    p: &Permission,
+    p: Permission,
+    requested: Permission,
     status: Status,
     reason: Option<String>,
     approved_broad: bool,
     narrows: Option<Narrowed>,
-) -> Entry {
+) -> (Entry, PolicyEntry) {
     let target = p.target.to_string();
-    Entry {
+    let wire = Entry {
         id: format!("{}:{}", p.capability, target),
         capability: p.capability,
         status,
@@ -469,14 +481,23 @@ fn entry(
         subprotocols: strings(&p.subprotocols),
         networks: strings(&p.networks),
         flags: p.flags(),
-        reason,
+        reason: reason.clone(),
         approved_broad,
         narrows,
-    }
+    };
+    let typed = PolicyEntry {
+        id: wire.id.clone(),
+        status,
+        permission: p,
+        requested,
+        approved_broad,
+        reason,
+    };
+    (wire, typed)
 }
 
-fn ignored_entry(g: &GrantEntry, code: IgnoredCode, message: String) -> Ignored {
-    Ignored {
+fn ignored_entry(g: &GrantEntry, code: IgnoredCode, message: String) -> (Ignored, IgnoredGrant) {
+    let wire = Ignored {
         capability: g.capability,
         target: g.target.to_string(),
         methods: g.methods.as_ref().map(|m| m.to_strings()),
@@ -485,8 +506,17 @@ fn ignored_entry(g: &GrantEntry, code: IgnoredCode, message: String) -> Ignored 
         networks: g.networks.as_ref().map(strings),
         broad: g.broad,
         code,
+        message: message.clone(),
+    };
+    let typed = IgnoredGrant {
+        grant: GrantEntry {
+            origin: None,
+            ..g.clone()
+        },
+        code,
         message,
-    }
+    };
+    (wire, typed)
 }
 
 /// `sha256:` over the canonical JSON of the requested set (plugin name and
@@ -528,7 +558,7 @@ pub fn requested_digest(plugin: &str, requested: &[Requested]) -> String {
 /// rebuilt from it and compiled again; any disagreement (flags, statuses,
 /// containment, spelling, order, digests) rejects the file. An IR is never
 /// trusted more than the TOML it came from.
-pub fn load_policy(name: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
+pub fn load_policy(name: &str, text: &str) -> Result<CompiledPolicy, Vec<Diagnostic>> {
     let source = diagnostics::named_source(name, text);
     let fail = |d: Diagnostic| vec![d.with_source(source.clone())];
     if text.len() > 16 * document::MAX_FILE_BYTES {
@@ -591,10 +621,11 @@ pub fn load_policy(name: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
             return Err(tampered("IR has a malformed approved_digest".into()));
         }
     }
-    if recompiled != loaded {
+    if *recompiled.ir() != loaded {
         return Err(tampered(describe_difference(&loaded, &recompiled)));
     }
-    Ok(loaded)
+    // Byte-equal to what was loaded, with the typed entries built alongside.
+    Ok(recompiled)
 }
 
 fn offset_of(text: &str, line: usize, col: usize) -> usize {
@@ -835,7 +866,7 @@ pub(crate) fn rebuild(p: &Policy) -> Result<Rebuilt, String> {
 
 /// The normalized permission an IR entry describes (its own fields, not the
 /// request it narrows). Fails on anything that is not canonical.
-pub fn entry_permission(e: &Entry) -> Result<Permission, String> {
+fn entry_permission(e: &Entry) -> Result<Permission, String> {
     permission_from(
         e.capability,
         &e.target,
@@ -848,7 +879,7 @@ pub fn entry_permission(e: &Entry) -> Result<Permission, String> {
 
 /// The requested permission behind an IR entry: the request it narrows, or
 /// the entry itself.
-pub fn entry_requested_permission(e: &Entry) -> Result<Permission, String> {
+fn entry_requested_permission(e: &Entry) -> Result<Permission, String> {
     match (&e.status, &e.narrows) {
         (Status::Granted, Some(n)) => permission_from(
             e.capability,

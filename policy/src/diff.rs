@@ -65,8 +65,8 @@
 //! ```
 
 use crate::capability::{Capability, Scheme};
-use crate::compile::{entry_permission, entry_requested_permission};
-use crate::ir::Policy;
+use crate::compiled::CompiledPolicy;
+use crate::ir::Status;
 use crate::permission::{Flags, Method, Methods, Permission};
 use crate::target::{HostPattern, PortPattern, Target};
 use schemars::JsonSchema;
@@ -323,9 +323,6 @@ impl Diff {
 /// Why a diff could not be computed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DiffError {
-    /// An IR entry could not be turned back into a permission (only possible
-    /// for a policy that was neither compiled nor loaded with `load_policy`).
-    InvalidEntry(String),
     /// More than [`MAX_CONTAINMENT_CHECKS`] containment checks were needed.
     TooComplex,
 }
@@ -333,7 +330,6 @@ pub enum DiffError {
 impl fmt::Display for DiffError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DiffError::InvalidEntry(m) => write!(f, "invalid policy entry: {m}"),
             DiffError::TooComplex => write!(
                 f,
                 "the two policies overlap too much to diff: more than {MAX_CONTAINMENT_CHECKS} containment checks"
@@ -347,27 +343,19 @@ impl std::error::Error for DiffError {}
 /// The requested set of a policy: one item per requested target (a request
 /// narrowed by several grant entries appears once), sorted by capability and
 /// target.
-pub fn requested_items(policy: &Policy) -> Result<Vec<Item>, DiffError> {
-    let mut seen: HashMap<(Capability, String), usize> = HashMap::new();
+pub fn requested_items(policy: &CompiledPolicy) -> Result<Vec<Item>, DiffError> {
+    // compile and load_policy guarantee one set of details per requested
+    // target, so the first entry naming a request describes it.
+    let mut seen: std::collections::HashSet<(Capability, &crate::target::Target)> =
+        std::collections::HashSet::new();
     let mut items: Vec<Item> = Vec::new();
-    for e in &policy.entries {
-        let p = entry_requested_permission(e).map_err(DiffError::InvalidEntry)?;
-        let key = (p.capability, p.target.to_string());
-        match seen.get(&key) {
-            Some(&i) if items[i].permission != p => {
-                return Err(DiffError::InvalidEntry(format!(
-                    "requested target `{}` appears with different details",
-                    key.1
-                )))
-            }
-            Some(_) => {}
-            None => {
-                seen.insert(key, items.len());
-                items.push(Item {
-                    permission: p,
-                    reason: e.reason.clone(),
-                });
-            }
+    for e in policy.entries() {
+        let p = &e.requested;
+        if seen.insert((p.capability, &p.target)) {
+            items.push(Item {
+                permission: p.clone(),
+                reason: e.reason.clone(),
+            });
         }
     }
     sort_items(&mut items);
@@ -379,7 +367,7 @@ fn sort_items(items: &mut [Item]) {
 }
 
 /// Diffs the requested sets of two policies (see the module docs).
-pub fn diff(old: &Policy, new: &Policy) -> Result<Diff, DiffError> {
+pub fn diff(old: &CompiledPolicy, new: &CompiledPolicy) -> Result<Diff, DiffError> {
     diff_items(requested_items(old)?, requested_items(new)?)
 }
 
@@ -642,12 +630,13 @@ fn make_change(
 /// literal only through a grant on that IP or networks containing it, a
 /// `localhost` name only through a localhost grant — `*` contains both as a
 /// pattern but never reaches them.
-pub fn check_coverage(diff: &mut Diff, granted: &Policy) -> Result<Work, DiffError> {
-    let grants: Vec<Permission> = granted
-        .granted()
-        .map(entry_permission)
-        .collect::<Result<_, _>>()
-        .map_err(DiffError::InvalidEntry)?;
+pub fn check_coverage(diff: &mut Diff, granted: &CompiledPolicy) -> Result<Work, DiffError> {
+    let grants: Vec<&Permission> = granted
+        .entries()
+        .iter()
+        .filter(|e| e.status == Status::Granted)
+        .map(|e| &e.permission)
+        .collect();
     let mut index = HostIndex::default();
     for (g, p) in grants.iter().enumerate() {
         index.insert(g, &p.target);

@@ -186,7 +186,7 @@ subprotocols = ["json"]
     fn policy(grant: &str) -> (Policy, Grant) {
         let m = Manifest::parse("plugin.toml", M).value.unwrap();
         let g = Grant::parse("grant.toml", grant).value.unwrap();
-        (compile(&m, Some(&g)).policy.unwrap(), g)
+        (compile(&m, Some(&g)).policy.unwrap().into_ir(), g)
     }
 
     #[test]

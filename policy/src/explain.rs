@@ -17,11 +17,12 @@
 use crate::address::{self, AddressClass};
 use crate::authorize::{Authorizer, Request, LOCALHOST_ADDRS};
 use crate::capability::{Capability, Scheme};
-use crate::compile::{compile, entry_permission, entry_requested_permission};
+use crate::compile::compile;
+use crate::compiled::CompiledPolicy;
 use crate::decision::{Decision, DenyCode};
 use crate::document::{Grant, GrantEntry, Manifest, Requested};
 use crate::headers;
-use crate::ir::{IgnoredCode, Policy, Status};
+use crate::ir::{IgnoredCode, Status};
 use crate::path::{self, PathReadings};
 use crate::permission::{Method, Methods, Permission};
 use crate::redact;
@@ -335,22 +336,11 @@ impl Cand {
     }
 }
 
-fn parse_methods(v: &[String]) -> Option<Methods> {
-    if v.len() == 1 && v[0] == "*" {
-        return Some(Methods::Any);
-    }
-    Some(Methods::Set(
-        v.iter().map(|m| Method::parse(m)).collect::<Option<_>>()?,
-    ))
-}
-
-fn candidates(policy: &Policy) -> Vec<Cand> {
+fn candidates(policy: &CompiledPolicy) -> Vec<Cand> {
     let mut out = Vec::new();
     let mut requested_seen = std::collections::HashSet::new();
-    for e in &policy.entries {
-        let (Ok(own), Ok(req)) = (entry_permission(e), entry_requested_permission(e)) else {
-            continue;
-        };
+    for e in policy.entries() {
+        let (own, req) = (&e.permission, &e.requested);
         let (status, requested) = match e.status {
             Status::Granted => (MissStatus::Granted, Some(req.clone())),
             Status::NotGranted => (MissStatus::NotGranted, None),
@@ -409,29 +399,17 @@ fn candidates(policy: &Policy) -> Vec<Cand> {
             _ => c.permission(),
         })
         .collect();
-    for ig in &policy.ignored {
-        let Ok(target) = Target::parse(&ig.target) else {
-            continue;
-        };
-        let networks = match &ig.networks {
-            None => None,
-            Some(v) => match v.iter().map(|n| n.parse().ok()).collect::<Option<_>>() {
-                Some(n) => Some(n),
-                None => continue,
-            },
-        };
+    for ig in policy.ignored_grants() {
+        let g = &ig.grant;
         let mut c = Cand {
             status: MissStatus::Ignored,
-            capability: ig.capability,
-            target,
-            id: format!("{}:{}", ig.capability, ig.target),
-            methods: ig.methods.as_deref().and_then(parse_methods),
-            headers: ig.headers.as_ref().map(|v| v.iter().cloned().collect()),
-            subprotocols: ig
-                .subprotocols
-                .as_ref()
-                .map(|v| v.iter().cloned().collect()),
-            networks,
+            capability: g.capability,
+            target: g.target.clone(),
+            id: format!("{}:{}", g.capability, g.target),
+            methods: g.methods.clone(),
+            headers: g.headers.clone(),
+            subprotocols: g.subprotocols.clone(),
+            networks: g.networks.clone(),
             requested: None,
             reason: None,
             ignored: Some((ig.code, ig.message.clone())),
@@ -1055,13 +1033,13 @@ fn errors(d: &[crate::Diagnostic]) -> usize {
 }
 
 impl Base {
-    fn new(policy: &Policy, sources: &Sources<'_>) -> Option<Base> {
+    fn new(policy: &CompiledPolicy, sources: &Sources<'_>) -> Option<Base> {
         let (requested, grant) = match sources.manifest {
             Some(m) => (
                 m.requested.clone(),
                 sources.grant.map(|g| g.entries.clone()).unwrap_or_default(),
             ),
-            None => crate::compile::rebuild(policy).ok()?,
+            None => policy.documents(),
         };
         let mut base = Base {
             name: policy.plugin.name.clone(),
@@ -1262,7 +1240,7 @@ fn narrowed_target(parent: &Target, f: &Facts<'_>) -> Option<Target> {
 
 /// An indexed policy with its sources, ready to explain requests.
 pub struct Explainer<'a> {
-    policy: &'a Policy,
+    policy: &'a CompiledPolicy,
     sources: Sources<'a>,
     authz: Authorizer,
     cands: Vec<Cand>,
@@ -1272,7 +1250,7 @@ pub struct Explainer<'a> {
 impl<'a> Explainer<'a> {
     /// Indexes a policy. `sources` may be empty (an IR file): locations are
     /// then unknown and fixes are verified against the IR's own contents.
-    pub fn new(policy: &'a Policy, sources: Sources<'a>) -> Explainer<'a> {
+    pub fn new(policy: &'a CompiledPolicy, sources: Sources<'a>) -> Explainer<'a> {
         Explainer {
             policy,
             sources,
@@ -1353,16 +1331,15 @@ impl<'a> Explainer<'a> {
         let rule = rule?;
         let e = self
             .policy
-            .entries
+            .entries()
             .iter()
             .find(|e| e.id == rule && e.status == Status::Granted)?;
-        let own = entry_permission(e).ok()?;
-        let req = entry_requested_permission(e).ok()?;
+        let (own, req) = (&e.permission, &e.requested);
         Some(Matched {
             rule: e.id.clone(),
-            target: e.target.clone(),
+            target: own.target.to_string(),
             reason: e.reason.clone(),
-            narrows: e.narrows.as_ref().map(|n| n.target.clone()),
+            narrows: e.narrows().then(|| req.target.to_string()),
             narrowed: [
                 ("target", own.target != req.target),
                 ("methods", own.methods != req.methods),
@@ -1374,9 +1351,9 @@ impl<'a> Explainer<'a> {
             .filter(|(_, differs)| *differs)
             .map(|(name, _)| name.to_string())
             .collect(),
-            methods: e.methods.clone(),
-            granted_at: self.lines.grant(e.capability, &own.target),
-            requested_at: self.lines.manifest(e.capability, &req.target),
+            methods: own.methods.as_ref().map(|m| m.to_strings()),
+            granted_at: self.lines.grant(e.capability(), &own.target),
+            requested_at: self.lines.manifest(e.capability(), &req.target),
         })
     }
 
@@ -2049,7 +2026,7 @@ fn part_name(p: Part) -> &'static str {
 
 /// Explains one request against a policy (see [`Explainer`]).
 pub fn explain(
-    policy: &Policy,
+    policy: &CompiledPolicy,
     sources: Sources<'_>,
     req: &Request<'_>,
     answers: Option<&[IpAddr]>,

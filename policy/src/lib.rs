@@ -36,6 +36,7 @@ pub mod address;
 pub mod authorize;
 pub mod capability;
 pub mod compile;
+pub mod compiled;
 pub mod decision;
 pub mod diagnostics;
 pub mod diff;
@@ -55,7 +56,8 @@ pub mod target;
 
 pub use authorize::{Authorized, Authorizer, Destination, Prepared, Request};
 pub use capability::{Capability, Scheme};
-pub use compile::{compile, entry_permission, entry_requested_permission, load_policy, Compiled};
+pub use compile::{compile, load_policy, Compiled};
+pub use compiled::{CompiledPolicy, IgnoredGrant, PolicyEntry};
 pub use decision::{Decision, DenyCode, Verdict};
 pub use diagnostics::{Code, Diagnostic, Severity};
 pub use document::{Grant, Manifest, Parsed};

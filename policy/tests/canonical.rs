@@ -5,7 +5,7 @@
 //!
 //! Every table runs completely and reports all failures at once.
 
-use netgrant_policy::{compile, Grant, Manifest, Policy};
+use netgrant_policy::{compile, CompiledPolicy, Grant, Manifest};
 
 /// One input pair: a manifest and a grant (TOML text).
 #[derive(Clone, Copy)]
@@ -18,7 +18,7 @@ const fn input(manifest: &'static str, grant: &'static str) -> Input {
     Input { manifest, grant }
 }
 
-fn build(label: &str, i: Input) -> Result<Policy, String> {
+fn build(label: &str, i: Input) -> Result<CompiledPolicy, String> {
     let m = Manifest::parse("plugin.toml", i.manifest);
     let manifest = m.value.ok_or_else(|| {
         format!(

@@ -4,7 +4,7 @@
 use netgrant_policy::ir::Status;
 use netgrant_policy::{compile, Grant, Manifest};
 
-fn policy(manifest: &str, grant: &str) -> netgrant_policy::Policy {
+fn policy(manifest: &str, grant: &str) -> netgrant_policy::CompiledPolicy {
     let m = Manifest::parse("plugin.toml", manifest).value.unwrap();
     let g = Grant::parse("grant.toml", grant).value.unwrap();
     let c = compile(&m, Some(&g));

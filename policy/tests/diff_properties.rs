@@ -18,7 +18,7 @@
 //! `PROPTEST_CASES` raises the case count for a deeper local run.
 
 use netgrant_policy::diff::{self, Change, Class, Coverage, Diff, Item, Kind};
-use netgrant_policy::{compile, Grant, Manifest, Policy};
+use netgrant_policy::{compile, CompiledPolicy, Grant, Manifest};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
 use std::collections::{BTreeMap, BTreeSet};
@@ -208,7 +208,7 @@ fn manifest_text(specs: &[Spec], version: &str, respell: bool) -> String {
     s
 }
 
-fn compiled(text: &str, grant: Option<&str>) -> Policy {
+fn compiled(text: &str, grant: Option<&str>) -> CompiledPolicy {
     let parsed = Manifest::parse("plugin.toml", text);
     let m = parsed.value.unwrap_or_else(|| {
         panic!(
@@ -232,7 +232,7 @@ fn compiled(text: &str, grant: Option<&str>) -> Policy {
 
 /// A grant approving every request of `p` as requested (`broad = true`
 /// where needed).
-fn approve_all(p: &Policy) -> String {
+fn approve_all(p: &CompiledPolicy) -> String {
     let mut s = String::from("plugin = \"t\"\n");
     for it in diff::requested_items(p).unwrap() {
         s.push_str(&format!(

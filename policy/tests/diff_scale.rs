@@ -5,7 +5,7 @@
 //! machine.
 
 use netgrant_policy::diff::{self, Class, Work};
-use netgrant_policy::{compile, Manifest, Policy};
+use netgrant_policy::{compile, CompiledPolicy, Manifest};
 use std::fmt::Write as _;
 
 /// Old manifest: `n` targets in blocks of 20, alternately request and
@@ -92,7 +92,7 @@ fn manifests(n: usize) -> (String, String) {
     (old, new)
 }
 
-fn policy(text: &str) -> Policy {
+fn policy(text: &str) -> CompiledPolicy {
     let m = Manifest::parse("plugin.toml", text).value.expect("parses");
     compile(&m, None).policy.expect("compiles")
 }

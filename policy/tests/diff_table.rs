@@ -7,7 +7,7 @@
 //! failures are reported together.
 
 use netgrant_policy::diff::{self, Change, Class, Coverage, Diff, Kind};
-use netgrant_policy::{compile, Grant, Manifest, Policy};
+use netgrant_policy::{compile, CompiledPolicy, Grant, Manifest};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -41,7 +41,7 @@ struct Expect {
     coverage: Option<Coverage>,
 }
 
-fn policy(version: &str, body: &str, grant: Option<&str>) -> Result<Policy, String> {
+fn policy(version: &str, body: &str, grant: Option<&str>) -> Result<CompiledPolicy, String> {
     let text = format!("[plugin]\nname = \"t\"\nversion = \"{version}\"\n{body}");
     let parsed = Manifest::parse("plugin.toml", &text);
     let m = parsed

@@ -13,7 +13,7 @@
 //! `tests/fixtures/*.policy.json`: it reads as the permission change.
 
 use netgrant_policy::schema::{schema_value, SchemaKind};
-use netgrant_policy::{compile, load_policy, Grant, Manifest, Policy};
+use netgrant_policy::{compile, load_policy, CompiledPolicy, Grant, Manifest, Policy};
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -78,7 +78,7 @@ fn goldens() -> Vec<Golden> {
     out
 }
 
-fn compile_golden(g: &Golden) -> Policy {
+fn compile_golden(g: &Golden) -> CompiledPolicy {
     let name = &g.name;
     let read = |f: &Path| fs::read_to_string(f).unwrap_or_else(|e| panic!("{name}: {f:?}: {e}"));
     let m = Manifest::parse("plugin.toml", &read(&g.manifest));

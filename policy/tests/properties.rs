@@ -586,7 +586,7 @@ fn render(plan: &[ReqSpec], extra: bool, mut rng: Option<Rng>) -> (String, Strin
     (manifest, grant)
 }
 
-fn compile_texts(manifest: &str, grant: &str) -> Result<netgrant_policy::Policy, String> {
+fn compile_texts(manifest: &str, grant: &str) -> Result<netgrant_policy::CompiledPolicy, String> {
     let m = Manifest::parse("plugin.toml", manifest);
     let Some(m) = m.value else {
         return Err(format!(

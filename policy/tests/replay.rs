@@ -3,19 +3,19 @@
 //! that do not depend on the cache.
 
 use netgrant_policy::replay::{ReplayOptions, Replayer, Summary};
-use netgrant_policy::{compile, Authorizer, Capability, Grant, Manifest, Policy, Request};
+use netgrant_policy::{compile, Authorizer, Capability, CompiledPolicy, Grant, Manifest, Request};
 use serde_json::Value;
 use std::io::Read;
 
 mod table;
 
-fn policy(manifest: &str, grant: &str) -> Policy {
+fn policy(manifest: &str, grant: &str) -> CompiledPolicy {
     let m = Manifest::parse("plugin.toml", manifest).value.unwrap();
     let g = Grant::parse("grant.toml", grant).value.unwrap();
     compile(&m, Some(&g)).policy.unwrap()
 }
 
-fn bridge() -> Policy {
+fn bridge() -> CompiledPolicy {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/discord-bridge/");
     policy(
         &std::fs::read_to_string(format!("{root}plugin.toml")).unwrap(),
