@@ -661,7 +661,7 @@ pub fn check_coverage(diff: &mut Diff, granted: &CompiledPolicy) -> Result<Work,
                     seen.next_round();
                     work.candidates += candidates.len() as u64;
                     work.containment_checks += candidates.len() as u64;
-                    let v = candidates.iter().any(|&g| grant_covers(&grants[g], r));
+                    let v = candidates.iter().any(|&g| grant_covers(grants[g], r));
                     memo.insert(j, v);
                     v
                 }
