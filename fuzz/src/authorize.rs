@@ -838,7 +838,7 @@ pub fn run(input: &Input) -> String {
     }
 
     if !d.is_allowed() {
-        return d.code;
+        return d.code.as_str().to_string();
     }
     let ask = Ask {
         websocket,
@@ -891,5 +891,5 @@ pub fn run(input: &Input) -> String {
             assert_eq!(d.addresses, want, "connect addresses\n{}", ctx());
         }
     }
-    d.code.clone()
+    d.code.as_str().to_string()
 }

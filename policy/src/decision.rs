@@ -97,13 +97,94 @@ pub enum Verdict {
     Deny,
 }
 
+/// The code of a decision: `allowed`, or the deny code. Serialized as that
+/// string; compares equal to it (`decision.code == "not_granted"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DecisionCode {
+    /// The request may proceed.
+    Allowed,
+    /// Denied, with the first failing check's code.
+    Denied(DenyCode),
+}
+
+impl DecisionCode {
+    /// The stable snake_case spelling: `allowed` or the deny code's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionCode::Allowed => "allowed",
+            DecisionCode::Denied(c) => c.as_str(),
+        }
+    }
+
+    /// Parses `allowed` or a deny code's name.
+    pub fn parse(s: &str) -> Option<DecisionCode> {
+        if s == "allowed" {
+            return Some(DecisionCode::Allowed);
+        }
+        DenyCode::ALL
+            .iter()
+            .find(|c| c.as_str() == s)
+            .map(|c| DecisionCode::Denied(*c))
+    }
+}
+
+impl fmt::Display for DecisionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for DecisionCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for DecisionCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for DecisionCode {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<DecisionCode> for String {
+    fn eq(&self, other: &DecisionCode) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<DecisionCode> for &str {
+    fn eq(&self, other: &DecisionCode) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl Serialize for DecisionCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DecisionCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        DecisionCode::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown decision code {s:?}")))
+    }
+}
+
 /// The outcome of one authorization.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Decision {
     /// `allow` or `deny`.
     pub decision: Verdict,
-    /// `allowed` on allow, else the deny code.
-    pub code: String,
+    /// `allowed` on allow, else the deny code (serialized as its name).
+    pub code: DecisionCode,
     /// A human sentence. Contains only redacted URLs.
     pub message: String,
     /// The URL, redacted (userinfo dropped, query values `…`).
@@ -119,8 +200,6 @@ pub struct Decision {
     /// Whether addresses were checked (IP literal, localhost, or DNS answers
     /// given); `false` when a domain was authorized on the URL alone.
     pub addresses_checked: bool,
-    #[serde(skip)]
-    deny: Option<DenyCode>,
 }
 
 impl Decision {
@@ -134,13 +213,12 @@ impl Decision {
     ) -> Self {
         Decision {
             decision: Verdict::Allow,
-            code: "allowed".to_string(),
+            code: DecisionCode::Allowed,
             message,
             url,
             rule: Some(rule),
             addresses,
             addresses_checked,
-            deny: None,
         }
     }
 
@@ -148,13 +226,12 @@ impl Decision {
     pub fn deny(code: DenyCode, url: String, rule: Option<String>, message: String) -> Self {
         Decision {
             decision: Verdict::Deny,
-            code: code.as_str().to_string(),
+            code: DecisionCode::Denied(code),
             message,
             url,
             rule,
             addresses: Vec::new(),
             addresses_checked: false,
-            deny: Some(code),
         }
     }
 
@@ -165,7 +242,10 @@ impl Decision {
 
     /// The deny code, if denied.
     pub fn deny_code(&self) -> Option<DenyCode> {
-        self.deny
+        match self.code {
+            DecisionCode::Allowed => None,
+            DecisionCode::Denied(c) => Some(c),
+        }
     }
 }
 

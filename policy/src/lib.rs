@@ -58,7 +58,7 @@ pub use authorize::{Authorized, Authorizer, Destination, Prepared, Request};
 pub use capability::{Capability, Scheme};
 pub use compile::{compile, load_policy, Compiled};
 pub use compiled::{CompiledPolicy, IgnoredGrant, PolicyEntry};
-pub use decision::{Decision, DenyCode, Verdict};
+pub use decision::{Decision, DecisionCode, DenyCode, Verdict};
 pub use diagnostics::{Code, Diagnostic, Severity};
 pub use document::{Grant, Manifest, Parsed};
 pub use ir::Policy;

@@ -449,7 +449,7 @@ impl<'a> Outcome<'a> {
     fn of(d: &'a Decision) -> Self {
         Outcome {
             decision: if d.is_allowed() { "allow" } else { "deny" },
-            code: &d.code,
+            code: d.code.as_str(),
             rule: d.rule.as_deref(),
             message: &d.message,
         }
@@ -664,7 +664,7 @@ impl<'a> Replayer<'a> {
                 },
                 url: &d.url,
                 decision: if d.is_allowed() { "allow" } else { "deny" },
-                code: &d.code,
+                code: d.code.as_str(),
                 rule: d.rule.as_deref(),
                 message: &d.message,
                 addresses_checked: d.addresses_checked,
