@@ -45,7 +45,10 @@ pub struct Policy {
 #[serde(deny_unknown_fields)]
 pub struct PluginInfo {
     /// `plugin.name`.
-    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(regex(pattern = r"^[a-z0-9][a-z0-9-]{0,63}$"))
+    )]
     pub name: String,
     /// `plugin.version` (semver).
     pub version: String,
