@@ -30,7 +30,7 @@
 //!
 //! # Features
 //!
-//! The core — [`document`] (parsing), [`compile`] (with [`drift`], which the
+//! The core — [`document`] (parsing), [`compile`](mod@compile) (with [`drift`], which the
 //! compiler uses for its digest-drift warning), [`ir`] (the IR and
 //! [`load_policy`]), [`authorize`], [`decision`], [`diagnostics`] and the
 //! pattern modules — is always built. That is all `netgrant-runtime` takes:
