@@ -69,6 +69,7 @@ use crate::compiled::CompiledPolicy;
 use crate::ir::Status;
 use crate::permission::{Flags, Method, Methods, Permission};
 use crate::target::{HostPattern, PortPattern, Target};
+#[cfg(feature = "schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -102,9 +103,8 @@ impl Item {
 }
 
 /// What happened to the paired entries.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A new target with no old partner.
@@ -149,9 +149,8 @@ impl Kind {
 
 /// A review class. A change has one or more; the first (most severe) is the
 /// group it is shown in. Declaration order is severity order.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
     /// The new side is `broad` and the old side was not.
@@ -231,9 +230,8 @@ impl Class {
 }
 
 /// Whether an existing grant already approves a privilege increase.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Coverage {
     /// One effective grant entry contains every new permission of the change.
@@ -697,7 +695,8 @@ pub fn grant_covers(g: &Permission, r: &Permission) -> bool {
 // ---------------------------------------------------------------------------
 
 /// One value before and after.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ValueChange {
     /// Before.
@@ -707,7 +706,8 @@ pub struct ValueChange {
 }
 
 /// A list before and after, with what was added and removed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ListChange {
     /// Before (canonical spelling).
@@ -722,7 +722,8 @@ pub struct ListChange {
 }
 
 /// What differs between two paired permissions; unchanged parts are absent.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Delta {
     /// Host pattern.

@@ -3,7 +3,7 @@
 //! The TOML is parsed into a spanned tree (`toml::de::DeTable`) and walked by
 //! hand, so every problem in a file is collected (serde would stop at the
 //! first) and every diagnostic points at the exact offending value. The serde
-//! models in [`crate::schema`] describe the same shape for JSON Schema; a test
+//! models in `crate::schema` (`schema` feature) describe the same shape for JSON Schema; a test
 //! keeps the two in agreement.
 
 use crate::capability::Capability;

@@ -16,13 +16,15 @@
 use crate::capability::Capability;
 use crate::document::Grant;
 use crate::ir::{Policy, Status};
+#[cfg(feature = "schema")]
 use schemars::JsonSchema;
 use serde::Serialize;
 
 /// What a pinned grant's drift affects. Every list is sorted by capability,
 /// then target.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Drift {
     /// The grant's `approved_digest`.
     pub approved_digest: String,
@@ -39,8 +41,9 @@ pub struct Drift {
 }
 
 /// A granted entry that takes one or more fields from the manifest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct FollowsManifest {
     /// The entry id, `<capability>:<target>`.
     pub id: String,
@@ -49,8 +52,9 @@ pub struct FollowsManifest {
 }
 
 /// One field a granted entry takes from the manifest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct InheritedField {
     /// `methods`, `headers`, `subprotocols` or `networks`.
     pub field: String,

@@ -7,6 +7,7 @@
 use crate::capability::{Capability, Scheme};
 use crate::permission::Flags;
 use crate::target::HostKind;
+#[cfg(feature = "schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -15,9 +16,10 @@ use sha2::{Digest, Sha256};
 pub const IR_VERSION: u32 = 1;
 
 /// A compiled policy: what one plugin may reach.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "netgrant permission IR")]
+#[cfg_attr(feature = "schema", schemars(title = "netgrant permission IR"))]
 pub struct Policy {
     /// IR format version.
     pub version: u32,
@@ -38,20 +40,23 @@ pub struct Policy {
 }
 
 /// Plugin identity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PluginInfo {
     /// `plugin.name`.
-    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9-]{0,63}$"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(regex(pattern = r"^[a-z0-9][a-z0-9-]{0,63}$"))
+    )]
     pub name: String,
     /// `plugin.version` (semver).
     pub version: String,
 }
 
 /// Whether a requested permission is usable.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Requested and granted: usable.
@@ -71,7 +76,8 @@ impl Status {
 }
 
 /// One permission.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// Stable rule id: `<capability>:<target>`.
@@ -112,7 +118,8 @@ pub struct Entry {
 }
 
 /// A port: a number or `"*"`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(untagged)]
 pub enum Port {
     /// A port number.
@@ -122,7 +129,8 @@ pub enum Port {
 }
 
 /// The literal `"*"`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub enum AnyPort {
     /// `*`
     #[serde(rename = "*")]
@@ -130,7 +138,8 @@ pub enum AnyPort {
 }
 
 /// The requested permission a granted entry narrows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Narrowed {
     /// The requested target.
@@ -147,9 +156,8 @@ pub struct Narrowed {
 }
 
 /// Why a grant entry was dropped.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IgnoredCode {
     /// No requested target contains it.
@@ -159,7 +167,8 @@ pub enum IgnoredCode {
 }
 
 /// A dropped grant entry, as written (unset fields stay `null`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Ignored {
     /// `request` or `websocket`.

@@ -27,10 +27,29 @@
 //! let no = authz.authorize(&Request::websocket("wss://evil.example.net/"), None);
 //! assert_eq!(no.code, "not_requested");
 //! ```
+//!
+//! # Features
+//!
+//! The core — [`document`] (parsing), [`compile`](mod@compile) (with [`drift`], which the
+//! compiler uses for its digest-drift warning), [`ir`] (the IR and
+//! [`load_policy`]), [`authorize`], [`decision`], [`diagnostics`] and the
+//! pattern modules — is always built. That is all `netgrant-runtime` takes:
+//! it depends on this crate with no features.
+//!
+//! | Feature  | Default | Adds |
+//! |----------|---------|------|
+//! | `fancy`  | yes | miette's graphical diagnostic handler (`miette/fancy`) |
+//! | `schema` | yes | the `schema` module (JSON Schemas for `plugin.toml`, `grant.toml` and the IR) and `JsonSchema` impls on the IR types (and the diff and drift types); pulls in `schemars` |
+//! | `review` | yes | the review engines: `diff`, `explain`, `lint`, `replay` and `idn`; pulls in `unicode-security` (and `idna` directly) |
+//!
+//! Every combination builds: `--no-default-features`, `schema` alone,
+//! `review` alone and both (CI checks each, `.ci/run`). With `schema` and
+//! `review` together, the diff types also implement `JsonSchema`.
 #![deny(missing_docs)]
 // Denials carry a whole `Decision` (redacted URL, message, rule): it is the
 // product, not an exceptional path, and boxing it would only add noise.
 #![allow(clippy::result_large_err)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod address;
 pub mod authorize;
@@ -39,18 +58,30 @@ pub mod compile;
 pub mod compiled;
 pub mod decision;
 pub mod diagnostics;
+#[cfg(feature = "review")]
+#[cfg_attr(docsrs, doc(cfg(feature = "review")))]
 pub mod diff;
 pub mod document;
 pub mod drift;
+#[cfg(feature = "review")]
+#[cfg_attr(docsrs, doc(cfg(feature = "review")))]
 pub mod explain;
 pub mod headers;
+#[cfg(feature = "review")]
+#[cfg_attr(docsrs, doc(cfg(feature = "review")))]
 pub mod idn;
 pub mod ir;
+#[cfg(feature = "review")]
+#[cfg_attr(docsrs, doc(cfg(feature = "review")))]
 pub mod lint;
 pub mod path;
 pub mod permission;
 pub mod redact;
+#[cfg(feature = "review")]
+#[cfg_attr(docsrs, doc(cfg(feature = "review")))]
 pub mod replay;
+#[cfg(feature = "schema")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
 pub mod schema;
 pub mod target;
 

@@ -123,9 +123,8 @@ impl Methods {
 }
 
 /// The derived flags of a permission (docs/spec.md §2.4). Never written by hand.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Flags {
     /// Any host, a public-suffix wildcard, or a network wider than /16 (v4) or /48 (v6).
