@@ -8,7 +8,7 @@
 //! change can never widen it silently.
 
 use crate::input;
-use crate::output::{print_stderr, print_stdout};
+use crate::output::{print_stderr, print_stdout, usage};
 use crate::Exit;
 use clap::Args;
 use netgrant_policy::diagnostics::Severity;
@@ -639,11 +639,6 @@ pub fn run_with<R: BufRead, W: Write>(
             }
         },
     }
-}
-
-fn usage(msg: &str) -> Exit {
-    print_stderr(&format!("error: {}\n", escape_terminal(msg)));
-    Exit::Invalid
 }
 
 /// A new grant: a header comment and `plugin`.

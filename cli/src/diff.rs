@@ -7,7 +7,7 @@
 //! escaped for its medium) and picks the exit code.
 
 use crate::input::{self, Loaded};
-use crate::output::{print_stderr, print_stdout};
+use crate::output::{print_stderr, print_stdout, usage};
 use crate::show::truncate_target;
 use crate::Exit;
 use clap::{Args, ValueEnum};
@@ -318,11 +318,6 @@ fn load(path: &Path, grant: Option<&Path>) -> (InputKind, Loaded) {
             input::load_manifest_and_grant(path, grant),
         )
     }
-}
-
-fn usage(msg: &str) -> Exit {
-    print_stderr(&format!("error: {}\n", escape_terminal(msg)));
-    Exit::Invalid
 }
 
 /// Runs `diff`.

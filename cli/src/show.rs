@@ -2,7 +2,7 @@
 //! plugin-written string escaped for the output medium.
 
 use crate::input;
-use crate::output::{print_stderr, print_stdout};
+use crate::output::{print_stderr, print_stdout, usage};
 use crate::{Exit, ShowFormat};
 use netgrant_policy::drift::Drift;
 use netgrant_policy::idn::host_display;
@@ -21,10 +21,7 @@ const TARGET_WIDTH: usize = 48;
 pub fn run(input_path: &Path, grant: Option<&Path>, format: ShowFormat) -> Exit {
     let loaded = if input::looks_like_ir(input_path) {
         if grant.is_some() {
-            print_stderr(
-                "error: --grant applies to a manifest; an IR already contains its grant\n",
-            );
-            return Exit::Invalid;
+            return usage("--grant applies to a manifest; an IR already contains its grant");
         }
         input::load_ir(input_path)
     } else {
