@@ -16,7 +16,6 @@ use netgrant_policy::document::Requested;
 use netgrant_policy::ir::{IgnoredCode, Status};
 use netgrant_policy::permission::{Flags, Permission};
 use netgrant_policy::redact::escape_terminal;
-use netgrant_policy::target::HostPattern;
 use netgrant_policy::{compile, Capability, Diagnostic, Grant, Manifest, Target};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Read, Write};
@@ -143,17 +142,6 @@ impl Candidate {
             q.push_str(&format!("\n  reason: {}\n ", escape_terminal(r)));
         }
         q
-    }
-}
-
-/// Why a permission is broad, in words.
-fn broad_why(p: &Permission) -> String {
-    match &p.target.host {
-        HostPattern::Any => format!("any host over {}", p.target.scheme),
-        HostPattern::Wildcard(s) if netgrant_policy::target::is_public_suffix(s) => {
-            format!("every name under public suffix {s}")
-        }
-        _ => "a network wider than /16 (IPv4) or /48 (IPv6)".into(),
     }
 }
 
@@ -393,7 +381,7 @@ pub fn run_with<R: BufRead, W: Write>(
             capability: p.capability,
             target: p.target.to_string(),
             flags: p.flags(),
-            why: broad_why(p),
+            why: p.broad_reason().unwrap_or_default(),
             reason: r.reason.clone(),
         });
     }
@@ -420,7 +408,7 @@ pub fn run_with<R: BufRead, W: Write>(
                     capability: e.capability,
                     target: k.1,
                     flags: effective.flags(),
-                    why: broad_why(effective),
+                    why: effective.broad_reason().unwrap_or_default(),
                     reason: r.reason.clone(),
                 });
             }

@@ -7,6 +7,7 @@ use crate::{Exit, ShowFormat};
 use netgrant_policy::drift::Drift;
 use netgrant_policy::idn::host_display;
 use netgrant_policy::ir::{Entry, Policy, Status};
+use netgrant_policy::permission::broad_reason_ir;
 use netgrant_policy::redact::{escape_markdown, escape_markdown_code, escape_terminal};
 use serde_json::json;
 use std::path::Path;
@@ -66,17 +67,11 @@ fn ordered(p: &Policy) -> Vec<&Entry> {
     v
 }
 
+/// Why an entry is broad, in the policy crate's wording
+/// ([`netgrant_policy::permission::broad_reason_ir`]), judged on the entry's own
+/// (effective) target and networks.
 fn broad_why(e: &Entry) -> String {
-    let host = if e.host == "*" {
-        format!("any host over {}", e.scheme)
-    } else if e.host.starts_with("*.") && e.flags.broad && e.networks.is_empty() {
-        format!("every name under public suffix {}", &e.host[2..])
-    } else if e.host.starts_with("*.") && e.flags.broad {
-        format!("every name under {} or a wide network", &e.host[2..])
-    } else {
-        "a network wider than /16 (IPv4) or /48 (IPv6)".to_string()
-    };
-    host
+    broad_reason_ir(&e.target, &e.networks).unwrap_or_else(|| "broad".into())
 }
 
 /// The risk summary: a head (counts) and the risky parts.
