@@ -33,6 +33,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod address;
+pub mod approve_plan;
 pub mod authorize;
 pub mod capability;
 pub mod compile;
