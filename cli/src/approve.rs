@@ -6,6 +6,11 @@
 //! `--allow-broad`. Every entry approve writes states every field explicitly
 //! (`methods`, `headers`, `subprotocols`, `networks`), so a later manifest
 //! change can never widen it silently.
+//!
+//! A run is four steps: the plan ([`netgrant_policy::approve_plan`]: what to
+//! approve, ask about, keep, change or remove — pure), `decide` (the
+//! prompts), `apply` (the `toml_edit` changes) and `verify` (the recompile
+//! self-check), then the summary and the write.
 
 use crate::input;
 use crate::output::{print_stderr, print_stdout, usage};

@@ -2,12 +2,21 @@
 
 use crate::input;
 use crate::output::{print_stdout, usage};
-use crate::{CapabilityArg, DecisionFormat, Exit};
-use clap::Args;
+use crate::{CapabilityArg, Exit};
+use clap::{Args, ValueEnum};
 use netgrant_policy::target::UrlHost;
 use netgrant_policy::{Authorizer, Capability, Request};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+
+/// Output format for `authorize` (and `explain` and `replay`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DecisionFormat {
+    /// One line.
+    Human,
+    /// One JSON object.
+    Json,
+}
 
 /// Inputs of `authorize` (and `explain`, which takes exactly the same flags).
 #[derive(Args, Debug)]

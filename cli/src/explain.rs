@@ -2,9 +2,9 @@
 //! nearest misses and the grant or manifest change that would allow it.
 //! Same flags and exit codes as `authorize` (0 allow, 1 deny, 2 bad input).
 
-use crate::authorize::{decision_exit, inputs, AuthorizeArgs};
+use crate::authorize::{decision_exit, inputs, AuthorizeArgs, DecisionFormat};
 use crate::output::print_stdout;
-use crate::{DecisionFormat, Exit};
+use crate::Exit;
 use netgrant_policy::explain::{
     Explainer, Explanation, Fix, FixAction, FixFile, FixKind, Location, Miss, Sources,
 };

@@ -7,9 +7,10 @@
 //! `--fail-on-change` when any decision changes; 2 when a policy or the log
 //! cannot be read.
 
+use crate::authorize::DecisionFormat;
 use crate::input;
 use crate::output::usage;
-use crate::{CapabilityArg, DecisionFormat, Exit};
+use crate::{CapabilityArg, Exit};
 use clap::Args;
 use netgrant_policy::redact::escape_terminal;
 use netgrant_policy::replay::{write_summary_record, ReplayOptions, Replayer, Summary};

@@ -3,7 +3,8 @@
 
 use crate::input;
 use crate::output::{print_stderr, print_stdout, usage};
-use crate::{Exit, ShowFormat};
+use crate::Exit;
+use clap::ValueEnum;
 use netgrant_policy::drift::Drift;
 use netgrant_policy::idn::host_display;
 use netgrant_policy::ir::{Entry, Policy, Status};
@@ -11,6 +12,17 @@ use netgrant_policy::permission::broad_reason_ir;
 use netgrant_policy::redact::{escape_markdown, escape_markdown_code, escape_terminal};
 use serde_json::json;
 use std::path::Path;
+
+/// Output format for `show`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    /// A review table for a terminal.
+    Human,
+    /// One JSON document.
+    Json,
+    /// Markdown, for a pull-request comment.
+    Markdown,
+}
 
 /// At most this many non-broad rows are listed in human and markdown output;
 /// the rest are summarized by count. Broad rows are always listed.
