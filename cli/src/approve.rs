@@ -6,19 +6,22 @@
 //! `--allow-broad`. Every entry approve writes states every field explicitly
 //! (`methods`, `headers`, `subprotocols`, `networks`), so a later manifest
 //! change can never widen it silently.
+//!
+//! A run is four steps: the plan ([`netgrant_policy::approve_plan`]: what to
+//! approve, ask about, keep, change or remove — pure), `decide` (the
+//! prompts), `apply` (the `toml_edit` changes) and `verify` (the recompile
+//! self-check), then the summary and the write.
 
 use crate::input;
-use crate::output::{print_stderr, print_stdout};
+use crate::output::{print_stderr, print_stdout, usage};
 use crate::Exit;
 use clap::Args;
+use netgrant_policy::approve_plan::{self, Action, Candidate, Plan, Subject};
 use netgrant_policy::diagnostics::Severity;
-use netgrant_policy::document::Requested;
-use netgrant_policy::ir::{IgnoredCode, Status};
-use netgrant_policy::permission::{Flags, Permission};
+use netgrant_policy::ir::Status;
+use netgrant_policy::permission::Permission;
 use netgrant_policy::redact::escape_terminal;
-use netgrant_policy::target::HostPattern;
 use netgrant_policy::{compile, Capability, Diagnostic, Grant, Manifest, Target};
-use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, TableLike};
@@ -88,90 +91,22 @@ pub fn ask<R: BufRead, W: Write>(
     Ok(Answer::No)
 }
 
-/// What a decision is about: a new entry for a request, or `broad = true` on
-/// an existing grant entry that is broad but was never approved.
-#[derive(Clone, Debug)]
-enum Subject {
-    /// Index into the manifest's requests.
-    New(usize),
-    /// An existing grant entry (capability, canonical target).
-    MarkBroad(Capability, String),
-}
-
-#[derive(Clone, Debug)]
-struct Candidate {
-    subject: Subject,
-    capability: Capability,
-    target: String,
-    flags: Flags,
-    why: String,
-    reason: Option<String>,
-}
-
-impl Candidate {
-    fn id(&self) -> String {
-        format!("{}:{}", self.capability, self.target)
+/// The question for a candidate that needs a conscious yes.
+fn question(c: &Candidate) -> String {
+    let what = match c.subject {
+        Subject::New(_) => "",
+        Subject::MarkBroad => "the existing grant entry ",
+    };
+    let mut q = format!(
+        "approve {what}{} {} ({})?",
+        c.capability,
+        escape_terminal(&c.target),
+        c.risk().map(|r| r.to_string()).unwrap_or_default()
+    );
+    if let Some(r) = &c.reason {
+        q.push_str(&format!("\n  reason: {}\n ", escape_terminal(r)));
     }
-
-    /// `broad: any host over https`, `loopback`, … — what needs a conscious yes.
-    fn risk(&self) -> Option<String> {
-        if self.flags.broad {
-            Some(format!("broad: {}", self.why))
-        } else if self.flags.loopback && self.flags.private {
-            Some("loopback and private networks".into())
-        } else if self.flags.loopback {
-            Some("loopback: services on this machine".into())
-        } else if self.flags.private {
-            Some("private: non-public addresses".into())
-        } else {
-            None
-        }
-    }
-
-    fn question(&self) -> String {
-        let what = match self.subject {
-            Subject::New(_) => "",
-            Subject::MarkBroad(..) => "the existing grant entry ",
-        };
-        let mut q = format!(
-            "approve {what}{} {} ({})?",
-            self.capability,
-            escape_terminal(&self.target),
-            self.risk().unwrap_or_default()
-        );
-        if let Some(r) = &self.reason {
-            q.push_str(&format!("\n  reason: {}\n ", escape_terminal(r)));
-        }
-        q
-    }
-}
-
-/// Why a permission is broad, in words.
-fn broad_why(p: &Permission) -> String {
-    match &p.target.host {
-        HostPattern::Any => format!("any host over {}", p.target.scheme),
-        HostPattern::Wildcard(s) if netgrant_policy::target::is_public_suffix(s) => {
-            format!("every name under public suffix {s}")
-        }
-        _ => "a network wider than /16 (IPv4) or /48 (IPv6)".into(),
-    }
-}
-
-/// What happens to an existing grant entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Existing {
-    /// Effective; kept as written.
-    Keep { parent: usize },
-    /// Effective and not broad, but says `broad = true`: kept, `broad` removed.
-    DropBroad { parent: usize },
-    /// Broad without `broad = true`: needs a decision about its effective
-    /// permission.
-    NeedsBroad {
-        parent: usize,
-        effective: Permission,
-    },
-    /// No request contains it: removed.
-    Stale,
+    q
 }
 
 /// The summary on stderr: approved (`+`), changed (`~`), removed (`-`), not
@@ -209,13 +144,44 @@ pub fn run(args: &ApproveArgs) -> Exit {
     run_with(args, interactive, &mut input, &mut prompt)
 }
 
-/// `approve` with the prompt streams given (tests drive it with buffers).
+/// `approve` with the prompt streams given (tests drive it with buffers):
+/// read the inputs, [`plan`](approve_plan::plan), [`decide`] (ask), [`apply`]
+/// (edit the TOML), [`verify`] (recompile), then report and write.
 pub fn run_with<R: BufRead, W: Write>(
     args: &ApproveArgs,
     interactive: bool,
     answers: &mut R,
     prompt: &mut W,
 ) -> Exit {
+    let steps = |answers: &mut R, prompt: &mut W| -> Result<Exit, Exit> {
+        let inputs = read_inputs(args)?;
+        let plan = make_plan(&inputs)?;
+        let decided = decide(&plan, args.allow_broad, interactive, answers, prompt)?;
+        let (text, report) = apply(&inputs, &plan, &decided)?;
+        verify(
+            &inputs.manifest,
+            &plan,
+            &decided,
+            &text,
+            args.output.as_deref(),
+        )?;
+        Ok(finish(args, &inputs.manifest, &plan, report, &text))
+    };
+    steps(answers, prompt).unwrap_or_else(|e| e)
+}
+
+/// What `approve` read: the manifest, the grant to update (as a model and as
+/// text to edit) and the `--only` patterns.
+struct Inputs {
+    manifest: Manifest,
+    existing: Option<(Grant, String)>,
+    only: Vec<Target>,
+}
+
+/// Reads and checks the inputs; `Err` is the exit code after the problem was
+/// reported. Refuses a clobbering `-o` and a useless `--only` before asking
+/// anything.
+fn read_inputs(args: &ApproveArgs) -> Result<Inputs, Exit> {
     let limit = netgrant_policy::document::MAX_FILE_BYTES as u64;
     // The manifest.
     let mname = args.manifest.display().to_string();
@@ -223,40 +189,30 @@ pub fn run_with<R: BufRead, W: Write>(
         Ok(bytes) => {
             let parsed = Manifest::parse_bytes(&mname, &bytes);
             print_stderr(&input::render_human(&parsed.diagnostics));
-            match parsed.value {
-                Some(m) => m,
-                None => return Exit::Invalid,
-            }
+            parsed.value.ok_or(Exit::Invalid)?
         }
         Err(d) => {
             print_stderr(&input::render_human(&[d]));
-            return Exit::Invalid;
+            return Err(Exit::Invalid);
         }
     };
     // The existing grant, as a model and as an editable document.
     let mut existing: Option<(Grant, String)> = None;
     if let Some(gp) = &args.grant {
         let gname = gp.display().to_string();
-        let bytes = match input::read(gp, limit) {
-            Ok(b) => b,
-            Err(d) => {
-                print_stderr(&input::render_human(&[d]));
-                return Exit::Invalid;
-            }
-        };
+        let bytes = input::read(gp, limit).map_err(|d| {
+            print_stderr(&input::render_human(&[d]));
+            Exit::Invalid
+        })?;
         let parsed = Grant::parse_bytes(&gname, &bytes);
         print_stderr(&input::render_human(&parsed.diagnostics));
-        let Some(g) = parsed.value else {
-            return Exit::Invalid;
-        };
+        let g = parsed.value.ok_or(Exit::Invalid)?;
         // parse_bytes succeeded, so the bytes are UTF-8.
         existing = Some((g, String::from_utf8_lossy(&bytes).into_owned()));
     }
     // Refuse a clobbering -o before asking anything.
     if let Some(out) = &args.output {
-        if let Err(msg) = may_write(out, args.grant.as_deref()) {
-            return usage(&msg);
-        }
+        may_write(out, args.grant.as_deref()).map_err(|msg| usage(&msg))?;
     }
     // --only patterns.
     let mut only = Vec::new();
@@ -264,12 +220,12 @@ pub fn run_with<R: BufRead, W: Write>(
         match Target::parse(raw) {
             Ok(t) => only.push(t),
             Err(e) => {
-                return usage(&format!(
+                return Err(usage(&format!(
                     "--only {}: {} ({})",
                     netgrant_policy::diagnostics::quote(raw),
                     e.message,
                     e.help
-                ))
+                )))
             }
         }
     }
@@ -279,174 +235,72 @@ pub fn run_with<R: BufRead, W: Write>(
             .iter()
             .any(|r| t.contains(&r.permission.target))
         {
-            return usage(&format!(
+            return Err(usage(&format!(
                 "--only {} matches no requested target; a pattern selects the requested targets it contains (same scheme, host inside, port and path inside)",
                 netgrant_policy::diagnostics::quote(raw)
-            ));
+            )));
         }
     }
-    let selected =
-        |r: &Requested| only.is_empty() || only.iter().any(|t| t.contains(&r.permission.target));
+    Ok(Inputs {
+        manifest,
+        existing,
+        only,
+    })
+}
 
-    // Fatal problems across the two files (duplicate targets, a grant for
-    // another plugin) stop here. Entry-level ones are what approve fixes.
-    let base = compile(&manifest, existing.as_ref().map(|(g, _)| g));
+/// (a) The plan. Fatal problems across the two files (duplicate targets, a
+/// grant for another plugin) stop here; entry-level ones are what approve
+/// fixes.
+fn make_plan(inputs: &Inputs) -> Result<Plan, Exit> {
+    let grant = inputs.existing.as_ref().map(|(g, _)| g);
+    let base = compile(&inputs.manifest, grant);
     if fatal(&base.diagnostics) {
         print_stderr(&input::render_human(&base.diagnostics));
-        return Exit::Invalid;
+        return Err(Exit::Invalid);
     }
-    // Classify existing entries by compiling once with `broad = true` on every
-    // entry: then only "not requested" drops an entry, and every effective
-    // entry shows the request it narrows.
-    let mut states: HashMap<(Capability, String), Existing> = HashMap::new();
-    if let Some((g, _)) = &existing {
-        let mut all_broad = g.clone();
-        for e in &mut all_broad.entries {
-            e.broad = true;
-        }
-        let Some(policy) = compile(&manifest, Some(&all_broad)).policy else {
+    approve_plan::plan(&inputs.manifest, grant, &inputs.only).map_err(
+        |approve_plan::PlanError::DoesNotCompile| {
             print_stderr(&input::render_human(&base.diagnostics));
-            return Exit::Invalid;
-        };
-        let req_index: HashMap<(Capability, String), usize> = manifest
-            .requested
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                (
-                    (r.permission.capability, r.permission.target.to_string()),
-                    i,
-                )
-            })
-            .collect();
-        for (e, typed) in policy
-            .entries
-            .iter()
-            .zip(policy.entries())
-            .filter(|(e, _)| e.status == Status::Granted)
-        {
-            let parent_target = e.narrows.as_ref().map_or(&e.target, |n| &n.target);
-            let Some(&parent) = req_index.get(&(e.capability, parent_target.clone())) else {
-                continue;
-            };
-            let written = g
-                .entries
-                .iter()
-                .find(|x| x.capability == e.capability && x.target.to_string() == e.target)
-                .map(|x| x.broad)
-                .unwrap_or(false);
-            let state = match (e.flags.broad, written) {
-                (true, true) | (false, false) => Existing::Keep { parent },
-                (true, false) => Existing::NeedsBroad {
-                    parent,
-                    effective: typed.permission.clone(),
-                },
-                (false, true) => Existing::DropBroad { parent },
-            };
-            states.insert((e.capability, e.target.clone()), state);
-        }
-        for ig in &policy.ignored {
-            if ig.code == IgnoredCode::NotRequested {
-                states.insert((ig.capability, ig.target.clone()), Existing::Stale);
-            }
-        }
-    }
+            Exit::Invalid
+        },
+    )
+}
 
-    // Requests already covered by a kept entry, and requests whose decision
-    // is about an existing unapproved broad entry instead.
-    let mut covered: HashSet<usize> = HashSet::new();
-    let mut pending: HashSet<usize> = HashSet::new();
-    for s in states.values() {
-        match s {
-            Existing::Keep { parent } | Existing::DropBroad { parent } => {
-                covered.insert(*parent);
-            }
-            Existing::NeedsBroad { parent, .. } => {
-                pending.insert(*parent);
-            }
-            Existing::Stale => {}
-        }
-    }
+/// The candidates approved (with the note the summary shows for each) and
+/// declined.
+struct Decided<'p> {
+    approved: Vec<(&'p Candidate, String)>,
+    declined: Vec<&'p Candidate>,
+}
 
-    let mut report = Report(Vec::new());
-    let mut candidates: Vec<Candidate> = Vec::new();
-    // File order (the model groups requests by capability): prompts and new
-    // entries follow the manifest as its author wrote it.
-    let mut order: Vec<usize> = (0..manifest.requested.len()).collect();
-    order.sort_by_key(|&i| manifest.requested[i].origin.as_ref().map(|o| o.table.start));
-    for i in order {
-        let r = &manifest.requested[i];
-        let p = &r.permission;
-        if covered.contains(&i) || pending.contains(&i) {
-            continue;
-        }
-        if !selected(r) {
-            report.line(
-                "·",
-                p.capability,
-                &p.target.to_string(),
-                "not approved: outside --only",
-            );
-            continue;
-        }
-        candidates.push(Candidate {
-            subject: Subject::New(i),
-            capability: p.capability,
-            target: p.target.to_string(),
-            flags: p.flags(),
-            why: broad_why(p),
-            reason: r.reason.clone(),
-        });
-    }
-    // Existing unapproved broad entries, in file order.
-    let mut left_unapproved = Vec::new();
-    if let Some((g, _)) = &existing {
-        for e in &g.entries {
-            let k = (e.capability, e.target.to_string());
-            if let Some(Existing::NeedsBroad { parent, effective }) = states.get(&k) {
-                let r = &manifest.requested[*parent];
-                if !selected(r) {
-                    left_unapproved.push(k.clone());
-                    report.line(
-                        "·",
-                        e.capability,
-                        &k.1,
-                        "left as written (outside --only): still lacks `broad = true`",
-                    );
-                    continue;
-                }
-                // Judged on the entry itself, its effective permission (docs/spec.md §3.3).
-                candidates.push(Candidate {
-                    subject: Subject::MarkBroad(e.capability, k.1.clone()),
-                    capability: e.capability,
-                    target: k.1,
-                    flags: effective.flags(),
-                    why: broad_why(effective),
-                    reason: r.reason.clone(),
-                });
-            }
-        }
-    }
-
-    // Decide.
-    // Approved candidates with the note the summary shows for them.
-    let mut approved: Vec<(Candidate, String)> = Vec::new();
-    let mut declined: Vec<Candidate> = Vec::new();
-    let mut refused: Vec<Candidate> = Vec::new();
-    for c in candidates {
+/// (b) Decides every candidate: no risk is approved; broad with
+/// `--allow-broad` is approved; in a terminal the user is asked; otherwise
+/// broad is refused (nothing is written, exit 1) and loopback/private are
+/// approved and reported. `q` stops with nothing written.
+fn decide<'p, R: BufRead, W: Write>(
+    plan: &'p Plan,
+    allow_broad: bool,
+    interactive: bool,
+    answers: &mut R,
+    prompt: &mut W,
+) -> Result<Decided<'p>, Exit> {
+    let mut approved = Vec::new();
+    let mut declined = Vec::new();
+    let mut refused: Vec<&Candidate> = Vec::new();
+    for c in &plan.candidates {
         let Some(risk) = c.risk() else {
             approved.push((c, String::new()));
             continue;
         };
-        if c.flags.broad && args.allow_broad {
+        if c.flags.broad && allow_broad {
             approved.push((c, format!("{risk} (--allow-broad)")));
         } else if interactive {
-            match ask(answers, prompt, &c.question()) {
+            match ask(answers, prompt, &question(c)) {
                 Ok(Answer::Yes) => approved.push((c, format!("{risk} (you said yes)"))),
                 Ok(Answer::No) => declined.push(c),
                 Ok(Answer::Quit) | Err(_) => {
                     print_stderr("approve: stopped; nothing written\n");
-                    return Exit::Deny;
+                    return Err(Exit::Deny);
                 }
             }
         } else if c.flags.broad {
@@ -463,79 +317,98 @@ pub fn run_with<R: BufRead, W: Write>(
             if refused.len() == 1 { "s" } else { "" },
         );
         for c in &refused {
-            s.push_str(&format!("    {}  ({})\n", escape_terminal(&c.id()), c.why));
+            s.push_str(&format!(
+                "    {}  ({})\n",
+                escape_terminal(&c.id()),
+                c.broad_reason.as_deref().unwrap_or_default()
+            ));
         }
         s.push_str("  help: pass --allow-broad to approve them (written with `broad = true`), run approve in a terminal to be asked, or select other targets with --only PATTERN\nnothing written\n");
         print_stderr(&s);
-        return Exit::Deny;
+        return Err(Exit::Deny);
     }
+    Ok(Decided { approved, declined })
+}
 
-    // Edit (or start) the document.
-    let mut doc = match &existing {
-        Some((_, text)) => match text.parse::<DocumentMut>() {
-            Ok(d) => d,
-            Err(e) => {
-                print_stderr(&format!(
-                    "error: cannot edit the grant: {}\n",
-                    escape_terminal(&e.to_string())
-                ));
-                return Exit::Invalid;
-            }
-        },
+/// (c) Edits the existing grant (or starts one) as planned and decided; the
+/// new text and the summary lines.
+fn apply(inputs: &Inputs, plan: &Plan, decided: &Decided) -> Result<(String, Report), Exit> {
+    let manifest = &inputs.manifest;
+    let mut report = Report(Vec::new());
+    for u in &plan.unselected {
+        report.line("·", u.capability, &u.target, "not approved: outside --only");
+    }
+    let mut doc = match &inputs.existing {
+        Some((_, text)) => text.parse::<DocumentMut>().map_err(|e| {
+            print_stderr(&format!(
+                "error: cannot edit the grant: {}\n",
+                escape_terminal(&e.to_string())
+            ));
+            Exit::Invalid
+        })?,
         None => new_document(&manifest.name),
     };
-    let requested_digest =
-        netgrant_policy::compile::requested_digest(&manifest.name, &manifest.requested);
-    set_digest(&mut doc, &requested_digest);
-    let mut kept = 0usize;
-    let mut removals: Vec<(Capability, String)> = Vec::new();
-    let mut broad_off: Vec<(Capability, String)> = Vec::new();
-    if let Some((g, _)) = &existing {
-        for e in &g.entries {
-            let k = (e.capability, e.target.to_string());
-            match states.get(&k) {
-                Some(Existing::Keep { .. }) => kept += 1,
-                Some(Existing::DropBroad { .. }) => {
-                    kept += 1;
-                    report.line("~", k.0, &k.1, "kept; removed `broad = true` (not broad)");
-                    broad_off.push(k);
-                }
-                Some(Existing::Stale) | None => {
-                    report.line("-", k.0, &k.1, "removed: no longer requested");
-                    removals.push(k);
-                }
-                Some(Existing::NeedsBroad { .. }) => {}
+    set_digest(&mut doc, &plan.requested_digest);
+    let mut removals: Vec<(Capability, &str)> = Vec::new();
+    let mut broad_off: Vec<(Capability, &str)> = Vec::new();
+    for e in &plan.existing {
+        let (cap, t) = (e.capability, e.target.as_str());
+        match e.action {
+            Action::LeaveUnapproved => report.line(
+                "·",
+                cap,
+                t,
+                "left as written (outside --only): still lacks `broad = true`",
+            ),
+            Action::DropBroad => {
+                report.line("~", cap, t, "kept; removed `broad = true` (not broad)");
+                broad_off.push((cap, t));
             }
+            Action::Remove => {
+                report.line("-", cap, t, "removed: no longer requested");
+                removals.push((cap, t));
+            }
+            Action::Keep | Action::Decide => {}
         }
     }
-    for c in &declined {
-        match &c.subject {
+    for c in &decided.declined {
+        match c.subject {
             Subject::New(_) => {
                 report.line("·", c.capability, &c.target, "not approved: you said no")
             }
-            Subject::MarkBroad(cap, t) => {
-                report.line("-", *cap, t, "removed: broad, and you said no");
-                removals.push((*cap, t.clone()));
+            Subject::MarkBroad => {
+                report.line(
+                    "-",
+                    c.capability,
+                    &c.target,
+                    "removed: broad, and you said no",
+                );
+                removals.push((c.capability, &c.target));
             }
         }
     }
     let mut next_position = max_position(&doc) + 1;
-    for (c, note) in &approved {
-        match &c.subject {
-            Subject::MarkBroad(cap, t) => {
-                report.line("+", *cap, t, &format!("{note}; `broad = true` added"));
-                with_entry(&mut doc, *cap, t, |e| {
+    for (c, note) in &decided.approved {
+        match c.subject {
+            Subject::MarkBroad => {
+                report.line(
+                    "+",
+                    c.capability,
+                    &c.target,
+                    &format!("{note}; `broad = true` added"),
+                );
+                with_entry(&mut doc, c.capability, &c.target, |e| {
                     e.insert("broad", value(true));
                 });
             }
             Subject::New(i) => {
                 report.line("+", c.capability, &c.target, note);
-                let r = &manifest.requested[*i];
+                let r = &manifest.requested[i];
                 if !push_entry(&mut doc, &r.permission, c.flags.broad, next_position) {
-                    return usage(&format!(
+                    return Err(usage(&format!(
                         "cannot add a `{}` entry to this grant: `host_api` is not a table of arrays",
                         c.capability.table()
-                    ));
+                    )));
                 }
                 next_position += 1;
             }
@@ -549,38 +422,42 @@ pub fn run_with<R: BufRead, W: Write>(
     for (cap, t) in &removals {
         remove_entry(&mut doc, *cap, t);
     }
-    let text = doc.to_string();
+    Ok((doc.to_string(), report))
+}
 
-    // Check what we are about to write: it must compile, pinned to this
-    // manifest. Anything else is a bug; write nothing.
-    let out_name = args
-        .output
-        .as_ref()
+/// (d) Checks what we are about to write: it must compile, pinned to this
+/// manifest, with every approved target granted. Anything else is a bug;
+/// write nothing. Entries left outside --only that still lack
+/// `broad = true` are reported.
+fn verify(
+    manifest: &Manifest,
+    plan: &Plan,
+    decided: &Decided,
+    text: &str,
+    output: Option<&Path>,
+) -> Result<(), Exit> {
+    let out_name = output
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "grant.toml".into());
-    let reparsed = Grant::parse(&out_name, &text);
-    let recompiled = reparsed.value.as_ref().map(|g| compile(&manifest, Some(g)));
-    // Every approved target must now be granted.
+    let reparsed = Grant::parse(&out_name, text);
+    let recompiled = reparsed.value.as_ref().map(|g| compile(manifest, Some(g)));
     let all_granted = |p: &netgrant_policy::Policy| {
-        approved.iter().all(|(c, _)| {
+        decided.approved.iter().all(|(c, _)| {
             let id = c.id();
             match c.subject {
                 Subject::New(_) => !p
                     .entries
                     .iter()
                     .any(|e| e.id == id && e.status == Status::NotGranted),
-                Subject::MarkBroad(..) => p.granted().any(|e| e.id == id),
+                Subject::MarkBroad => p.granted().any(|e| e.id == id),
             }
         })
     };
-    let ok = match &recompiled {
-        Some(c) => {
-            c.policy.as_ref().is_some_and(|p| {
-                p.approved_digest.as_deref() == Some(&requested_digest) && all_granted(p)
-            }) && !fatal(&c.diagnostics)
-        }
-        None => false,
-    };
+    let ok = recompiled.as_ref().is_some_and(|c| {
+        c.policy.as_ref().is_some_and(|p| {
+            p.approved_digest.as_deref() == Some(&plan.requested_digest) && all_granted(p)
+        }) && !fatal(&c.diagnostics)
+    });
     if !ok {
         let mut d = reparsed.diagnostics;
         if let Some(c) = recompiled {
@@ -590,16 +467,26 @@ pub fn run_with<R: BufRead, W: Write>(
         print_stderr(
             "error: approve produced a grant that does not compile (a bug); nothing written\n",
         );
-        return Exit::Invalid;
+        return Err(Exit::Invalid);
     }
-    if !left_unapproved.is_empty() {
+    if plan.leaves_unapproved() {
         // Entries outside --only that still lack `broad = true`: say so.
         if let Some(c) = &recompiled {
             print_stderr(&input::render_human(&c.diagnostics));
         }
     }
+    Ok(())
+}
 
-    // Summary, then write.
+/// The summary on stderr, then the grant: to standard output, or written
+/// atomically to `-o`.
+fn finish(
+    args: &ApproveArgs,
+    manifest: &Manifest,
+    plan: &Plan,
+    mut report: Report,
+    text: &str,
+) -> Exit {
     let mut s = format!(
         "approve {} {}:\n",
         escape_terminal(&manifest.name),
@@ -609,19 +496,20 @@ pub fn run_with<R: BufRead, W: Write>(
     for (_, l) in &report.0 {
         s.push_str(l);
     }
+    let kept = plan.kept();
     if kept > 0 {
         s.push_str(&format!(
             "  = {kept} existing entr{} kept as written\n",
             if kept == 1 { "y" } else { "ies" }
         ));
     }
-    s.push_str(&format!("  approved_digest {requested_digest}\n"));
+    s.push_str(&format!("  approved_digest {}\n", plan.requested_digest));
     match &args.output {
         None => {
             print_stderr(&s);
-            print_stdout(&text)
+            print_stdout(text)
         }
-        Some(out) => match write_atomic(out, &text) {
+        Some(out) => match write_atomic(out, text) {
             Ok(()) => {
                 s.push_str(&format!(
                     "wrote {}\n",
@@ -640,11 +528,6 @@ pub fn run_with<R: BufRead, W: Write>(
             }
         },
     }
-}
-
-fn usage(msg: &str) -> Exit {
-    print_stderr(&format!("error: {}\n", escape_terminal(msg)));
-    Exit::Invalid
 }
 
 /// A new grant: a header comment and `plugin`.

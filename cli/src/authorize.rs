@@ -1,27 +1,29 @@
 //! `netgrant authorize`: one decision, exit 0 allow / 1 deny / 2 bad input.
 
 use crate::input;
-use crate::output::{print_stderr, print_stdout};
-use crate::{CapabilityArg, DecisionFormat, Exit};
-use clap::Args;
+use crate::output::{print_stdout, usage};
+use crate::{CapabilityArg, Exit};
+use clap::{Args, ValueEnum};
 use netgrant_policy::target::UrlHost;
 use netgrant_policy::{Authorizer, Capability, Request};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+
+/// Output format for `authorize` (and `explain` and `replay`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DecisionFormat {
+    /// One line.
+    Human,
+    /// One JSON object.
+    Json,
+}
 
 /// Inputs of `authorize` (and `explain`, which takes exactly the same flags).
 #[derive(Args, Debug)]
 pub struct AuthorizeArgs {
-    /// The plugin manifest (plugin.toml).
-    #[arg(long, required_unless_present = "policy", conflicts_with = "policy")]
-    pub manifest: Option<PathBuf>,
-    /// The grant (grant.toml). Without it nothing is granted.
-    #[arg(long, conflicts_with = "policy")]
-    pub grant: Option<PathBuf>,
-    /// A compiled IR instead of manifest + grant (re-validated on load).
-    #[arg(long)]
-    pub policy: Option<PathBuf>,
+    /// `--manifest` (and `--grant`), or `--policy`.
+    #[command(flatten)]
+    pub input: input::PolicyInput,
     /// The capability the plugin uses.
     #[arg(long, value_enum)]
     pub capability: CapabilityArg,
@@ -42,14 +44,6 @@ pub struct AuthorizeArgs {
     pub format: DecisionFormat,
     /// The URL to decide.
     pub url: String,
-}
-
-fn usage(msg: &str) -> Exit {
-    print_stderr(&format!(
-        "error: {}\n",
-        netgrant_policy::redact::escape_terminal(msg)
-    ));
-    Exit::Invalid
 }
 
 /// Parses `--header 'K: V'`.
@@ -203,19 +197,7 @@ pub fn inputs(a: &AuthorizeArgs) -> Result<Inputs, Exit> {
         Ok(x) => x,
         Err(msg) => return Err(usage(&msg)),
     };
-    let loaded = match (&a.policy, &a.manifest) {
-        (Some(p), _) => input::load_ir(p),
-        (None, Some(m)) => input::load_manifest_and_grant(m, a.grant.as_deref()),
-        (None, None) => return Err(usage("give --manifest (and --grant) or --policy")),
-    };
-    // Entry-level grant errors only drop their entry here; fatal ones stop.
-    if loaded.has_fatal() {
-        print_stderr(&input::render_human(&loaded.diagnostics));
-        return Err(Exit::Invalid);
-    }
-    if loaded.policy.is_none() {
-        return Err(Exit::Invalid);
-    }
+    let loaded = a.input.load()?;
     let capability = match a.capability {
         CapabilityArg::Websocket => Capability::Websocket,
         CapabilityArg::Request => Capability::Request,

@@ -2,13 +2,27 @@
 
 use crate::input::{self, Loaded};
 use crate::output::{print_stderr, print_stdout};
-use crate::{CheckFormat, Exit};
+use crate::Exit;
+use clap::ValueEnum;
 use netgrant_policy::diagnostics::Severity;
 use netgrant_policy::lint::Levels;
 use netgrant_policy::redact::{escape_github_data, escape_github_property};
 use netgrant_policy::{Code, Diagnostic};
 use serde_json::{json, Value};
 use std::path::Path;
+
+/// Output format for `check`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// Rendered diagnostics for a terminal.
+    Human,
+    /// One JSON document.
+    Json,
+    /// GitHub Actions workflow annotations.
+    Github,
+    /// SARIF 2.1.0.
+    Sarif,
+}
 
 /// What `check` was asked to do beyond validating.
 pub struct CheckOptions<'a> {

@@ -13,7 +13,7 @@
 
 use crate::authorize::parse_header_and_resolve_flags;
 use crate::input;
-use crate::output::print_stderr;
+use crate::output::{print_stderr, usage};
 use crate::Exit;
 use clap::Args;
 use netgrant_policy::redact::escape_terminal;
@@ -31,15 +31,9 @@ use tokio::sync::mpsc;
 /// Inputs of `connect`.
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
-    /// The plugin manifest (plugin.toml).
-    #[arg(long, required_unless_present = "policy", conflicts_with = "policy")]
-    pub manifest: Option<PathBuf>,
-    /// The grant (grant.toml). Without it nothing is granted.
-    #[arg(long, conflicts_with = "policy")]
-    pub grant: Option<PathBuf>,
-    /// A compiled IR instead of manifest + grant (re-validated on load).
-    #[arg(long)]
-    pub policy: Option<PathBuf>,
+    /// `--manifest` (and `--grant`), or `--policy`.
+    #[command(flatten)]
+    pub input: input::PolicyInput,
     /// Fixed DNS answers, `HOST=IP[,IP…]` (repeatable). When given, names are
     /// resolved only from this table (an unlisted name does not resolve);
     /// otherwise the system DNS configuration is used.
@@ -61,11 +55,6 @@ pub struct ConnectArgs {
     pub linger: f64,
     /// The ws:// or wss:// URL to open.
     pub url: String,
-}
-
-fn usage(msg: &str) -> Exit {
-    print_stderr(&format!("error: {}\n", escape_terminal(msg)));
-    Exit::Invalid
 }
 
 /// A resolver standing in for the system one when its configuration cannot
@@ -111,18 +100,9 @@ pub fn run(a: &ConnectArgs) -> Exit {
         return usage("--linger must be a number of seconds between 0 and 86400");
     }
     let linger = Duration::from_secs_f64(a.linger);
-    let loaded = match (&a.policy, &a.manifest) {
-        (Some(p), _) => input::load_ir(p),
-        (None, Some(m)) => input::load_manifest_and_grant(m, a.grant.as_deref()),
-        (None, None) => return usage("give --manifest (and --grant) or --policy"),
-    };
-    // Entry-level grant errors only drop their entry here; fatal ones stop.
-    if loaded.has_fatal() {
-        print_stderr(&input::render_human(&loaded.diagnostics));
-        return Exit::Invalid;
-    }
-    let Some(policy) = loaded.policy else {
-        return Exit::Invalid;
+    let policy = match a.input.load_policy() {
+        Ok(p) => p,
+        Err(e) => return e,
     };
     let mut config = HostConfig::default();
     if let Some(ca) = &a.ca {

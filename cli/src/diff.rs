@@ -7,7 +7,7 @@
 //! escaped for its medium) and picks the exit code.
 
 use crate::input::{self, Loaded};
-use crate::output::{print_stderr, print_stdout};
+use crate::output::{print_stderr, print_stdout, usage};
 use crate::show::truncate_target;
 use crate::Exit;
 use clap::{Args, ValueEnum};
@@ -15,7 +15,7 @@ use netgrant_policy::address;
 use netgrant_policy::diff::{self, Change, Class, Coverage, Delta, Diff, Item, Kind, ListChange};
 use netgrant_policy::permission::{Flags, Permission};
 use netgrant_policy::redact::{escape_markdown, escape_terminal};
-use netgrant_policy::target::{is_public_suffix, HostPattern};
+use netgrant_policy::target::HostPattern;
 use netgrant_policy::{Capability, CompiledPolicy};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -318,11 +318,6 @@ fn load(path: &Path, grant: Option<&Path>) -> (InputKind, Loaded) {
             input::load_manifest_and_grant(path, grant),
         )
     }
-}
-
-fn usage(msg: &str) -> Exit {
-    print_stderr(&format!("error: {}\n", escape_terminal(msg)));
-    Exit::Invalid
 }
 
 /// Runs `diff`.
@@ -692,7 +687,7 @@ impl View<'_> {
         }
         let news = || c.new.iter().map(|&j| &self.d.new[j].permission);
         if c.classes.contains(&Class::NewlyBroad) {
-            let why: Vec<String> = news().filter(|p| p.flags().broad).map(broad_why).collect();
+            let why: Vec<String> = news().filter_map(Permission::broad_reason).collect();
             lines.push(format!("BROAD: {}", dedup(why).join("; ")));
         }
         if c.classes.contains(&Class::NewlyLoopback) {
@@ -977,26 +972,6 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v.dedup();
     v
-}
-
-/// Why a permission is broad.
-fn broad_why(p: &Permission) -> String {
-    let mut why = Vec::new();
-    match &p.target.host {
-        HostPattern::Any => why.push(format!("any host over {}", p.target.scheme)),
-        HostPattern::Wildcard(s) if is_public_suffix(s) => {
-            why.push(format!("every name under public suffix {s}"))
-        }
-        _ => {}
-    }
-    for n in &p.networks {
-        if address::is_broad_network(*n) {
-            why.push(format!(
-                "network {n} is wider than /16 (IPv4) or /48 (IPv6)"
-            ));
-        }
-    }
-    why.join("; ")
 }
 
 /// Why a permission reaches loopback (or private) addresses.

@@ -2,9 +2,9 @@
 //! nearest misses and the grant or manifest change that would allow it.
 //! Same flags and exit codes as `authorize` (0 allow, 1 deny, 2 bad input).
 
-use crate::authorize::{decision_exit, inputs, AuthorizeArgs};
+use crate::authorize::{decision_exit, inputs, AuthorizeArgs, DecisionFormat};
 use crate::output::print_stdout;
-use crate::{DecisionFormat, Exit};
+use crate::Exit;
 use netgrant_policy::explain::{
     Explainer, Explanation, Fix, FixAction, FixFile, FixKind, Location, Miss, Sources,
 };
@@ -21,7 +21,7 @@ pub fn run(a: &AuthorizeArgs) -> Exit {
     };
     // The grant as written (which fields it sets, and its line numbers). It
     // parsed once already, in `inputs`; entry-level errors do not stop it.
-    let grant: Option<Grant> = match (&a.manifest, &a.grant) {
+    let grant: Option<Grant> = match (&a.input.manifest, &a.input.grant) {
         (Some(_), Some(g)) => {
             crate::input::read(g, netgrant_policy::document::MAX_FILE_BYTES as u64)
                 .ok()
@@ -41,7 +41,7 @@ pub fn run(a: &AuthorizeArgs) -> Exit {
             s.push('\n');
             s
         }
-        DecisionFormat::Human => human(&e, a.manifest.as_deref(), a.grant.as_deref()),
+        DecisionFormat::Human => human(&e, a.input.manifest.as_deref(), a.input.grant.as_deref()),
     };
     decision_exit(print_stdout(&out), e.decision.is_allowed())
 }

@@ -1,8 +1,55 @@
 //! Reading manifests, grants and IR files into policies, collecting diagnostics.
 
+use crate::output::{print_stderr, usage};
+use crate::Exit;
+use clap::Args;
 use netgrant_policy::diagnostics::Severity;
 use netgrant_policy::{compile, load_policy, Code, CompiledPolicy, Diagnostic, Grant, Manifest};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The policy a command decides with: a manifest (and a grant), or a compiled
+/// IR. Shared by `authorize`, `explain`, `connect` and `replay`
+/// (`#[command(flatten)]`).
+#[derive(Args, Debug)]
+pub struct PolicyInput {
+    /// The plugin manifest (plugin.toml).
+    #[arg(long, required_unless_present = "policy", conflicts_with = "policy")]
+    pub manifest: Option<PathBuf>,
+    /// The grant (grant.toml). Without it nothing is granted.
+    #[arg(long, conflicts_with = "policy")]
+    pub grant: Option<PathBuf>,
+    /// A compiled IR instead of manifest + grant (re-validated on load).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+}
+
+impl PolicyInput {
+    /// Loads the policy: the IR when `--policy` is given, else the manifest
+    /// and grant. Entry-level grant errors only drop their entry; a fatal
+    /// diagnostic is printed and stops. `Err` is the exit code after the
+    /// problem was reported.
+    pub fn load(&self) -> Result<Loaded, Exit> {
+        let loaded = match (&self.policy, &self.manifest) {
+            (Some(p), _) => load_ir(p),
+            (None, Some(m)) => load_manifest_and_grant(m, self.grant.as_deref()),
+            (None, None) => return Err(usage("give --manifest (and --grant) or --policy")),
+        };
+        if loaded.has_fatal() {
+            print_stderr(&render_human(&loaded.diagnostics));
+            return Err(Exit::Invalid);
+        }
+        if loaded.policy.is_none() {
+            return Err(Exit::Invalid);
+        }
+        Ok(loaded)
+    }
+
+    /// [`PolicyInput::load`], keeping only the policy.
+    pub fn load_policy(&self) -> Result<CompiledPolicy, Exit> {
+        self.load()
+            .map(|l| l.policy.expect("load() checked the policy"))
+    }
+}
 
 /// Everything learned from the inputs.
 pub struct Loaded {

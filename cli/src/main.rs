@@ -43,39 +43,6 @@ struct Cli {
     command: Command,
 }
 
-/// Output format for `check`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum CheckFormat {
-    /// Rendered diagnostics for a terminal.
-    Human,
-    /// One JSON document.
-    Json,
-    /// GitHub Actions workflow annotations.
-    Github,
-    /// SARIF 2.1.0.
-    Sarif,
-}
-
-/// Output format for `show`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ShowFormat {
-    /// A review table for a terminal.
-    Human,
-    /// One JSON document.
-    Json,
-    /// Markdown, for a pull-request comment.
-    Markdown,
-}
-
-/// Output format for `authorize`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DecisionFormat {
-    /// One line.
-    Human,
-    /// One JSON object.
-    Json,
-}
-
 /// Which capability `authorize` checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum CapabilityArg {
@@ -120,8 +87,8 @@ enum Command {
         #[arg(long, short = 'A', value_name = "LINT")]
         allow: Vec<String>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
-        format: CheckFormat,
+        #[arg(long, value_enum, default_value_t = check::CheckFormat::Human)]
+        format: check::CheckFormat,
     },
     /// Print the canonical permission IR (JSON).
     Compile {
@@ -142,8 +109,8 @@ enum Command {
         #[arg(long, short)]
         grant: Option<PathBuf>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = ShowFormat::Human)]
-        format: ShowFormat,
+        #[arg(long, value_enum, default_value_t = show::ShowFormat::Human)]
+        format: show::ShowFormat,
     },
     /// Print a JSON Schema (draft-07).
     Schema {

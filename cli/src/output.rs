@@ -1,4 +1,5 @@
-//! Writing to standard streams without panicking on a closed pipe.
+//! Writing to standard streams without panicking on a closed pipe, and the
+//! one usage-error line every command prints.
 
 use crate::Exit;
 use std::io::{IsTerminal, Write};
@@ -21,4 +22,14 @@ pub fn print_stderr(s: &str) {
 /// Whether to colour output on stderr.
 pub fn stderr_color() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+/// Reports a usage problem found after argument parsing (`error: …`, made
+/// safe for a terminal) and returns exit 2.
+pub fn usage(msg: &str) -> Exit {
+    print_stderr(&format!(
+        "error: {}\n",
+        netgrant_policy::redact::escape_terminal(msg)
+    ));
+    Exit::Invalid
 }

@@ -7,9 +7,10 @@
 //! `--fail-on-change` when any decision changes; 2 when a policy or the log
 //! cannot be read.
 
+use crate::authorize::DecisionFormat;
 use crate::input;
-use crate::output::print_stderr;
-use crate::{CapabilityArg, DecisionFormat, Exit};
+use crate::output::usage;
+use crate::{CapabilityArg, Exit};
 use clap::Args;
 use netgrant_policy::redact::escape_terminal;
 use netgrant_policy::replay::{write_summary_record, ReplayOptions, Replayer, Summary};
@@ -21,15 +22,9 @@ use std::path::{Path, PathBuf};
 /// Inputs of `replay`.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// The plugin manifest (plugin.toml).
-    #[arg(long, required_unless_present = "policy", conflicts_with = "policy")]
-    pub manifest: Option<PathBuf>,
-    /// The grant (grant.toml). Without it nothing is granted.
-    #[arg(long, conflicts_with = "policy")]
-    pub grant: Option<PathBuf>,
-    /// A compiled IR instead of manifest + grant (re-validated on load).
-    #[arg(long)]
-    pub policy: Option<PathBuf>,
+    /// `--manifest` (and `--grant`), or `--policy`.
+    #[command(flatten)]
+    pub input: input::PolicyInput,
     /// Capability of plain-URL lines and of JSON lines without "capability".
     #[arg(long, value_enum)]
     pub capability: Option<CapabilityArg>,
@@ -56,29 +51,6 @@ pub struct ReplayArgs {
     pub format: DecisionFormat,
     /// The log: JSON lines or plain URLs, one per line; `-` reads standard input.
     pub log: PathBuf,
-}
-
-fn usage(msg: &str) -> Exit {
-    print_stderr(&format!("error: {}\n", escape_terminal(msg)));
-    Exit::Invalid
-}
-
-fn load(
-    manifest: Option<&Path>,
-    grant: Option<&Path>,
-    ir: Option<&Path>,
-) -> Result<CompiledPolicy, Exit> {
-    let loaded = match (ir, manifest) {
-        (Some(p), _) => input::load_ir(p),
-        (None, Some(m)) => input::load_manifest_and_grant(m, grant),
-        (None, None) => return Err(usage("give --manifest (and --grant) or --policy")),
-    };
-    // As in `authorize`: entry-level grant errors drop their entry.
-    if loaded.has_fatal() {
-        print_stderr(&input::render_human(&loaded.diagnostics));
-        return Err(Exit::Invalid);
-    }
-    loaded.policy.ok_or(Exit::Invalid)
 }
 
 /// Tells write errors (stdout) from read errors (the log) after the engine
@@ -116,20 +88,24 @@ fn name(p: &CompiledPolicy) -> String {
 
 /// Runs `replay`.
 pub fn run(a: &ReplayArgs) -> Exit {
-    let policy = match load(
-        a.manifest.as_deref(),
-        a.grant.as_deref(),
-        a.policy.as_deref(),
-    ) {
+    let policy = match a.input.load_policy() {
         Ok(p) => p,
         Err(e) => return e,
     };
+    // The second policy loads exactly as the first, from its own flags.
     let against = match (&a.against, &a.against_manifest) {
         (None, None) => None,
-        (ir, m) => match load(m.as_deref(), a.against_grant.as_deref(), ir.as_deref()) {
-            Ok(p) => Some(p),
-            Err(e) => return e,
-        },
+        (ir, m) => {
+            let second = input::PolicyInput {
+                manifest: m.clone(),
+                grant: a.against_grant.clone(),
+                policy: ir.clone(),
+            };
+            match second.load_policy() {
+                Ok(p) => Some(p),
+                Err(e) => return e,
+            }
+        }
     };
     if a.fail_on_change && against.is_none() {
         return usage("--fail-on-change needs a second policy: --against IR.json or --against-manifest M [--against-grant G]");

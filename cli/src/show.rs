@@ -2,14 +2,27 @@
 //! plugin-written string escaped for the output medium.
 
 use crate::input;
-use crate::output::{print_stderr, print_stdout};
-use crate::{Exit, ShowFormat};
+use crate::output::{print_stderr, print_stdout, usage};
+use crate::Exit;
+use clap::ValueEnum;
 use netgrant_policy::drift::Drift;
 use netgrant_policy::idn::host_display;
 use netgrant_policy::ir::{Entry, Policy, Status};
+use netgrant_policy::permission::broad_reason_ir;
 use netgrant_policy::redact::{escape_markdown, escape_markdown_code, escape_terminal};
 use serde_json::json;
 use std::path::Path;
+
+/// Output format for `show`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    /// A review table for a terminal.
+    Human,
+    /// One JSON document.
+    Json,
+    /// Markdown, for a pull-request comment.
+    Markdown,
+}
 
 /// At most this many non-broad rows are listed in human and markdown output;
 /// the rest are summarized by count. Broad rows are always listed.
@@ -21,10 +34,7 @@ const TARGET_WIDTH: usize = 48;
 pub fn run(input_path: &Path, grant: Option<&Path>, format: ShowFormat) -> Exit {
     let loaded = if input::looks_like_ir(input_path) {
         if grant.is_some() {
-            print_stderr(
-                "error: --grant applies to a manifest; an IR already contains its grant\n",
-            );
-            return Exit::Invalid;
+            return usage("--grant applies to a manifest; an IR already contains its grant");
         }
         input::load_ir(input_path)
     } else {
@@ -69,17 +79,11 @@ fn ordered(p: &Policy) -> Vec<&Entry> {
     v
 }
 
+/// Why an entry is broad, in the policy crate's wording
+/// ([`netgrant_policy::permission::broad_reason_ir`]), judged on the entry's own
+/// (effective) target and networks.
 fn broad_why(e: &Entry) -> String {
-    let host = if e.host == "*" {
-        format!("any host over {}", e.scheme)
-    } else if e.host.starts_with("*.") && e.flags.broad && e.networks.is_empty() {
-        format!("every name under public suffix {}", &e.host[2..])
-    } else if e.host.starts_with("*.") && e.flags.broad {
-        format!("every name under {} or a wide network", &e.host[2..])
-    } else {
-        "a network wider than /16 (IPv4) or /48 (IPv6)".to_string()
-    };
-    host
+    broad_reason_ir(&e.target, &e.networks).unwrap_or_else(|| "broad".into())
 }
 
 /// The risk summary: a head (counts) and the risky parts.

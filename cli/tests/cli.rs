@@ -782,3 +782,39 @@ fn ci_runs_the_readme_commands() {
         );
     }
 }
+
+/// `show`, `diff` and `approve` say why a target is broad in one wording
+/// (netgrant_policy::permission::broad_reason), naming a wide network.
+#[test]
+fn broad_reasons_share_one_wording() {
+    const WIDE: &str = r#"[plugin]
+name = "wide"
+version = "1.0.0"
+
+[[host_api.request]]
+url = "https://db.internal.example/"
+methods = ["GET"]
+networks = ["10.0.0.0/8", "64:ff9b::/64"]
+"#;
+    const NARROW: &str = r#"[plugin]
+name = "wide"
+version = "0.9.0"
+
+[[host_api.request]]
+url = "https://db.internal.example/"
+methods = ["GET"]
+networks = ["10.1.0.0/16"]
+"#;
+    let want = "network 10.0.0.0/8 is wider than /16 (IPv4) or /48 (IPv6); \
+                network 64:ff9b::/64 holds a whole IPv4-embedding /96 (all of IPv4)";
+    let (_d, m) = temp_file("plugin.toml", WIDE);
+    let (_o, old) = temp_file("old.toml", NARROW);
+    let (code, out, err) = run(netgrant().arg("show").arg(&m));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("BROAD: {want}")), "{out}");
+    let (_, out, err) = run(netgrant().arg("diff").arg(&old).arg(&m));
+    assert!(out.contains(&format!("BROAD: {want}")), "{out}{err}");
+    let (code, _, err) = run(netgrant().arg("approve").arg(&m).arg("--yes"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("({want})")), "{err}");
+}

@@ -7,7 +7,7 @@
 //! typed entries; nothing parses IR strings again.
 
 use crate::capability::Capability;
-use crate::document::{GrantEntry, Requested};
+use crate::document::GrantEntry;
 use crate::ir::{IgnoredCode, Policy, Status};
 use crate::permission::Permission;
 use std::ops::Deref;
@@ -108,13 +108,14 @@ impl CompiledPolicy {
     /// from the typed entries (for callers without the TOML, like `explain`
     /// on an IR file): each request once, with its reason; each granted
     /// entry and each dropped grant entry as a grant line.
-    pub(crate) fn documents(&self) -> (Vec<Requested>, Vec<GrantEntry>) {
-        let mut requested: Vec<Requested> = Vec::new();
+    #[cfg(feature = "review")]
+    pub(crate) fn documents(&self) -> (Vec<crate::document::Requested>, Vec<GrantEntry>) {
+        let mut requested: Vec<crate::document::Requested> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut grant = Vec::new();
         for e in &self.entries {
             if seen.insert((e.requested.capability, e.requested.target.clone())) {
-                requested.push(Requested {
+                requested.push(crate::document::Requested {
                     permission: e.requested.clone(),
                     reason: e.reason.clone(),
                     origin: None,

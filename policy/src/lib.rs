@@ -40,7 +40,7 @@
 //! |----------|---------|------|
 //! | `fancy`  | yes | miette's graphical diagnostic handler (`miette/fancy`) |
 //! | `schema` | yes | the `schema` module (JSON Schemas for `plugin.toml`, `grant.toml` and the IR) and `JsonSchema` impls on the IR types (and the diff and drift types); pulls in `schemars` |
-//! | `review` | yes | the review engines: `diff`, `explain`, `lint`, `replay` and `idn`; pulls in `unicode-security` (and `idna` directly) |
+//! | `review` | yes | the review engines: `diff`, `explain`, `lint`, `replay`, `idn` and `approve_plan`; pulls in `unicode-security` (and `idna` directly) |
 //!
 //! Every combination builds: `--no-default-features`, `schema` alone,
 //! `review` alone and both (CI checks each, `.ci/run`). With `schema` and
@@ -52,6 +52,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod address;
+#[cfg(feature = "review")]
+#[cfg_attr(docsrs, doc(cfg(feature = "review")))]
+pub mod approve_plan;
 pub mod authorize;
 pub mod capability;
 pub mod compile;

@@ -243,6 +243,12 @@ impl Permission {
         f
     }
 
+    /// Why this permission is broad, in words; `None` when it is not
+    /// (exactly when [`Flags::broad`] is unset). See [`broad_reason`].
+    pub fn broad_reason(&self) -> Option<String> {
+        broad_reason(&self.target, &self.networks)
+    }
+
     /// Whether a non-public address is covered by this permission: the host is
     /// that IP literal, the host is a localhost name and the address is
     /// loopback, or `networks` contain it. Never-class addresses are never
@@ -259,6 +265,151 @@ impl Permission {
                         && self.target.host.is_localhost_name())
                     || self.networks.iter().any(|n| n.contains(&ip))
             }
+        }
+    }
+}
+
+/// Why a target with these `networks` is broad (docs/spec.md §2.4), in the
+/// one wording every command shows; `None` when it is not broad. Each reason
+/// names what makes it broad, joined with `; `:
+///
+/// * `any host over https`: the host is `*`;
+/// * `every name under public suffix github.io`: a public-suffix wildcard;
+/// * `network 10.0.0.0/8 is wider than /16 (IPv4) or /48 (IPv6)`;
+/// * `network 64:ff9b::/64 holds a whole IPv4-embedding /96 (all of IPv4)`:
+///   an IPv6 network no wider than /48 that still spans every IPv4 address
+///   through an embedding form (docs/spec.md §2.6).
+///
+/// Networks are judged (and named) in canonical form, as the flags are.
+///
+/// ```
+/// use netgrant_policy::permission::broad_reason;
+/// use netgrant_policy::Target;
+/// let any = Target::parse("https://*/").unwrap();
+/// assert_eq!(broad_reason(&any, []).as_deref(), Some("any host over https"));
+/// let host = Target::parse("https://api.example.com/").unwrap();
+/// assert_eq!(broad_reason(&host, []), None);
+/// let nets = ["10.0.0.0/8".parse().unwrap()];
+/// assert_eq!(
+///     broad_reason(&host, &nets).as_deref(),
+///     Some("network 10.0.0.0/8 is wider than /16 (IPv4) or /48 (IPv6)")
+/// );
+/// ```
+pub fn broad_reason<'a>(
+    target: &Target,
+    networks: impl IntoIterator<Item = &'a IpNet>,
+) -> Option<String> {
+    reasons(Some(target), networks.into_iter().copied())
+}
+
+/// [`broad_reason`] for the IR spellings of a target and its networks (an IR
+/// entry's `target` and `networks`, as `show` reads them from a policy file);
+/// a spelling that does not parse adds no reason.
+pub fn broad_reason_ir(target: &str, networks: &[String]) -> Option<String> {
+    let target = Target::parse(target).ok();
+    reasons(
+        target.as_ref(),
+        networks.iter().filter_map(|n| n.parse::<IpNet>().ok()),
+    )
+}
+
+fn reasons(target: Option<&Target>, networks: impl Iterator<Item = IpNet>) -> Option<String> {
+    let mut why = Vec::new();
+    match target.map(|t| (&t.host, t.scheme)) {
+        Some((HostPattern::Any, scheme)) => why.push(format!("any host over {scheme}")),
+        Some((HostPattern::Wildcard(s), _)) if crate::target::is_public_suffix(s) => {
+            why.push(format!("every name under public suffix {s}"))
+        }
+        _ => {}
+    }
+    for n in networks {
+        let n = address::canonical_network(n);
+        if !address::is_broad_network(n) {
+            continue;
+        }
+        let wide = match n {
+            IpNet::V4(v4) => v4.prefix_len() < 16,
+            IpNet::V6(v6) => v6.prefix_len() < 48,
+        };
+        why.push(if wide {
+            format!("network {n} is wider than /16 (IPv4) or /48 (IPv6)")
+        } else {
+            // Broad yet no wider than /48: it holds an IPv4-embedding /96.
+            format!("network {n} holds a whole IPv4-embedding /96 (all of IPv4)")
+        });
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+#[cfg(test)]
+mod broad_reason_tests {
+    use super::*;
+
+    fn perm(url: &str, nets: &[&str]) -> Permission {
+        Permission {
+            capability: Capability::Request,
+            target: Target::parse(url).unwrap(),
+            methods: Some(Methods::Any),
+            headers: BTreeSet::new(),
+            subprotocols: BTreeSet::new(),
+            networks: nets
+                .iter()
+                .map(|n| address::canonical_network(n.parse().unwrap()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_kind_of_broad_is_named() {
+        let cases: &[(&str, &[&str], Option<&str>)] = &[
+            ("https://*/", &[], Some("any host over https")),
+            ("wss://*:*/", &[], Some("any host over wss")),
+            (
+                "https://*.github.io/",
+                &[],
+                Some("every name under public suffix github.io"),
+            ),
+            ("https://*.example.com/", &[], None),
+            ("https://api.example.com/", &["10.0.0.0/16"], None),
+            (
+                "https://api.example.com/",
+                &["10.0.0.0/8"],
+                Some("network 10.0.0.0/8 is wider than /16 (IPv4) or /48 (IPv6)"),
+            ),
+            (
+                "https://api.example.com/",
+                &["fd00::/8"],
+                Some("network fd00::/8 is wider than /16 (IPv4) or /48 (IPv6)"),
+            ),
+            (
+                "https://api.example.com/",
+                &["::/96"],
+                Some("network 0.0.0.0/0 is wider than /16 (IPv4) or /48 (IPv6)"),
+            ),
+            (
+                "https://api.example.com/",
+                &["64:ff9b::/64"],
+                Some("network 64:ff9b::/64 holds a whole IPv4-embedding /96 (all of IPv4)"),
+            ),
+            (
+                "https://*/",
+                &["10.0.0.0/8"],
+                Some("any host over https; network 10.0.0.0/8 is wider than /16 (IPv4) or /48 (IPv6)"),
+            ),
+            ("https://localhost/", &["127.0.0.0/16"], None),
+        ];
+        for (url, nets, want) in cases {
+            let p = perm(url, nets);
+            assert_eq!(p.broad_reason().as_deref(), *want, "{url} {nets:?}");
+            // A reason exactly when the flag is set.
+            assert_eq!(p.flags().broad, want.is_some(), "{url} {nets:?}");
+            // The IR spellings give the same words.
+            let spelled: Vec<String> = p.networks.iter().map(|n| n.to_string()).collect();
+            assert_eq!(
+                broad_reason_ir(&p.target.to_string(), &spelled).as_deref(),
+                *want,
+                "{url} {nets:?}"
+            );
         }
     }
 }
