@@ -51,41 +51,66 @@
 #![allow(clippy::result_large_err)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The folders show the layers (grammar → document → compile → authorize,
+// and the review engines on top); module paths stay flat and stable
+// (`netgrant_policy::target`, `::compile`, …), so each file is mounted with
+// `#[path]`. See docs/architecture.md.
+#[path = "grammar/address.rs"]
 pub mod address;
 #[cfg(feature = "review")]
 #[cfg_attr(docsrs, doc(cfg(feature = "review")))]
+#[path = "review/approve_plan.rs"]
 pub mod approve_plan;
+#[path = "authorize/authorize.rs"]
 pub mod authorize;
+#[path = "grammar/capability.rs"]
 pub mod capability;
+#[path = "compile/compile.rs"]
 pub mod compile;
+#[path = "compile/compiled.rs"]
 pub mod compiled;
+#[path = "authorize/decision.rs"]
 pub mod decision;
 pub mod diagnostics;
 #[cfg(feature = "review")]
 #[cfg_attr(docsrs, doc(cfg(feature = "review")))]
+#[path = "review/diff.rs"]
 pub mod diff;
+#[path = "document/walker.rs"]
 pub mod document;
+#[path = "compile/drift.rs"]
 pub mod drift;
 #[cfg(feature = "review")]
 #[cfg_attr(docsrs, doc(cfg(feature = "review")))]
+#[path = "review/explain.rs"]
 pub mod explain;
+#[path = "grammar/headers.rs"]
 pub mod headers;
 #[cfg(feature = "review")]
 #[cfg_attr(docsrs, doc(cfg(feature = "review")))]
+#[path = "review/idn.rs"]
 pub mod idn;
+#[path = "compile/ir.rs"]
 pub mod ir;
 #[cfg(feature = "review")]
 #[cfg_attr(docsrs, doc(cfg(feature = "review")))]
+#[path = "review/lint.rs"]
 pub mod lint;
+#[path = "grammar/path.rs"]
 pub mod path;
+#[path = "grammar/permission.rs"]
 pub mod permission;
+#[path = "authorize/redact.rs"]
 pub mod redact;
 #[cfg(feature = "review")]
 #[cfg_attr(docsrs, doc(cfg(feature = "review")))]
+#[path = "review/replay.rs"]
 pub mod replay;
 #[cfg(feature = "schema")]
 #[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
+#[path = "document/schema.rs"]
 pub mod schema;
+#[path = "grammar/target.rs"]
 pub mod target;
 
 pub use authorize::{Authorized, Authorizer, Destination, Prepared, Request};
