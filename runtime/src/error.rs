@@ -1,7 +1,6 @@
 //! Runtime errors: a stable code plus a redacted, bounded message.
 
 use netgrant_policy::{Decision, DenyCode};
-use std::fmt;
 
 /// What went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +51,8 @@ impl ErrorKind {
 
 /// A runtime error. Its message never contains userinfo, query values or
 /// payloads, and is bounded in length.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", self.code())]
 pub struct HostError {
     /// What went wrong.
     pub kind: ErrorKind,
@@ -85,14 +85,6 @@ impl HostError {
         self.kind.code()
     }
 }
-
-impl fmt::Display for HostError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code(), self.message)
-    }
-}
-
-impl std::error::Error for HostError {}
 
 /// Escapes control characters and bounds the length of text that may come
 /// from a peer or the network.

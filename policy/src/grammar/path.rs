@@ -18,7 +18,9 @@ use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 const MAX_ROUNDS: usize = 8;
 
 /// Why a path prefix was rejected, with a hint for fixing it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+#[diagnostic(help("{help}"))]
 pub struct PrefixError {
     /// What is wrong, as a lowercase sentence.
     pub message: String,
@@ -34,14 +36,6 @@ impl PrefixError {
         }
     }
 }
-
-impl fmt::Display for PrefixError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for PrefixError {}
 
 /// Normalizes a path prefix as written in a target (the part after the
 /// host and port).
@@ -222,27 +216,18 @@ pub fn prefix_contains(outer: &str, inner: &str) -> bool {
 }
 
 /// Why a request path cannot be read safely at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathReadingError {
     /// A percent-encoded NUL byte, possibly under several layers of encoding.
+    #[error("the path contains a percent-encoded NUL byte")]
     NulByte,
     /// Percent-encoded bytes that are not valid UTF-8 (overlong forms too).
+    #[error("the path's percent-encoded bytes are not valid UTF-8")]
     InvalidUtf8,
     /// More layers of percent-encoding than any honest client produces.
+    #[error("the path is percent-encoded in too many layers")]
     TooManyRounds,
 }
-
-impl fmt::Display for PathReadingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::NulByte => "the path contains a percent-encoded NUL byte",
-            Self::InvalidUtf8 => "the path's percent-encoded bytes are not valid UTF-8",
-            Self::TooManyRounds => "the path is percent-encoded in too many layers",
-        })
-    }
-}
-
-impl std::error::Error for PathReadingError {}
 
 /// How a server arrives at one reading of a request path: which of the
 /// transformations of docs/spec.md §5.5 it applies. Dot segments

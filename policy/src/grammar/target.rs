@@ -220,7 +220,9 @@ pub enum TargetErrorKind {
 
 /// A target parse error: a lowercase message, a help line, and the byte range
 /// inside the target string that is at fault.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+#[diagnostic(help("{help}"))]
 pub struct TargetError {
     /// What kind of problem.
     pub kind: TargetErrorKind,
@@ -231,14 +233,6 @@ pub struct TargetError {
     /// Byte range within the target string.
     pub span: std::ops::Range<usize>,
 }
-
-impl fmt::Display for TargetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for TargetError {}
 
 fn err(
     kind: TargetErrorKind,

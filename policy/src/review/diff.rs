@@ -73,7 +73,6 @@ use crate::target::{HostPattern, PortPattern, Target};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
 /// The most containment checks one diff (or coverage check) may do before it
 /// gives up with [`DiffError::TooComplex`]. Realistic manifests need a small
@@ -319,24 +318,12 @@ impl Diff {
 }
 
 /// Why a diff could not be computed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DiffError {
     /// More than [`MAX_CONTAINMENT_CHECKS`] containment checks were needed.
+    #[error("the two policies overlap too much to diff: more than {MAX_CONTAINMENT_CHECKS} containment checks")]
     TooComplex,
 }
-
-impl fmt::Display for DiffError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DiffError::TooComplex => write!(
-                f,
-                "the two policies overlap too much to diff: more than {MAX_CONTAINMENT_CHECKS} containment checks"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for DiffError {}
 
 /// The requested set of a policy: one item per requested target (a request
 /// narrowed by several grant entries appears once), sorted by capability and
