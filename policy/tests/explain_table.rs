@@ -420,4 +420,127 @@ url = "wss://*/"
             }
         }
     }
+
+    /// Requests built to be near misses — well-formed, clean paths, valid
+    /// methods, hosts and schemes that the policy's targets almost cover —
+    /// so the premise "explain offers a grant or manifest fix" holds on most
+    /// cases, and each offered fix is pasted in and must allow the request.
+    /// The share of cases with a fix is counted and asserted.
+    #[test]
+    fn near_miss_fixes_work() {
+        use proptest::test_runner::{Config, TestRunner};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let strategy = (
+            any::<bool>(),
+            prop::sample::select(vec![
+                "api.example.com",
+                "a.example.com",
+                "b.example.com",
+                "events.example.com",
+                "new.example.org",
+            ]),
+            prop::sample::select(vec!["", ":8443"]),
+            prop::sample::select(vec!["/v1/x", "/v2/x", "/files/a.txt", "/"]),
+            prop::sample::select(vec!["GET", "POST", "DELETE"]),
+            prop::sample::select(vec!["", "X-Trace", "X-Other"]),
+            prop::sample::select(vec!["", "json", "xml"]),
+            prop::sample::select(vec![None, Some("93.184.215.14"), Some("10.1.2.3")]),
+        );
+        let m = Manifest::parse("plugin.toml", MANIFEST).value.unwrap();
+        let g = Grant::parse("grant.toml", GRANT).value.unwrap();
+        let p = compile(&m, Some(&g)).policy.unwrap();
+        let ex = Explainer::new(
+            &p,
+            Sources {
+                manifest: Some(&m),
+                grant: Some(&g),
+            },
+        );
+        let cases = 256;
+        let (fixed, denied) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let mut runner = TestRunner::new(Config {
+            cases,
+            ..Config::default()
+        });
+        runner
+            .run(
+                &strategy,
+                |(websocket, host, port, path, method, header, sub, resolve)| {
+                    let scheme = if websocket { "wss" } else { "https" };
+                    let url = format!("{scheme}://{host}{port}{path}");
+                    let headers: Vec<(String, String)> = if header.is_empty() {
+                        vec![]
+                    } else {
+                        vec![(header.to_string(), "1".to_string())]
+                    };
+                    let subs: Vec<String> = if sub.is_empty() || !websocket {
+                        vec![]
+                    } else {
+                        vec![sub.to_string()]
+                    };
+                    let answers: Option<Vec<IpAddr>> = resolve.map(|a| vec![a.parse().unwrap()]);
+                    let req = Request {
+                        capability: if websocket {
+                            Capability::Websocket
+                        } else {
+                            Capability::Request
+                        },
+                        url: &url,
+                        method: (!websocket).then_some(method),
+                        headers: &headers,
+                        subprotocols: &subs,
+                    };
+                    let e = ex.explain(&req, answers.as_deref());
+                    if e.decision.is_allowed() {
+                        return Ok(());
+                    }
+                    denied.fetch_add(1, Ordering::Relaxed);
+                    if !matches!(e.fix.kind, FixKind::Grant | FixKind::Manifest) {
+                        return Ok(());
+                    }
+                    fixed.fetch_add(1, Ordering::Relaxed);
+                    let (mut mt, mut gt) = (MANIFEST.to_string(), GRANT.to_string());
+                    for s in &e.fix.steps {
+                        let text = match s.file {
+                            FixFile::Manifest => &mut mt,
+                            FixFile::Grant => &mut gt,
+                        };
+                        *text = match s.action {
+                            FixAction::Add => format!("{text}\n{}", s.snippet),
+                            FixAction::Replace => replace_entry(
+                                text,
+                                s.file,
+                                s.capability,
+                                s.replaces_target.as_deref().unwrap(),
+                                &s.snippet,
+                            ),
+                        };
+                    }
+                    let m2 = Manifest::parse("plugin.toml", &mt).value.unwrap();
+                    let g2 = Grant::parse("grant.toml", &gt).value.unwrap();
+                    let p2 = compile(&m2, Some(&g2)).policy.unwrap();
+                    let after = Authorizer::new(&p2).authorize(&req, answers.as_deref());
+                    prop_assert!(
+                        after.is_allowed(),
+                        "{}: after {} still {}",
+                        url,
+                        e.fix.summary,
+                        after.code
+                    );
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let (fixed, denied) = (
+            fixed.load(Ordering::Relaxed),
+            denied.load(Ordering::Relaxed),
+        );
+        eprintln!("near misses: {fixed} of {cases} had a verified fix ({denied} denied)");
+        // The premise must hold on a real share of the cases, or the property
+        // asserts nothing.
+        assert!(
+            fixed * 2 >= cases as usize,
+            "only {fixed} of {cases} generated near misses had a fix to verify ({denied} denied)"
+        );
+    }
 }
