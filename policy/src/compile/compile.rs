@@ -803,65 +803,61 @@ fn permission_from(
 }
 
 pub(crate) fn rebuild(p: &Policy) -> Result<Rebuilt, String> {
-    let mut requested: Vec<Requested> = Vec::new();
-    let mut seen: HashMap<(Capability, String), Permission> = HashMap::new();
-    let mut grants = Vec::new();
+    // Parse each IR entry into its typed form (the only place IR strings are
+    // parsed), then invert compilation the way `explain` does.
+    let mut typed = Vec::with_capacity(p.entries.len());
+    let mut seen: HashMap<(Capability, &Target), usize> = HashMap::new();
     for e in &p.entries {
         if let Some(r) = &e.reason {
             if let Some(m) = document::reason_problem(r) {
                 return Err(format!("entry {}: {m}", quote(&e.id)));
             }
         }
-        let own = entry_permission(e)?;
-        let req = entry_requested_permission(e)?;
-        let k = (req.capability, req.target.to_string());
-        match seen.get(&k) {
-            Some(prev) if *prev != req => {
+        typed.push(PolicyEntry {
+            id: e.id.clone(),
+            status: e.status,
+            permission: entry_permission(e)?,
+            requested: entry_requested_permission(e)?,
+            approved_broad: e.approved_broad,
+            reason: e.reason.clone(),
+        });
+    }
+    for (i, t) in typed.iter().enumerate() {
+        let req = &t.requested;
+        match seen.get(&(req.capability, &req.target)) {
+            Some(&first) if typed[first].requested != *req => {
                 return Err(format!(
                     "requested target {} appears with different details",
-                    quote(&k.1)
+                    quote(&req.target.to_string())
                 ))
             }
             Some(_) => {}
             None => {
-                seen.insert(k, req.clone());
-                requested.push(Requested {
-                    permission: req,
-                    reason: e.reason.clone(),
-                    origin: None,
-                });
+                seen.insert((req.capability, &req.target), i);
             }
         }
-        if e.status == Status::Granted {
-            grants.push(GrantEntry {
-                capability: own.capability,
-                target: own.target,
-                methods: own.methods,
-                headers: Some(own.headers),
-                subprotocols: Some(own.subprotocols),
-                networks: Some(own.networks),
-                broad: e.approved_broad,
+    }
+    let ignored = p
+        .ignored
+        .iter()
+        .map(|ig| {
+            Ok(GrantEntry {
+                capability: ig.capability,
+                target: parse_target(&ig.target, ig.capability)?,
+                methods: ig.methods.as_deref().map(parse_methods).transpose()?,
+                headers: ig.headers.as_deref().map(parse_headers).transpose()?,
+                subprotocols: ig
+                    .subprotocols
+                    .as_deref()
+                    .map(parse_subprotocols)
+                    .transpose()?,
+                networks: ig.networks.as_deref().map(parse_networks).transpose()?,
+                broad: ig.broad,
                 origin: None,
-            });
-        }
-    }
-    for ig in &p.ignored {
-        grants.push(GrantEntry {
-            capability: ig.capability,
-            target: parse_target(&ig.target, ig.capability)?,
-            methods: ig.methods.as_deref().map(parse_methods).transpose()?,
-            headers: ig.headers.as_deref().map(parse_headers).transpose()?,
-            subprotocols: ig
-                .subprotocols
-                .as_deref()
-                .map(parse_subprotocols)
-                .transpose()?,
-            networks: ig.networks.as_deref().map(parse_networks).transpose()?,
-            broad: ig.broad,
-            origin: None,
-        });
-    }
-    Ok((requested, grants))
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(crate::compiled::documents_of(&typed, ignored))
 }
 
 /// The normalized permission an IR entry describes (its own fields, not the

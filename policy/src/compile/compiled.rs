@@ -7,7 +7,7 @@
 //! typed entries; nothing parses IR strings again.
 
 use crate::capability::Capability;
-use crate::document::GrantEntry;
+use crate::document::{GrantEntry, Requested};
 use crate::ir::{IgnoredCode, Policy, Status};
 use crate::permission::Permission;
 use std::ops::Deref;
@@ -106,38 +106,52 @@ impl CompiledPolicy {
 impl CompiledPolicy {
     /// The requested set and the grant this policy compiles from, rebuilt
     /// from the typed entries (for callers without the TOML, like `explain`
-    /// on an IR file): each request once, with its reason; each granted
-    /// entry and each dropped grant entry as a grant line.
+    /// on an IR file).
     #[cfg(feature = "review")]
-    pub(crate) fn documents(&self) -> (Vec<crate::document::Requested>, Vec<GrantEntry>) {
-        let mut requested: Vec<crate::document::Requested> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut grant = Vec::new();
-        for e in &self.entries {
-            if seen.insert((e.requested.capability, e.requested.target.clone())) {
-                requested.push(crate::document::Requested {
-                    permission: e.requested.clone(),
-                    reason: e.reason.clone(),
-                    origin: None,
-                });
-            }
-            if e.status == Status::Granted {
-                let p = &e.permission;
-                grant.push(GrantEntry {
-                    capability: p.capability,
-                    target: p.target.clone(),
-                    methods: p.methods.clone(),
-                    headers: Some(p.headers.clone()),
-                    subprotocols: Some(p.subprotocols.clone()),
-                    networks: Some(p.networks.clone()),
-                    broad: e.approved_broad,
-                    origin: None,
-                });
-            }
-        }
-        grant.extend(self.ignored.iter().map(|ig| ig.grant.clone()));
-        (requested, grant)
+    pub(crate) fn documents(&self) -> (Vec<Requested>, Vec<GrantEntry>) {
+        documents_of(
+            &self.entries,
+            self.ignored.iter().map(|ig| ig.grant.clone()),
+        )
     }
+}
+
+/// The requested set and grant that typed entries (and the dropped grant
+/// lines) compile from: each request once, in entry order, with its reason;
+/// each granted entry as a grant line with every field written; then the
+/// dropped lines. The one place that inverts compilation — IR loading
+/// ([`crate::compile`]'s `rebuild`) and `explain` both use it.
+pub(crate) fn documents_of(
+    entries: &[PolicyEntry],
+    ignored: impl IntoIterator<Item = GrantEntry>,
+) -> (Vec<Requested>, Vec<GrantEntry>) {
+    let mut requested: Vec<Requested> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut grant = Vec::new();
+    for e in entries {
+        if seen.insert((e.requested.capability, &e.requested.target)) {
+            requested.push(Requested {
+                permission: e.requested.clone(),
+                reason: e.reason.clone(),
+                origin: None,
+            });
+        }
+        if e.status == Status::Granted {
+            let p = &e.permission;
+            grant.push(GrantEntry {
+                capability: p.capability,
+                target: p.target.clone(),
+                methods: p.methods.clone(),
+                headers: Some(p.headers.clone()),
+                subprotocols: Some(p.subprotocols.clone()),
+                networks: Some(p.networks.clone()),
+                broad: e.approved_broad,
+                origin: None,
+            });
+        }
+    }
+    grant.extend(ignored);
+    (requested, grant)
 }
 
 impl Deref for CompiledPolicy {
