@@ -318,8 +318,13 @@ pub struct PathReadings {
     /// How each reading was made (same order; the first, simplest, way
     /// when several give the same string).
     how: Vec<Reading>,
-    /// The first look-alike folded, and what it became.
+    /// The look-alike behind the first folded reading that was new, and
+    /// what it became.
     lookalike: Option<(char, String)>,
+    /// The look-alike of the latest fold, until a new reading claims it
+    /// (a fold whose reading another reading already gave names nothing).
+    /// Always `None` once the readings are built.
+    last_fold: Option<(char, String)>,
 }
 
 /// Computes the readings of a request path.
@@ -349,6 +354,7 @@ pub fn readings(url_path: &str) -> Result<PathReadings, PathReadingError> {
             readings: vec![url_path.to_owned()],
             how: vec![Reading::AS_PARSED],
             lookalike: None,
+            last_fold: None,
         });
     }
     full_readings(url_path)
@@ -396,6 +402,7 @@ fn full_readings(url_path: &str) -> Result<PathReadings, PathReadingError> {
         readings: vec![as_parsed.clone()],
         how: vec![Reading::AS_PARSED],
         lookalike: None,
+        last_fold: None,
     };
     let mut layers = vec![as_parsed.clone()];
     let plain = Pass {
@@ -422,6 +429,7 @@ fn full_readings(url_path: &str) -> Result<PathReadings, PathReadingError> {
             out.pass(&as_parsed, pass, &mut layers)?;
         }
     }
+    out.last_fold = None;
     Ok(out)
 }
 
@@ -562,11 +570,12 @@ impl PathReadings {
         }
     }
 
-    /// Folds look-alikes (then reads `\` as `/`), remembering the first.
+    /// Folds look-alikes (then reads `\` as `/`), remembering the first
+    /// for the reading it makes.
     fn fold(&mut self, path: &str) -> String {
         match fold_lookalikes(path) {
             Some((folded, c, to)) => {
-                self.lookalike.get_or_insert((c, to));
+                self.last_fold = Some((c, to));
                 folded.replace('\\', "/")
             }
             None => path.to_owned(),
@@ -595,6 +604,9 @@ impl PathReadings {
 
     fn push(&mut self, reading: String, how: Reading) {
         if !self.readings.contains(&reading) {
+            if how.lookalikes_folded && self.lookalike.is_none() {
+                self.lookalike.clone_from(&self.last_fold);
+            }
             self.readings.push(reading);
             self.how.push(how);
         }
@@ -1174,6 +1186,12 @@ mod tests {
         let (_, h) = how("/v1/%uFF0E%uFF0E/admin", "/v1/");
         assert!(h.lookalikes_folded && h.percent_u);
         assert_eq!(Reading::AS_PARSED.to_string(), "takes the path as parsed");
+        // Folding `．` here gives only readings the `%uXXXX` pass already
+        // gave, so no reading is named for the look-alike (found by the
+        // property below).
+        let r = readings(&url_path("/%uFF0E%u002F../")).unwrap();
+        assert!(r.iter().all(|(_, h)| !h.lookalikes_folded));
+        assert_eq!(r.lookalike(), None);
         let r = readings(&url_path("/v1/x")).unwrap();
         assert_eq!(
             r.iter().collect::<Vec<_>>(),
