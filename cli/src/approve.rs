@@ -19,8 +19,8 @@ use clap::Args;
 use netgrant_policy::approve_plan::{self, Action, Candidate, Plan, Subject};
 use netgrant_policy::diagnostics::Severity;
 use netgrant_policy::ir::Status;
-use netgrant_policy::permission::Permission;
 use netgrant_policy::redact::escape_terminal;
+use netgrant_policy::Permission;
 use netgrant_policy::{compile, Capability, Diagnostic, Grant, Manifest, Target};
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -182,7 +182,7 @@ struct Inputs {
 /// reported. Refuses a clobbering `-o` and a useless `--only` before asking
 /// anything.
 fn read_inputs(args: &ApproveArgs) -> Result<Inputs, Exit> {
-    let limit = netgrant_policy::document::MAX_FILE_BYTES as u64;
+    let limit = netgrant_policy::MAX_FILE_BYTES as u64;
     // The manifest.
     let mname = args.manifest.display().to_string();
     let manifest = match input::read(&args.manifest, limit) {

@@ -4,7 +4,7 @@ use crate::input;
 use crate::output::{print_stdout, usage};
 use crate::{CapabilityArg, Exit};
 use clap::{Args, ValueEnum};
-use netgrant_policy::target::UrlHost;
+use netgrant_policy::UrlHost;
 use netgrant_policy::{Authorizer, Capability, Request};
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -22,11 +22,9 @@ pub fn run(a: &AuthorizeArgs) -> Exit {
     // The grant as written (which fields it sets, and its line numbers). It
     // parsed once already, in `inputs`; entry-level errors do not stop it.
     let grant: Option<Grant> = match (&a.input.manifest, &a.input.grant) {
-        (Some(_), Some(g)) => {
-            crate::input::read(g, netgrant_policy::document::MAX_FILE_BYTES as u64)
-                .ok()
-                .and_then(|b| Grant::parse_bytes(&g.display().to_string(), &b).value)
-        }
+        (Some(_), Some(g)) => crate::input::read(g, netgrant_policy::MAX_FILE_BYTES as u64)
+            .ok()
+            .and_then(|b| Grant::parse_bytes(&g.display().to_string(), &b).value),
         _ => None,
     };
     let sources = Sources {

@@ -108,7 +108,7 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, Diagnostic> {
 
 /// Parses and compiles a manifest and an optional grant.
 pub fn load_manifest_and_grant(manifest: &Path, grant: Option<&Path>) -> Loaded {
-    let limit = netgrant_policy::document::MAX_FILE_BYTES as u64;
+    let limit = netgrant_policy::MAX_FILE_BYTES as u64;
     let mut diagnostics = Vec::new();
     let m = match read(manifest, limit) {
         Ok(bytes) => {
@@ -156,7 +156,7 @@ pub fn load_manifest_and_grant(manifest: &Path, grant: Option<&Path>) -> Loaded 
 
 /// Loads an IR file (re-validated).
 pub fn load_ir(path: &Path) -> Loaded {
-    let limit = 16 * netgrant_policy::document::MAX_FILE_BYTES as u64;
+    let limit = 16 * netgrant_policy::MAX_FILE_BYTES as u64;
     let mut diagnostics = Vec::new();
     let policy = match read(path, limit) {
         Ok(bytes) => match std::str::from_utf8(&bytes) {

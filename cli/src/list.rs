@@ -11,9 +11,9 @@ use crate::output::{print_stderr, print_stdout};
 use crate::Exit;
 use clap::ValueEnum;
 use netgrant_policy::diagnostics::Severity;
-use netgrant_policy::drift::Drift;
 use netgrant_policy::ir::Status;
 use netgrant_policy::redact::{escape_markdown, escape_terminal};
+use netgrant_policy::Drift;
 use netgrant_policy::{Capability, Manifest};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -452,7 +452,7 @@ fn row(manifest: &Path, grants: Option<&Path>) -> Row {
     let mut r = empty_row(manifest);
     // The name decides the pairing under --grants; read it first.
     let name = grants.and_then(|_| {
-        input::read(manifest, netgrant_policy::document::MAX_FILE_BYTES as u64)
+        input::read(manifest, netgrant_policy::MAX_FILE_BYTES as u64)
             .ok()
             .and_then(|b| Manifest::parse_bytes("plugin.toml", &b).value)
             .map(|m| m.name)
@@ -529,7 +529,7 @@ fn row(manifest: &Path, grants: Option<&Path>) -> Row {
         (Some(_), Some(_)) if policy.digest_drift() => Pin::Drift,
         (Some(_), Some(_)) => Pin::Pinned,
     };
-    r.drift = netgrant_policy::drift::drift(policy, loaded.grant.as_ref());
+    r.drift = netgrant_policy::drift(policy, loaded.grant.as_ref());
     r.requested_digest = Some(policy.requested_digest.clone());
     r
 }

@@ -5,11 +5,11 @@ use crate::input;
 use crate::output::{print_stderr, print_stdout, usage};
 use crate::Exit;
 use clap::ValueEnum;
-use netgrant_policy::drift::Drift;
+use netgrant_policy::broad_reason_ir;
 use netgrant_policy::idn::host_display;
 use netgrant_policy::ir::{Entry, Policy, Status};
-use netgrant_policy::permission::broad_reason_ir;
 use netgrant_policy::redact::{escape_markdown, escape_markdown_code, escape_terminal};
+use netgrant_policy::Drift;
 use serde_json::json;
 use std::path::Path;
 
@@ -49,7 +49,7 @@ pub fn run(input_path: &Path, grant: Option<&Path>, format: ShowFormat) -> Exit 
     };
     // Pinned-grant drift, with the affected entries named (exact about unset
     // grant fields only when the grant itself is at hand, not from an IR).
-    let drift = netgrant_policy::drift::drift(&policy, loaded.grant.as_ref());
+    let drift = netgrant_policy::drift(&policy, loaded.grant.as_ref());
     let out = match format {
         ShowFormat::Human => human(&policy, drift.as_ref()),
         ShowFormat::Json => {
@@ -80,7 +80,7 @@ fn ordered(p: &Policy) -> Vec<&Entry> {
 }
 
 /// Why an entry is broad, in the policy crate's wording
-/// ([`netgrant_policy::permission::broad_reason_ir`]), judged on the entry's own
+/// ([`netgrant_policy::broad_reason_ir`]), judged on the entry's own
 /// (effective) target and networks.
 fn broad_why(e: &Entry) -> String {
     broad_reason_ir(&e.target, &e.networks).unwrap_or_else(|| "broad".into())

@@ -4,8 +4,8 @@
 mod common;
 use common::*;
 use netgrant_policy::ir::{Entry, Status};
-use netgrant_policy::target::{HostPattern, PortPattern};
 use netgrant_policy::{compile, Authorizer, Capability, Grant, Manifest, Request};
+use netgrant_policy::{HostPattern, PortPattern};
 use serde_json::Value;
 use std::path::Path;
 
@@ -216,7 +216,7 @@ networks = ["10.0.0.0/24"]
     let e: &Entry = policy.granted().next().unwrap();
     assert_eq!(e.methods.as_deref(), Some(&["GET".to_string()][..]));
     assert!(e.headers.is_empty() && e.networks.is_empty(), "{e:?}");
-    let d = netgrant_policy::drift::drift(&policy, Some(&g)).unwrap();
+    let d = netgrant_policy::drift(&policy, Some(&g)).unwrap();
     assert_eq!(
         d.follows_manifest,
         Some(vec![]),

@@ -784,7 +784,7 @@ fn ci_runs_the_readme_commands() {
 }
 
 /// `show`, `diff` and `approve` say why a target is broad in one wording
-/// (netgrant_policy::permission::broad_reason), naming a wide network.
+/// (netgrant_policy::broad_reason), naming a wide network.
 #[test]
 fn broad_reasons_share_one_wording() {
     const WIDE: &str = r#"[plugin]

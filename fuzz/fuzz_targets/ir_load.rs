@@ -17,7 +17,7 @@
 use libfuzzer_sys::fuzz_target;
 use netgrant_fuzz::{check_labels, check_reload, fingerprint};
 use netgrant_policy::ir::Port;
-use netgrant_policy::target::HostKind;
+use netgrant_policy::HostKind;
 use netgrant_policy::{load_policy, Authorizer, Capability, CompiledPolicy, Request, Severity};
 
 fuzz_target!(|data: &[u8]| {

@@ -9,8 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netgrant_policy::path;
-use netgrant_policy::target::{HostPattern, PortPattern, Target, UrlHost, MAX_URL_BYTES};
+use netgrant_policy::PathReadings;
+use netgrant_policy::{HostPattern, PortPattern, Target, UrlHost, MAX_URL_BYTES};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(raw) = std::str::from_utf8(data) else {
@@ -86,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
         "{shown} does not match its own host {uhost}"
     );
     assert!(t.port.matches(url.port_or_known_default().unwrap()));
-    let readings = path::readings(url.path())
+    let readings = PathReadings::parse(url.path())
         .unwrap_or_else(|e| panic!("{shown}: own path {:?} is unreadable: {e}", url.path()));
     assert!(
         readings.all_inside(&t.path),

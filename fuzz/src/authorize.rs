@@ -17,7 +17,7 @@
 use crate::reference::{self, Ask, RefEntry};
 use arbitrary::Arbitrary;
 use netgrant_policy::ir::Status;
-use netgrant_policy::target::{HostPattern, PortPattern};
+use netgrant_policy::{HostPattern, PortPattern};
 use netgrant_policy::{
     compile, redact, Authorizer, Capability, Destination, Grant, Manifest, Request, Target,
 };

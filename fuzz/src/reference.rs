@@ -836,7 +836,7 @@ mod tests {
                 let Ok(url) = url::Url::parse(&format!("http://h/v1/{tail}")) else {
                     continue;
                 };
-                let Ok(prod) = netgrant_policy::path::readings(url.path()) else {
+                let Ok(prod) = netgrant_policy::PathReadings::parse(url.path()) else {
                     continue;
                 };
                 let Some(reference) = readings(url.path()) else {

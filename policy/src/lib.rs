@@ -30,11 +30,12 @@
 //!
 //! # Features
 //!
-//! The core — [`document`] (parsing), [`compile`](mod@compile) (with [`drift`], which the
-//! compiler uses for its digest-drift warning), [`ir`] (the IR and
-//! [`load_policy`]), [`authorize`], [`decision`], [`diagnostics`] and the
-//! pattern modules — is always built. That is all `netgrant-runtime` takes:
-//! it depends on this crate with no features.
+//! The core — parsing ([`Manifest`], [`Grant`], [`Target`]), the compiler
+//! ([`compile`], with [`drift`], which the compiler uses for its
+//! digest-drift warning), the IR ([`ir`], [`load_policy`]), the authorizer
+//! ([`Authorizer`], [`Decision`]) and [`diagnostics`] — is always built.
+//! That is all `netgrant-runtime` takes: it depends on this crate with no
+//! features.
 //!
 //! | Feature  | Default | Adds |
 //! |----------|---------|------|
@@ -52,9 +53,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The folders show the layers (grammar → document → compile → authorize,
-// and the review engines on top); module paths stay flat and stable
-// (`netgrant_policy::target`, `::compile`, …), so each file is mounted with
-// `#[path]`. See docs/architecture.md.
+// and the review engines on top), each file mounted with `#[path]`. The
+// core modules are private: the root re-exports their public API, so a
+// module can move or split without breaking users. Public modules are the
+// wire form (`ir`), the address-range table (`address`), the reporting
+// helpers (`diagnostics`, `redact`) and the
+// optional engines (`schema`, the review modules). See
+// docs/architecture.md.
 #[path = "grammar/address.rs"]
 pub mod address;
 #[cfg(feature = "review")]
@@ -62,30 +67,30 @@ pub mod address;
 #[path = "review/approve_plan.rs"]
 pub mod approve_plan;
 #[path = "authorize/authorize.rs"]
-pub mod authorize;
+mod authorize;
 #[path = "grammar/capability.rs"]
-pub mod capability;
+mod capability;
 #[path = "compile/compile.rs"]
-pub mod compile;
+mod compile;
 #[path = "compile/compiled.rs"]
-pub mod compiled;
+mod compiled;
 #[path = "authorize/decision.rs"]
-pub mod decision;
+mod decision;
 pub mod diagnostics;
 #[cfg(feature = "review")]
 #[cfg_attr(docsrs, doc(cfg(feature = "review")))]
 #[path = "review/diff.rs"]
 pub mod diff;
 #[path = "document/walker.rs"]
-pub mod document;
+mod document;
 #[path = "compile/drift.rs"]
-pub mod drift;
+mod drift;
 #[cfg(feature = "review")]
 #[cfg_attr(docsrs, doc(cfg(feature = "review")))]
 #[path = "review/explain.rs"]
 pub mod explain;
 #[path = "grammar/headers.rs"]
-pub mod headers;
+mod headers;
 #[cfg(feature = "review")]
 #[cfg_attr(docsrs, doc(cfg(feature = "review")))]
 #[path = "review/idn.rs"]
@@ -97,9 +102,9 @@ pub mod ir;
 #[path = "review/lint.rs"]
 pub mod lint;
 #[path = "grammar/path.rs"]
-pub mod path;
+mod path;
 #[path = "grammar/permission.rs"]
-pub mod permission;
+mod permission;
 #[path = "authorize/redact.rs"]
 pub mod redact;
 #[cfg(feature = "review")]
@@ -111,14 +116,23 @@ pub mod replay;
 #[path = "document/schema.rs"]
 pub mod schema;
 #[path = "grammar/target.rs"]
-pub mod target;
+mod target;
 
-pub use authorize::{Authorized, Authorizer, Destination, Prepared, Request};
+// Parse: documents and the target grammar.
 pub use capability::{Capability, Scheme};
+pub use document::{Grant, Manifest, Parsed, MAX_FILE_BYTES, MAX_TARGETS};
+pub use path::{PathReadingError, PathReadings, Reading};
+pub use permission::{broad_reason, broad_reason_ir, Flags, Method, Methods, Permission};
+pub use target::{
+    HostKind, HostPattern, PortPattern, Target, TargetError, TargetErrorKind, UrlHost,
+    MAX_URL_BYTES,
+};
+// Build: the compiler, the IR loader and drift between IR and grant.
 pub use compile::{compile, load_policy, Compiled};
 pub use compiled::{CompiledPolicy, IgnoredGrant, PolicyEntry};
+pub use drift::{drift, Drift, FollowsManifest, InheritedField};
+pub use ir::Policy;
+// Match: the authorizer and its decisions.
+pub use authorize::{Authorized, Authorizer, Destination, Prepared, Request, LOCALHOST_ADDRS};
 pub use decision::{Decision, DecisionCode, DenyCode, Verdict};
 pub use diagnostics::{Code, Diagnostic, Severity};
-pub use document::{Grant, Manifest, Parsed};
-pub use ir::Policy;
-pub use target::Target;

@@ -369,11 +369,7 @@ fn reference(old: &[Item], new: &[Item]) -> BTreeSet<(String, Vec<String>, Vec<S
     out
 }
 
-fn union_flag(
-    items: &[Item],
-    idx: &[usize],
-    f: impl Fn(&netgrant_policy::permission::Flags) -> bool,
-) -> bool {
+fn union_flag(items: &[Item], idx: &[usize], f: impl Fn(&netgrant_policy::Flags) -> bool) -> bool {
     idx.iter().any(|&i| f(&items[i].flags()))
 }
 
@@ -446,7 +442,7 @@ proptest! {
                     prop_assert!(olds[0].reason != news[0].reason);
                 }
             }
-            let newly = |f: fn(&netgrant_policy::permission::Flags) -> bool| {
+            let newly = |f: fn(&netgrant_policy::Flags) -> bool| {
                 union_flag(&d.new, &c.new, f) && !union_flag(&d.old, &c.old, f)
             };
             prop_assert_eq!(c.classes.contains(&Class::NewlyBroad), newly(|f| f.broad));

@@ -2,8 +2,8 @@
 //! each test is the minimized input of one crash, and asserts the fixed
 //! behaviour.
 
-use netgrant_policy::target::{Target, TargetErrorKind};
 use netgrant_policy::{compile, load_policy, Code, Manifest};
+use netgrant_policy::{Target, TargetErrorKind};
 
 /// fuzz target `target`: IDNA maps the fullwidth asterisk `＊` (U+FF0A) and
 /// the small asterisk `﹡` (U+FE61) to `*`, so these hosts used to parse as
@@ -105,7 +105,7 @@ fn canonical_spelling_within_the_length_limit() {
 /// outside the prefix. Readings now also decode every layer before resolving.
 #[test]
 fn encoded_dot_segments_are_not_consumed_before_decoding() {
-    use netgrant_policy::path;
+    use netgrant_policy::PathReadings;
     let cases = [
         // (URL path, prefix)
         ("/debug/%252e%252e/..;/v1", "/debug/"),
@@ -114,7 +114,7 @@ fn encoded_dot_segments_are_not_consumed_before_decoding() {
     ];
     for (p, prefix) in cases {
         let url = url::Url::parse(&format!("http://h.example{p}")).unwrap();
-        let r = path::readings(url.path()).expect(p);
+        let r = PathReadings::parse(url.path()).expect(p);
         assert!(
             !r.all_inside(prefix),
             "{p} is inside {prefix} under every reading: {:?}",

@@ -17,8 +17,8 @@
 //! Case counts are tuned so the whole file runs in well under a minute in a
 //! debug build; raise `PROPTEST_CASES` locally for a deeper run.
 
-use netgrant_policy::path;
-use netgrant_policy::target::UrlHost;
+use netgrant_policy::PathReadings;
+use netgrant_policy::UrlHost;
 use netgrant_policy::{
     compile, load_policy, Authorizer, Capability, Grant, Manifest, Request, Target,
 };
@@ -1274,7 +1274,7 @@ fn target_matches(t: &Target, url: &str) -> bool {
     let u = url::Url::parse(url).unwrap();
     let host = UrlHost::from_url(&u).unwrap();
     let port = u.port_or_known_default().unwrap();
-    let readings = path::readings(u.path()).unwrap();
+    let readings = PathReadings::parse(u.path()).unwrap();
     t.scheme.as_str() == u.scheme()
         && t.host.matches(&host)
         && t.port.matches(port)
@@ -1678,7 +1678,7 @@ const P_HEADERS: &[&str] = &["x-a", "x-b", "x-c"];
 
 /// A whole permission (request capability, so methods take part), parsed
 /// from a manifest so every field is in canonical form.
-fn p_permission() -> impl Strategy<Value = netgrant_policy::permission::Permission> {
+fn p_permission() -> impl Strategy<Value = netgrant_policy::Permission> {
     (
         select(vec!["http", "https"]),
         select(K_HOSTS),
@@ -1742,7 +1742,7 @@ const P_SUBNETS: &[(&str, &[&str])] = &[
 const P_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 impl PSpell {
-    fn permission(&self) -> netgrant_policy::permission::Permission {
+    fn permission(&self) -> netgrant_policy::Permission {
         let list = |v: &[String]| toml_list(v);
         let methods: Vec<String> = self.methods.iter().map(|m| m.to_string()).collect();
         let text = format!(
@@ -1921,7 +1921,7 @@ fn p_spell() -> impl Strategy<Value = PSpell> {
         })
 }
 
-type Perm = netgrant_policy::permission::Permission;
+type Perm = netgrant_policy::Permission;
 
 /// Three permissions, nested `a ⊇ b ⊇ c` by construction (most cases), or
 /// drawn independently.

@@ -5,7 +5,7 @@
 use crate::config::Roots;
 use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
-use netgrant_policy::authorize::LOCALHOST_ADDRS;
+use netgrant_policy::LOCALHOST_ADDRS;
 use netgrant_policy::{Authorized, Authorizer, Destination, Request};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

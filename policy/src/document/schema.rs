@@ -1,7 +1,7 @@
 //! JSON Schemas (draft-07) for `plugin.toml`, `grant.toml` and the IR.
 //!
 //! The serde models here describe the file shapes for editors (taplo, VS Code)
-//! and CI. The authoritative validation is [`crate::document`]'s spanned walker;
+//! and CI. The authoritative validation is the document parser's spanned walker;
 //! tests check that the two agree on every fixture.
 
 #![allow(missing_docs)] // field docs become schema descriptions; items are documented where it matters

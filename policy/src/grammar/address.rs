@@ -227,7 +227,7 @@ pub struct NetworkClasses {
 /// (RFC 2765). A `networks` block written in one of them is judged on the
 /// IPv4 block it embeds, for breadth and containment alike, so `::/96`
 /// is as broad as `0.0.0.0/0`.
-const EMBEDDING_V4: [[u16; 6]; 4] = [
+pub const EMBEDDING_V4: [[u16; 6]; 4] = [
     [0, 0, 0, 0, 0, 0xffff],
     [0x64, 0xff9b, 0, 0, 0, 0],
     [0, 0, 0, 0, 0, 0],

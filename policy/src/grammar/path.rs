@@ -246,7 +246,7 @@ pub struct Reading {
     /// Whether IIS/Jetty-style `%uXXXX` escapes were decoded.
     pub percent_u: bool,
     /// Whether Unicode look-alikes of `.`, `/`, `\` and `;` were folded to
-    /// ASCII (NFKC plus [`LOOKALIKES`]).
+    /// ASCII (NFKC plus the look-alike table of docs/spec.md §5.5).
     pub lookalikes_folded: bool,
 }
 
@@ -434,6 +434,14 @@ fn full_readings(url_path: &str) -> Result<PathReadings, PathReadingError> {
 }
 
 impl PathReadings {
+    /// Computes the readings of a request path, the path of a parsed
+    /// `url::Url`: every way a server may read it (docs/spec.md §5.5). Fails
+    /// if a reading holds an encoded NUL or invalid UTF-8, or decoding does
+    /// not settle within eight rounds.
+    pub fn parse(url_path: &str) -> Result<PathReadings, PathReadingError> {
+        readings(url_path)
+    }
+
     /// The path as parsed, with percent-escape hex uppercased and escaped
     /// unreserved characters decoded: what prefix matching compares first.
     pub fn as_parsed(&self) -> &str {

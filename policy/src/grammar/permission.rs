@@ -283,7 +283,7 @@ impl Permission {
 /// Networks are judged (and named) in canonical form, as the flags are.
 ///
 /// ```
-/// use netgrant_policy::permission::broad_reason;
+/// use netgrant_policy::broad_reason;
 /// use netgrant_policy::Target;
 /// let any = Target::parse("https://*/").unwrap();
 /// assert_eq!(broad_reason(&any, []).as_deref(), Some("any host over https"));

@@ -252,7 +252,7 @@ impl Target {
     /// Parses and normalizes a target.
     ///
     /// ```
-    /// use netgrant_policy::target::Target;
+    /// use netgrant_policy::Target;
     /// let a = Target::parse("WSS://Example.COM.:443").unwrap();
     /// let b = Target::parse("wss://example.com/").unwrap();
     /// assert_eq!(a, b);

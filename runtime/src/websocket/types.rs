@@ -24,7 +24,7 @@ impl fmt::Display for ConnectionId {
     }
 }
 
-/// Options for [`WebSocketHost::open`].
+/// Options for [`WebSocketHost::open`](crate::WebSocketHost::open).
 #[derive(Clone, Debug, Default)]
 pub struct OpenOptions {
     /// Subprotocols to offer; each must be declared by the target.
