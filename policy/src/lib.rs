@@ -87,7 +87,7 @@ mod document;
 mod drift;
 #[cfg(feature = "review")]
 #[cfg_attr(docsrs, doc(cfg(feature = "review")))]
-#[path = "review/explain.rs"]
+#[path = "review/explain/mod.rs"]
 pub mod explain;
 #[path = "grammar/headers.rs"]
 mod headers;
