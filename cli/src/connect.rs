@@ -19,8 +19,8 @@ use clap::Args;
 use netgrant_policy::redact::escape_terminal;
 use netgrant_policy::Authorizer;
 use netgrant_runtime::{
-    ConnectionId, ErrorKind, HickoryResolver, HostConfig, HostError, Incoming, OpenOptions,
-    ResolveFuture, Resolver, Roots, StaticResolver, WebSocketHost,
+    AuditSink, ConnectionId, ErrorKind, HickoryResolver, HostConfig, HostError, Incoming,
+    JsonLinesSink, OpenOptions, ResolveFuture, Resolver, Roots, StaticResolver, WebSocketHost,
 };
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -53,6 +53,11 @@ pub struct ConnectArgs {
     /// seconds (replies still in flight), then close.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub linger: f64,
+    /// Append an audit record (JSON line) per decision and per finished
+    /// connection to FILE: the format `netgrant replay` reads
+    /// (docs/spec.md §11).
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
     /// The ws:// or wss:// URL to open.
     pub url: String,
 }
@@ -132,10 +137,19 @@ pub fn run(a: &ConnectArgs) -> Exit {
         }
         Arc::new(r)
     };
-    let host = match WebSocketHost::new(Arc::new(Authorizer::new(&policy)), resolver, config) {
+    let mut host = match WebSocketHost::new(Arc::new(Authorizer::new(&policy)), resolver, config) {
         Ok(h) => h,
         Err(e) => return usage(&e.to_string()),
     };
+    if let Some(path) = &a.audit {
+        match open_audit(path) {
+            Ok(sink) => host = host.with_audit(sink),
+            Err(msg) => {
+                print_stderr(&msg);
+                return Exit::Invalid;
+            }
+        }
+    }
     let options = OpenOptions {
         subprotocols: a.subprotocols.clone(),
         headers,
@@ -157,6 +171,23 @@ pub fn run(a: &ConnectArgs) -> Exit {
     // plain thread that ends with the process.
     drop(rt);
     exit
+}
+
+/// Opens (creating, appending to) an audit file: records of earlier runs
+/// are kept, as a log is.
+pub(crate) fn open_audit(path: &Path) -> Result<Arc<dyn AuditSink>, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(|f| Arc::new(JsonLinesSink::new(f)) as Arc<dyn AuditSink>)
+        .map_err(|e| {
+            format!(
+                "error: cannot open the audit file {}: {}\n",
+                escape_terminal(&path.display().to_string()),
+                e.kind()
+            )
+        })
 }
 
 /// One line of stdin, as the reader thread saw it.

@@ -1,11 +1,14 @@
 //! `netgrant replay`: dry-run a policy against recorded traffic (JSON lines or
 //! plain URLs), streaming; a summary per code, the top denied targets, and
-//! with `--against` the traffic whose decision changes.
+//! with `--against` the traffic whose decision changes. Audit records of the
+//! runtime (`connect --audit`) replay as they are: a decision record is a
+//! request with its recorded decision, compared with the replayed one.
 //!
 //! Exit codes: 0 when the replay completed (whatever it decided), 1 with
 //! `--fail-on-deny` when any line was denied or invalid, or with
-//! `--fail-on-change` when any decision changes; 2 when a policy or the log
-//! cannot be read.
+//! `--fail-on-change` when any decision changes (under `--against`, or from
+//! the decision an audit record carries); 2 when a policy or the log cannot
+//! be read.
 
 use crate::authorize::DecisionFormat;
 use crate::input;
@@ -40,7 +43,8 @@ pub struct ReplayArgs {
     /// Exit 1 when any line is denied (or cannot be read as a request).
     #[arg(long)]
     pub fail_on_deny: bool,
-    /// Exit 1 when any decision differs under the --against policy.
+    /// Exit 1 when any decision differs under the --against policy, or
+    /// from the decision an audit record carries.
     #[arg(long)]
     pub fail_on_change: bool,
     /// Rows in the top-targets tables.
@@ -107,9 +111,6 @@ pub fn run(a: &ReplayArgs) -> Exit {
             }
         }
     };
-    if a.fail_on_change && against.is_none() {
-        return usage("--fail-on-change needs a second policy: --against IR.json or --against-manifest M [--against-grant G]");
-    }
     let primary = Authorizer::new(&policy);
     let second = against.as_ref().map(Authorizer::new);
     let opts = ReplayOptions {
@@ -185,8 +186,14 @@ pub fn run(a: &ReplayArgs) -> Exit {
             Exit::Invalid
         };
     }
+    // A gate with nothing to compare would never fail: that is an input
+    // error, known once the log is read (it may hold audit records).
+    if a.fail_on_change && against.is_none() && summary.recorded.is_none() {
+        return usage("--fail-on-change needs something to compare with: --against IR.json, --against-manifest M [--against-grant G], or a log of audit decision records");
+    }
     let denied = summary.denied + summary.invalid > 0;
-    let changed = summary.against.as_ref().is_some_and(|c| c.changed > 0);
+    let changed = summary.against.as_ref().is_some_and(|c| c.changed > 0)
+        || summary.recorded.as_ref().is_some_and(|r| r.changed > 0);
     if (a.fail_on_deny && denied) || (a.fail_on_change && changed) {
         Exit::Deny
     } else {
@@ -328,6 +335,32 @@ pub fn human(
                 );
             }
             more(&mut o, c.more_changed, c.approximate);
+        }
+    }
+    if let Some(r) = &s.recorded {
+        let _ = writeln!(
+            o,
+            "\nrecorded decisions (audit records)\n  {} carried a decision; {}",
+            plural(r.lines, "line", "lines"),
+            if r.changed == 0 {
+                "every replayed decision is the same".to_string()
+            } else {
+                let verb = if r.changed == 1 { "differs" } else { "differ" };
+                format!("{} {verb}", plural(r.changed, "decision", "decisions"))
+            }
+        );
+        if !r.transitions.is_empty() {
+            let arrow = |from: &str, to: &str| format!("{from} → {to}");
+            let tw = r
+                .transitions
+                .iter()
+                .map(|t| arrow(&t.from, &t.to).chars().count())
+                .max()
+                .unwrap_or(0);
+            o.push_str("\nchanges (recorded → replayed)\n");
+            for t in &r.transitions {
+                let _ = writeln!(o, "  {:<tw$}  {:>9}", arrow(&t.from, &t.to), t.count);
+            }
         }
     }
     o

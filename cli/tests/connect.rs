@@ -698,3 +698,138 @@ fn interop_with_python_websockets() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "a\nb\n");
 }
+
+/// `connect --audit` writes one decision record per open (and a finished
+/// record per connection); replaying the file against the same policy gives
+/// the recorded decision on every line, and against a narrower policy says
+/// which ones change (docs/spec.md §11).
+#[test]
+fn audit_records_replay_to_the_same_decisions() {
+    let server = Server::start(None);
+    let port = server.port();
+    let requested = [
+        format!("ws://localhost:{port}/"),
+        format!("ws://named.local.test:{port}/"),
+    ];
+    let granted = [
+        format!("ws://localhost:{port}/echo/"),
+        format!("ws://named.local.test:{port}/"),
+    ];
+    let policy = Policy::new(
+        &requested.iter().map(String::as_str).collect::<Vec<_>>(),
+        &granted.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let audit = policy.dir.path().join("audit.jsonl");
+    let cases: Vec<(String, Vec<String>, i32)> = vec![
+        (
+            format!("ws://localhost:{port}/echo/?token=s3cret"),
+            vec![],
+            0,
+        ),
+        (format!("ws://localhost:{port}/admin"), vec![], 1),
+        (format!("ws://127.0.0.1:{port}/echo/"), vec![], 1),
+        (
+            format!("ws://named.local.test:{port}/"),
+            strs(&["--resolve", "named.local.test=93.184.215.14,127.0.0.1"]),
+            1,
+        ),
+        (
+            format!("ws://named.local.test:{port}/"),
+            strs(&["--resolve", "other.local.test=127.0.0.1"]),
+            1,
+        ),
+        ("not a url".to_string(), vec![], 1),
+    ];
+    for (url, extra, want) in &cases {
+        let mut args = policy.args();
+        args.extend(extra.iter().cloned());
+        args.extend(["--audit".to_string(), path_str(&audit), url.clone()]);
+        let (code, _, err) = run_connect(&args, "hello\n");
+        assert_eq!(code, *want, "{url}: {err}");
+    }
+    assert_eq!(server.accepted(), 1, "only the allowed open connects");
+
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        !text.contains("s3cret"),
+        "query values are redacted:\n{text}"
+    );
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let decisions: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["record"] == "decision")
+        .collect();
+    let finished: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["record"] == "finished")
+        .collect();
+    assert_eq!(decisions.len(), cases.len(), "{text}");
+    assert_eq!(finished.len(), 1, "{text}");
+    assert_eq!(decisions[0]["decision"], "allow");
+    assert_eq!(finished[0]["id"], decisions[0]["id"]);
+    assert_eq!(finished[0]["outcome"], "closed");
+    assert_eq!(finished[0]["messages_out"], 1);
+    assert_eq!(
+        decisions[3]["resolved"],
+        serde_json::json!(["93.184.215.14", "127.0.0.1"])
+    );
+    let codes: Vec<&str> = decisions
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "allowed",
+            "not_granted",
+            "not_requested",
+            "non_public_address",
+            "resolution_failed",
+            "invalid_url"
+        ]
+    );
+
+    // The same policy: every replayed decision is the recorded one.
+    let mut replay_args = strs(&["replay", "--format", "json", "--fail-on-change"]);
+    replay_args.extend(policy.args());
+    replay_args.push(path_str(&audit));
+    let (code, out, err) = run(netgrant().args(&replay_args));
+    assert_eq!(code, 0, "{err}\n{out}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let replayed: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["kind"] == "decision").collect();
+    assert_eq!(replayed.len(), cases.len(), "{out}");
+    for (r, d) in replayed.iter().zip(&decisions) {
+        assert_eq!(r["code"], d["code"], "{r}");
+        assert_eq!(r["recorded"]["changed"], false, "{r}");
+    }
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        summary["recorded"]["lines"],
+        cases.len() as u64,
+        "{summary}"
+    );
+    assert_eq!(summary["recorded"]["changed"], 0, "{summary}");
+    assert_eq!(summary["skipped"], 1, "the finished record: {summary}");
+
+    // A narrower grant: the allowed open would now be denied.
+    std::fs::write(
+        policy.grant(),
+        format!("plugin = \"echo\"\n\n[[host_api.websocket]]\nurl = \"ws://named.local.test:{port}/\"\n"),
+    )
+    .unwrap();
+    let (code, out, err) = run(netgrant().args(&replay_args));
+    assert_eq!(code, 1, "--fail-on-change: {err}\n{out}");
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["recorded"]["changed"], 1, "{summary}");
+    assert_eq!(
+        summary["recorded"]["transitions"],
+        serde_json::json!([{"from": "allowed", "to": "not_granted", "count": 1}])
+    );
+}

@@ -253,7 +253,7 @@ fn exit_codes() {
     let (code, _, err) = replay(&["--manifest", M, "--grant", G, "--fail-on-change", LOG]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("--fail-on-change needs a second policy"),
+        err.contains("--fail-on-change needs something to compare with"),
         "{err}"
     );
     // Denials alone do not fail a replay; --fail-on-deny makes them.

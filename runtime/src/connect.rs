@@ -2,6 +2,7 @@
 //! classify every answer → TCP to a checked address. TLS configuration lives
 //! here too; the WebSocket handshake is in [`crate::websocket`].
 
+use crate::audit::Audit;
 use crate::config::Roots;
 use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
@@ -34,27 +35,40 @@ pub(crate) fn tls_config(roots: &Roots) -> Result<Arc<rustls::ClientConfig>, Hos
 
 /// Runs the URL checks, resolves the host once (with a deadline) and checks
 /// every answer. The [`Authorized`] carries everything the connect path
-/// needs; nothing after this parses the URL or decides again.
+/// needs; nothing after this parses the URL or decides again. Every
+/// decision goes to `audit` (docs/spec.md §11) under the connection or
+/// request `id`, with the answers it checked.
 pub(crate) async fn authorize_and_resolve(
     authz: &Authorizer,
     resolver: &dyn Resolver,
     req: &Request<'_>,
     dns_timeout: Duration,
+    audit: &Audit,
+    id: &str,
 ) -> Result<Authorized, HostError> {
-    let prepared = authz.prepare(req).map_err(HostError::denied)?;
+    let prepared = match authz.prepare(req) {
+        Ok(p) => p,
+        Err(d) => {
+            audit.decision(id, req, None, &d);
+            return Err(HostError::denied(d));
+        }
+    };
     let answers: Vec<IpAddr> = match prepared.destination() {
         Destination::Ip(ip) => vec![*ip],
         Destination::Localhost => LOCALHOST_ADDRS.to_vec(),
         Destination::Name(name) => {
             match tokio::time::timeout(dns_timeout, resolver.resolve(name)).await {
                 Err(_) => {
-                    return Err(HostError::new(
+                    let e = HostError::new(
                         ErrorKind::Timeout,
                         format!(
                             "resolving the host of {} took longer than {dns_timeout:?}",
                             prepared.redacted_url()
                         ),
-                    ))
+                    );
+                    // No decision was made: the end is recorded all the same.
+                    audit.failed(id, req.capability, prepared.redacted_url(), &e);
+                    return Err(e);
                 }
                 // A resolver error is treated as no answers: resolution_failed.
                 Ok(Err(_)) => Vec::new(),
@@ -62,9 +76,16 @@ pub(crate) async fn authorize_and_resolve(
             }
         }
     };
-    prepared
-        .authorize_addresses(&answers)
-        .map_err(HostError::denied)
+    match prepared.authorize_addresses(&answers) {
+        Ok(ok) => {
+            audit.decision(id, req, Some(&answers), ok.decision());
+            Ok(ok)
+        }
+        Err(d) => {
+            audit.decision(id, req, Some(&answers), &d);
+            Err(HostError::denied(d))
+        }
+    }
 }
 
 /// Connects TCP to the first checked address that accepts, each attempt

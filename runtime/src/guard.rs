@@ -7,11 +7,13 @@
 //! redirects. A redirect is a new request that must pass the guard again.
 //! Proxy environment variables must be ignored by that client.
 
+use crate::audit::{Audit, AuditSink};
 use crate::config::HostConfig;
 use crate::connect;
 use crate::error::HostError;
 use crate::resolver::Resolver;
 use netgrant_policy::{Authorized, Authorizer, Capability, Request};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// An allowed one-shot request: the authorizer's [`Authorized`] —
@@ -21,6 +23,8 @@ pub type Guarded = Authorized;
 
 /// Authorizes one-shot HTTP requests and resolves their host once.
 pub struct RequestGuard {
+    audit: Audit,
+    next: AtomicU64,
     authorizer: Arc<Authorizer>,
     resolver: Arc<dyn Resolver>,
     config: HostConfig,
@@ -34,10 +38,20 @@ impl RequestGuard {
         config: HostConfig,
     ) -> Self {
         RequestGuard {
+            audit: Audit::new(None, authorizer.plugin(), authorizer.digest()),
+            next: AtomicU64::new(1),
             authorizer,
             resolver,
             config,
         }
+    }
+
+    /// Sends every decision to `sink` (docs/spec.md §11); the guard makes no
+    /// finished records, as the host's own client carries the request.
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        let a = &self.authorizer;
+        self.audit = Audit::new(Some(sink), a.plugin(), a.digest());
+        self
     }
 
     /// Checks method, URL and headers (websocket and streaming attempts are
@@ -60,6 +74,8 @@ impl RequestGuard {
             self.resolver.as_ref(),
             &req,
             self.config.dns_timeout,
+            &self.audit,
+            &format!("req-{}", self.next.fetch_add(1, Ordering::Relaxed)),
         )
         .await
     }

@@ -14,6 +14,7 @@
 // product, not an exceptional path, and boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+mod audit;
 mod config;
 mod connect;
 mod error;
@@ -21,6 +22,7 @@ mod guard;
 mod resolver;
 mod websocket;
 
+pub use audit::{AuditRecord, AuditSink, DecisionRecord, FinishedRecord, JsonLinesSink};
 pub use config::{GlobalLimit, HostConfig, Roots};
 pub use error::{ErrorKind, HostError};
 pub use guard::{Guarded, RequestGuard};

@@ -177,6 +177,8 @@ impl Index {
 pub struct Authorizer {
     /// The policy's `digest`, carried into every [`Authorized`] for audit.
     digest: String,
+    /// The plugin the policy is for (audit records name it).
+    plugin: String,
     rules: Vec<Rule>,
     granted: [Index; 2],
     requested: [Index; 2],
@@ -194,6 +196,7 @@ impl Authorizer {
     pub fn new(policy: &CompiledPolicy) -> Authorizer {
         let mut a = Authorizer {
             digest: policy.digest.clone(),
+            plugin: policy.plugin.name.clone(),
             rules: Vec::new(),
             granted: Default::default(),
             requested: Default::default(),
@@ -214,6 +217,16 @@ impl Authorizer {
             }
         }
         a
+    }
+
+    /// The policy's `digest` (`sha256:…`).
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The name of the plugin the policy is for.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
     }
 
     /// Runs every check up to and including matching; IP literals and

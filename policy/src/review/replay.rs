@@ -19,8 +19,9 @@
 
 use crate::authorize::{Authorizer, FastMap, Request};
 use crate::capability::Capability;
-use crate::decision::{Decision, DenyCode};
+use crate::decision::{Decision, DecisionCode, DenyCode};
 use crate::redact;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::io::{self, BufRead, Write};
@@ -234,6 +235,18 @@ pub struct Changes {
     pub approximate: bool,
 }
 
+/// Replayed decisions compared with the decisions audit records carry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordedChanges {
+    /// Lines that carried a recorded decision.
+    pub lines: u64,
+    /// Lines whose replayed code differs from the recorded one.
+    pub changed: u64,
+    /// Exact counts per (recorded, replayed) pair that differ, most
+    /// frequent first.
+    pub transitions: Vec<Transition>,
+}
+
 /// Cache behaviour, for judging throughput.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CacheStats {
@@ -250,7 +263,8 @@ pub struct CacheStats {
 pub struct Summary {
     /// Lines read (skipped and invalid ones included).
     pub lines: u64,
-    /// Blank and `#` comment lines.
+    /// Blank and `#` comment lines, and audit records of finished
+    /// connections (not decisions).
     pub skipped: u64,
     /// Lines decided.
     pub decided: u64,
@@ -274,6 +288,10 @@ pub struct Summary {
     /// With an `against` policy: what changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub against: Option<Changes>,
+    /// When the log holds audit decision records: how the replayed
+    /// decisions compare with the recorded ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<RecordedChanges>,
     /// Cache behaviour.
     pub cache: CacheStats,
 }
@@ -289,12 +307,56 @@ enum LogHeader {
     Pair(String, String),
 }
 
-/// One JSON line. Unknown fields are errors: a misspelt `headers` would
+/// One JSON line: a request, or an audit record of the runtime
+/// (docs/spec.md §11). Unknown fields are errors: a misspelt `headers` would
 /// otherwise replay a request without its headers, and allow what the real
-/// one would not.
+/// one would not. The audit fields are listed one by one for the same
+/// reason; those that do not bear on the decision are read and ignored.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LogLine<'a> {
+    /// `decision` or `finished` (audit records only).
+    #[serde(default, borrow)]
+    record: Option<Cow<'a, str>>,
+    /// Header names of an audit record (values are never recorded; each is
+    /// replayed with an empty value).
+    #[serde(default)]
+    header_names: Vec<String>,
+    /// The recorded outcome of an audit decision record.
+    #[serde(default, borrow)]
+    decision: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    code: Option<Cow<'a, str>>,
+    // Audit fields that do not bear on the decision (those of finished
+    // records included): read, so a misspelt one is still an error.
+    #[serde(default, rename = "time")]
+    _time: Option<IgnoredAny>,
+    #[serde(default, rename = "plugin")]
+    _plugin: Option<IgnoredAny>,
+    #[serde(default, rename = "id")]
+    _id: Option<IgnoredAny>,
+    #[serde(default, rename = "rule")]
+    _rule: Option<IgnoredAny>,
+    #[serde(default, rename = "digest")]
+    _digest: Option<IgnoredAny>,
+    #[serde(default, rename = "credentials")]
+    _credentials: Option<IgnoredAny>,
+    #[serde(default, rename = "outcome")]
+    _outcome: Option<IgnoredAny>,
+    #[serde(default, rename = "close_code")]
+    _close_code: Option<IgnoredAny>,
+    #[serde(default, rename = "status")]
+    _status: Option<IgnoredAny>,
+    #[serde(default, rename = "bytes_in")]
+    _bytes_in: Option<IgnoredAny>,
+    #[serde(default, rename = "bytes_out")]
+    _bytes_out: Option<IgnoredAny>,
+    #[serde(default, rename = "messages_in")]
+    _messages_in: Option<IgnoredAny>,
+    #[serde(default, rename = "messages_out")]
+    _messages_out: Option<IgnoredAny>,
+    #[serde(default, rename = "duration_ms")]
+    _duration_ms: Option<IgnoredAny>,
     #[serde(default, borrow)]
     capability: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -318,6 +380,15 @@ struct Parsed<'a> {
     headers: Vec<(String, String)>,
     subprotocols: Vec<String>,
     answers: Option<Vec<IpAddr>>,
+    /// The slot of the decision an audit record carries.
+    recorded: Option<u8>,
+}
+
+/// A line read: a request to decide, or an audit record of a finished
+/// connection (not a decision; skipped).
+enum Line<'a> {
+    Request(Parsed<'a>),
+    Finished,
 }
 
 impl Parsed<'_> {
@@ -332,22 +403,75 @@ impl Parsed<'_> {
     }
 }
 
-/// Reads one line as a request.
-fn parse_line(text: &str, default: Option<Capability>) -> Result<Parsed<'_>, String> {
+/// Reads one line as a request (or a finished-connection audit record).
+fn parse_line(text: &str, default: Option<Capability>) -> Result<Line<'_>, String> {
     let no_capability =
         || "no capability: give --capability, or write JSON lines with \"capability\"".to_string();
     if !text.starts_with('{') {
-        return Ok(Parsed {
+        return Ok(Line::Request(Parsed {
             capability: default.ok_or_else(no_capability)?,
             url: Cow::Borrowed(text),
             method: None,
             headers: Vec::new(),
             subprotocols: Vec::new(),
             answers: None,
-        });
+            recorded: None,
+        }));
     }
-    let l: LogLine =
-        serde_json::from_str(text).map_err(|e| format!("not a request record: {e}"))?;
+    let l: LogLine = serde_json::from_str(text).map_err(|e| {
+        let m = e.to_string();
+        // serde lists every field, audit ones included; name the request's.
+        match m
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split_once('`'))
+        {
+            Some((field, _)) => format!(
+                "not a request record: unknown field {} (a request has `capability`, `url`, \
+                 `method`, `headers`, `subprotocols`, `resolved`; an audit record also its own, \
+                 docs/spec.md §11)",
+                crate::diagnostics::quote(field)
+            ),
+            None => format!("not a request record: {m}"),
+        }
+    })?;
+    let recorded = match l.record.as_deref() {
+        None => {
+            let audit_only = [
+                &l._time,
+                &l._plugin,
+                &l._id,
+                &l._rule,
+                &l._digest,
+                &l._credentials,
+                &l._outcome,
+                &l._close_code,
+                &l._status,
+                &l._bytes_in,
+                &l._bytes_out,
+                &l._messages_in,
+                &l._messages_out,
+                &l._duration_ms,
+            ];
+            if l.decision.is_some()
+                || l.code.is_some()
+                || !l.header_names.is_empty()
+                || audit_only.iter().any(|f| f.is_some())
+            {
+                return Err("a line with audit fields needs \"record\": \"decision\" \
+                            or \"finished\""
+                    .into());
+            }
+            None
+        }
+        Some("finished") => return Ok(Line::Finished),
+        Some("decision") => Some(recorded_slot(l.decision.as_deref(), l.code.as_deref())?),
+        Some(other) => {
+            return Err(format!(
+                "record {} is not `decision` or `finished`",
+                crate::diagnostics::quote(other)
+            ))
+        }
+    };
     let capability = match &l.capability {
         None => default.ok_or_else(no_capability)?,
         Some(c) => Capability::parse(c).ok_or_else(|| {
@@ -357,7 +481,8 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Parsed<'_>, Str
             )
         })?,
     };
-    let mut headers = Vec::with_capacity(l.headers.len());
+    let mut headers = Vec::with_capacity(l.headers.len() + l.header_names.len());
+    headers.extend(l.header_names.into_iter().map(|n| (n, String::new())));
     for h in l.headers {
         headers.push(match h {
             LogHeader::Pair(k, v) => (k, v),
@@ -392,14 +517,43 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Parsed<'_>, Str
                 .collect::<Result<_, _>>()?,
         ),
     };
-    Ok(Parsed {
+    Ok(Line::Request(Parsed {
         capability,
         url: l.url,
         method: l.method,
         headers,
         subprotocols: l.subprotocols,
         answers,
-    })
+        recorded,
+    }))
+}
+
+/// The slot of an audit record's `decision` and `code`, which must agree.
+fn recorded_slot(decision: Option<&str>, code: Option<&str>) -> Result<u8, String> {
+    let (Some(decision), Some(code)) = (decision, code) else {
+        return Err("an audit decision record needs `decision` and `code`".into());
+    };
+    let slot = match DecisionCode::parse(code) {
+        Some(DecisionCode::Allowed) => 0,
+        Some(DecisionCode::Denied(c)) => {
+            1 + DenyCode::ALL.iter().position(|x| *x == c).unwrap_or(0) as u8
+        }
+        None => {
+            return Err(format!(
+                "recorded code {} is not a decision code",
+                crate::diagnostics::quote(code)
+            ))
+        }
+    };
+    match (decision, slot) {
+        ("allow", 0) => Ok(slot),
+        ("deny", 1..) => Ok(slot),
+        _ => Err(format!(
+            "recorded decision {} does not agree with code {}",
+            crate::diagnostics::quote(decision),
+            crate::diagnostics::quote(code)
+        )),
+    }
 }
 
 /// `scheme://host[:port]` of a decided URL, the key of the top-N tables.
@@ -428,6 +582,8 @@ fn origin_of(d: &Decision) -> String {
 struct Cached {
     slot: u8,
     against: Option<u8>,
+    /// The slot an audit record says production decided.
+    recorded: Option<u8>,
     origin: Box<str>,
     example: Box<str>,
     /// The record after `"line":N,` (with `--format json`).
@@ -473,6 +629,17 @@ struct Record<'a> {
     against: Option<Outcome<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     changed: Option<bool>,
+    /// What an audit record says production decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded: Option<Recorded<'a>>,
+}
+
+/// The decision an audit record carries, and whether the replay differs.
+#[derive(Serialize)]
+struct Recorded<'a> {
+    decision: &'a str,
+    code: &'a str,
+    changed: bool,
 }
 
 #[derive(Serialize)]
@@ -495,6 +662,8 @@ pub struct Replayer<'a> {
     counts: [u64; SLOTS],
     against_counts: [u64; SLOTS],
     transitions: [[u64; SLOTS]; SLOTS],
+    /// Recorded slot → replayed slot, for lines that are audit records.
+    recorded: [[u64; SLOTS]; SLOTS],
     top_denied: TopK<(u8, Box<str>)>,
     top_changed: TopK<(u8, u8, Box<str>)>,
     lines: u64,
@@ -527,6 +696,7 @@ impl<'a> Replayer<'a> {
             counts: [0; SLOTS],
             against_counts: [0; SLOTS],
             transitions: [[0; SLOTS]; SLOTS],
+            recorded: [[0; SLOTS]; SLOTS],
             lines: 0,
             skipped: 0,
             invalid: 0,
@@ -591,6 +761,9 @@ impl<'a> Replayer<'a> {
                     self.against_counts[a as usize] += 1;
                     self.transitions[c.slot as usize][a as usize] += 1;
                 }
+                if let Some(r) = c.recorded {
+                    self.recorded[r as usize][c.slot as usize] += 1;
+                }
                 if let (Some(w), Some(r)) = (out.as_deref_mut(), &c.record) {
                     write!(w, "{{\"kind\":\"decision\",\"line\":{line_no},{r}")?;
                 }
@@ -644,7 +817,11 @@ impl<'a> Replayer<'a> {
             return Ok(());
         }
         let parsed = match parse_line(text, self.opts.default_capability) {
-            Ok(p) => p,
+            Ok(Line::Request(p)) => p,
+            Ok(Line::Finished) => {
+                self.skipped += 1;
+                return Ok(());
+            }
             Err(m) => return self.invalid(line_no, m, out),
         };
         self.stats.misses += 1;
@@ -670,6 +847,11 @@ impl<'a> Replayer<'a> {
                 addresses_checked: d.addresses_checked,
                 against: a.as_ref().map(Outcome::of),
                 changed: sa.map(|x| x != s),
+                recorded: parsed.recorded.map(|r| Recorded {
+                    decision: if r == 0 { "allow" } else { "deny" },
+                    code: slot_code(r),
+                    changed: r != s,
+                }),
             };
             let json = serde_json::to_string(&r).expect("record serializes");
             // Everything after the opening brace, plus the newline.
@@ -683,6 +865,7 @@ impl<'a> Replayer<'a> {
         let c = Cached {
             slot: s,
             against: sa,
+            recorded: parsed.recorded,
             origin: origin_of(&d).into_boxed_str(),
             example: d.url.clone().into_boxed_str(),
             record,
@@ -692,6 +875,9 @@ impl<'a> Replayer<'a> {
         if let Some(x) = sa {
             self.against_counts[x as usize] += 1;
             self.transitions[s as usize][x as usize] += 1;
+        }
+        if let Some(r) = parsed.recorded {
+            self.recorded[r as usize][s as usize] += 1;
         }
         if let (Some(w), Some(r)) = (out, &c.record) {
             write!(w, "{{\"kind\":\"decision\",\"line\":{line_no},{r}")?;
@@ -757,6 +943,7 @@ impl<'a> Replayer<'a> {
             let c = Cached {
                 slot,
                 against,
+                recorded: None,
                 origin,
                 example,
                 record: None,
@@ -795,23 +982,7 @@ impl<'a> Replayer<'a> {
             })
             .collect();
         let against = self.against.map(|_| {
-            let mut transitions: Vec<Transition> = Vec::new();
-            for (i, row) in self.transitions.iter().enumerate() {
-                for (j, &n) in row.iter().enumerate() {
-                    if i != j && n > 0 {
-                        transitions.push(Transition {
-                            from: slot_code(i as u8).to_string(),
-                            to: slot_code(j as u8).to_string(),
-                            count: n,
-                        });
-                    }
-                }
-            }
-            transitions.sort_by(|a, b| {
-                b.count
-                    .cmp(&a.count)
-                    .then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
-            });
+            let transitions = transitions_of(&self.transitions);
             let top = self.top_changed.top(shown);
             Changes {
                 allowed: self.against_counts[0],
@@ -846,9 +1017,42 @@ impl<'a> Replayer<'a> {
             top_denied_approximate: self.top_denied.evictions > 0,
             invalid_lines: self.invalid_lines.clone(),
             against,
+            recorded: {
+                let lines: u64 = self.recorded.iter().flatten().sum();
+                (lines > 0).then(|| {
+                    let transitions = transitions_of(&self.recorded);
+                    RecordedChanges {
+                        lines,
+                        changed: transitions.iter().map(|t| t.count).sum(),
+                        transitions,
+                    }
+                })
+            },
             cache: self.stats.clone(),
         }
     }
+}
+
+/// The pairs of a slot → slot count matrix that differ, most frequent first.
+fn transitions_of(matrix: &[[u64; SLOTS]; SLOTS]) -> Vec<Transition> {
+    let mut transitions: Vec<Transition> = Vec::new();
+    for (i, row) in matrix.iter().enumerate() {
+        for (j, &n) in row.iter().enumerate() {
+            if i != j && n > 0 {
+                transitions.push(Transition {
+                    from: slot_code(i as u8).to_string(),
+                    to: slot_code(j as u8).to_string(),
+                    count: n,
+                });
+            }
+        }
+    }
+    transitions.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
+    });
+    transitions
 }
 
 /// Discards input up to and including the next newline.
@@ -910,10 +1114,15 @@ mod tests {
 
     #[test]
     fn plain_and_json_lines() {
-        let p = parse_line("https://a.example/", Some(Capability::Request)).unwrap();
+        let request = |text, default| match parse_line(text, default) {
+            Ok(Line::Request(p)) => Ok(p),
+            Ok(Line::Finished) => Err("a finished record".to_string()),
+            Err(e) => Err(e),
+        };
+        let p = request("https://a.example/", Some(Capability::Request)).unwrap();
         assert_eq!(p.capability, Capability::Request);
-        assert!(parse_line("https://a.example/", None).is_err());
-        let p = parse_line(
+        assert!(request("https://a.example/", None).is_err());
+        let p = request(
             r#"{"capability":"websocket","url":"wss://a/","headers":["X-A: 1",["X-B","2"]],"resolved":["10.0.0.1","[::1]"]}"#,
             None,
         )
@@ -923,19 +1132,91 @@ mod tests {
             vec![("X-A".into(), "1".into()), ("X-B".into(), "2".into())]
         );
         assert_eq!(p.answers.unwrap().len(), 2);
-        let e = parse_line(
+        assert_eq!(p.recorded, None);
+        let e = request(
             r#"{"url":"https://a/","header":["X: 1"]}"#,
             Some(Capability::Request),
         )
         .err()
         .unwrap();
-        assert!(e.contains("unknown field"), "{e}");
-        assert!(parse_line(r#"{"url":"https://a/","capability":"ftp"}"#, None).is_err());
-        assert!(parse_line(
+        assert!(e.contains("unknown field `header`"), "{e}");
+        assert!(request(r#"{"url":"https://a/","capability":"ftp"}"#, None).is_err());
+        assert!(request(
             r#"{"url":"https://a/","resolved":["nope"]}"#,
             Some(Capability::Request)
         )
         .is_err());
+    }
+
+    #[test]
+    fn audit_records() {
+        fn request(text: &str) -> Result<Parsed<'_>, String> {
+            match parse_line(text, None) {
+                Ok(Line::Request(p)) => Ok(p),
+                Ok(Line::Finished) => Err("a finished record".to_string()),
+                Err(e) => Err(e),
+            }
+        }
+        let p = request(
+            r#"{"record":"decision","time":"2026-12-06T06:10:45.655Z","plugin":"t","id":"ws-1-1","capability":"websocket","url":"wss://a/","header_names":["X-Trace"],"subprotocols":[],"resolved":["10.0.0.1"],"decision":"deny","code":"non_public_address","rule":"r","digest":"sha256:x","credentials":[]}"#,
+        )
+        .unwrap();
+        // Header values are never recorded: replayed empty.
+        assert_eq!(p.headers, vec![("X-Trace".into(), String::new())]);
+        let want = 1 + DenyCode::ALL
+            .iter()
+            .position(|c| *c == DenyCode::NonPublicAddress)
+            .unwrap() as u8;
+        assert_eq!(p.recorded, Some(want));
+        let p = request(r#"{"record":"decision","url":"wss://a/","capability":"websocket","decision":"allow","code":"allowed"}"#).unwrap();
+        assert_eq!(p.recorded, Some(0));
+        assert!(matches!(
+            parse_line(
+                r#"{"record":"finished","time":"t","plugin":"t","id":"ws-1-1","capability":"websocket","url":"wss://a/","outcome":"closed","close_code":1000,"bytes_in":1,"bytes_out":1,"messages_in":1,"messages_out":1,"duration_ms":3}"#,
+                None
+            ),
+            Ok(Line::Finished)
+        ));
+        for (bad, why) in [
+            (
+                r#"{"record":"decision","url":"wss://a/","capability":"websocket"}"#,
+                "needs `decision` and `code`",
+            ),
+            (
+                r#"{"record":"decision","url":"wss://a/","capability":"websocket","decision":"allow","code":"not_granted"}"#,
+                "does not agree",
+            ),
+            (
+                r#"{"record":"decision","url":"wss://a/","capability":"websocket","decision":"deny","code":"nope"}"#,
+                "not a decision code",
+            ),
+            (
+                r#"{"record":"opened","url":"wss://a/","capability":"websocket"}"#,
+                "not `decision` or `finished`",
+            ),
+            // Audit fields without a record tag are a mistake, not a request.
+            (
+                r#"{"url":"wss://a/","capability":"websocket","code":"allowed"}"#,
+                "needs \"record\"",
+            ),
+            (
+                r#"{"url":"wss://a/","capability":"websocket","header_names":["X"]}"#,
+                "needs \"record\"",
+            ),
+            (
+                r#"{"url":"wss://a/","capability":"websocket","time":"t"}"#,
+                "needs \"record\"",
+            ),
+            (
+                r#"{"record":"decision","url":"wss://a/","capability":"websocket","decision":"allow","code":"allowed","tim":"t"}"#,
+                "unknown field `tim`",
+            ),
+        ] {
+            let e = request(bad)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {bad}"));
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::handshake::{self, Connected};
 use super::task::{Command, ConnectionTask, Inbox, Shared, Slot, TaskGuard};
 use super::types::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State};
+use crate::audit::{Audit, AuditSink};
 use crate::config::{GlobalLimit, HostConfig};
 use crate::connect;
 use crate::error::{ErrorKind, HostError};
@@ -28,6 +29,7 @@ struct Conn {
 
 struct Inner {
     id: u64,
+    audit: Audit,
     authorizer: Arc<Authorizer>,
     resolver: Arc<dyn Resolver>,
     config: HostConfig,
@@ -47,7 +49,7 @@ impl Drop for Inner {
         for (_, c) in self.conns.get_mut().unwrap().drain() {
             c.task.abort();
             // An aborted task cannot say why; wake any recv still waiting.
-            c.shared.finish(1001, "host dropped", None);
+            c.shared.shut_down("host dropped");
         }
     }
 }
@@ -62,7 +64,7 @@ impl Drop for Inner {
 /// The host does no reconnect, backoff or heartbeat: that is the plugin's job.
 /// It answers pings per protocol.
 pub struct WebSocketHost {
-    inner: Arc<Inner>,
+    inner: Inner,
 }
 
 /// Closed connections kept for `recv`/`status` until the plugin closes them.
@@ -78,8 +80,9 @@ impl WebSocketHost {
         let tls = connect::tls_config(&config.roots)?;
         let (shutdown, _) = watch::channel(false);
         Ok(WebSocketHost {
-            inner: Arc::new(Inner {
+            inner: Inner {
                 id: NEXT_HOST_ID.fetch_add(1, Ordering::SeqCst),
+                audit: Audit::new(None, authorizer.plugin(), authorizer.digest()),
                 authorizer,
                 resolver,
                 config,
@@ -90,8 +93,17 @@ impl WebSocketHost {
                 tasks: Arc::new(AtomicUsize::new(0)),
                 shutdown,
                 is_shut: AtomicBool::new(false),
-            }),
+            },
         })
+    }
+
+    /// Sends every decision and every connection's end to `sink` as an
+    /// [`AuditRecord`](crate::AuditRecord) (docs/spec.md §11). Without a
+    /// sink they are only `tracing` events (target `netgrant`).
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        let a = &self.inner.authorizer;
+        self.inner.audit = Audit::new(Some(sink), a.plugin(), a.digest());
+        self
     }
 
     /// The configuration.
@@ -147,6 +159,15 @@ impl WebSocketHost {
         }
         let slot = self.reserve()?;
         let cfg = &self.inner.config;
+        // Numbered before deciding, so the decision record and the finished
+        // record carry the same id.
+        let seq = self.inner.next_seq.fetch_add(1, Ordering::SeqCst);
+        let id = ConnectionId {
+            host: self.inner.id,
+            seq,
+        };
+        let audit_id = id.to_string();
+        let audit = &self.inner.audit;
         let req = Request {
             capability: Capability::Websocket,
             url,
@@ -159,15 +180,26 @@ impl WebSocketHost {
             self.inner.resolver.as_ref(),
             &req,
             cfg.dns_timeout,
+            audit,
+            &audit_id,
         )
         .await?;
+        let opened = std::time::Instant::now();
         let Connected {
             ws,
             remote,
             subprotocol,
             tracker,
-        } = handshake::connect_ws(&authorized, &options, cfg, self.inner.tls.clone()).await?;
-        let seq = self.inner.next_seq.fetch_add(1, Ordering::SeqCst);
+        } = handshake::connect_ws(&authorized, &options, cfg, self.inner.tls.clone())
+            .await
+            .inspect_err(|e| {
+                audit.failed(
+                    &audit_id,
+                    Capability::Websocket,
+                    authorized.redacted_url(),
+                    e,
+                )
+            })?;
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox::default()),
             budget: Arc::new(Semaphore::new(write_budget(cfg))),
@@ -187,12 +219,16 @@ impl WebSocketHost {
                 close: None,
                 last_error: None,
             }),
+            audit: audit.clone(),
+            id: audit_id,
+            opened,
         });
         let (tx, rx) = mpsc::channel(256);
         // Checked under the lock shutdown() drains: an open whose handshake
         // finished after shutdown began must not leave a connection behind.
         let mut conns = self.inner.conns.lock().unwrap();
         if self.inner.is_shut.load(Ordering::SeqCst) {
+            shared.shut_down("shutdown");
             return Err(HostError::new(
                 ErrorKind::Shutdown,
                 "the host was shut down while connecting",
@@ -222,10 +258,7 @@ impl WebSocketHost {
             },
         );
         prune_tombstones(&mut conns);
-        Ok(ConnectionId {
-            host: self.inner.id,
-            seq,
-        })
+        Ok(id)
     }
 
     fn lookup(&self, id: ConnectionId) -> Result<(Arc<Shared>, mpsc::Sender<Command>), HostError> {
@@ -395,7 +428,7 @@ impl WebSocketHost {
                 let _ = t.await;
             }
             // An aborted task cannot say why; wake any recv still waiting.
-            shared.finish(1001, "shutdown", None);
+            shared.shut_down("shutdown");
         }
     }
 }

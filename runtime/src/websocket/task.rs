@@ -4,9 +4,11 @@
 
 use super::frames::{ReadTracker, Ws};
 use super::types::{ConnectionStatus, Incoming, State};
+use crate::audit::{Audit, Finished};
 use crate::config::HostConfig;
 use crate::error::bound;
 use futures_util::{SinkExt, StreamExt};
+use netgrant_policy::Capability;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,11 @@ pub(super) struct Shared {
     pub(super) readable: Notify,
     pub(super) room: Notify,
     pub(super) status: Mutex<ConnectionStatus>,
+    /// Where the connection's end is recorded, under its id.
+    pub(super) audit: Audit,
+    pub(super) id: String,
+    /// When it was authorized (the finished record's duration).
+    pub(super) opened: std::time::Instant,
 }
 
 impl Shared {
@@ -46,7 +53,20 @@ impl Shared {
         cap.saturating_sub(self.inbox.lock().unwrap().bytes)
     }
 
+    /// Marks the connection closed, once: the first caller (the task, or
+    /// the host when it aborts the task) says why, and the connection's
+    /// end is recorded.
     pub(super) fn finish(&self, code: u16, reason: &str, error: Option<(&str, String)>) {
+        self.end(code, reason, error, false);
+    }
+
+    /// [`Shared::finish`] for the host ending the connection (shutdown, or
+    /// the host dropped): 1001, and the audit outcome `shutdown`.
+    pub(super) fn shut_down(&self, reason: &str) {
+        self.end(1001, reason, None, true);
+    }
+
+    fn end(&self, code: u16, reason: &str, error: Option<(&str, String)>, by_host: bool) {
         let reason = bound(reason);
         {
             let mut st = self.status.lock().unwrap();
@@ -55,6 +75,26 @@ impl Shared {
             }
             st.state = State::Closed;
             st.close = Some((code, reason.clone()));
+            // A close by either side (any code) is `closed`; the host
+            // ending it is `shutdown`; anything else names its error.
+            let outcome = match &error {
+                Some((c, _)) => *c,
+                None if by_host => "shutdown",
+                None => "closed",
+            };
+            self.audit.finished(Finished {
+                id: &self.id,
+                capability: Capability::Websocket,
+                url: &st.url,
+                outcome,
+                close_code: Some(code),
+                status: None,
+                bytes_in: st.bytes_in,
+                bytes_out: st.bytes_out,
+                messages_in: st.messages_in,
+                messages_out: st.messages_out,
+                duration: self.opened.elapsed(),
+            });
             if let Some((c, m)) = error {
                 st.last_error = Some(format!("{c}: {}", bound(&m)));
             }
@@ -184,12 +224,12 @@ async fn run(
             _ = shutdown.changed() => {
                 let frame = CloseFrame { code: CloseCode::Away, reason: "shutdown".into() };
                 let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(Some(frame)))).await;
-                shared.finish(1001, "shutdown", None);
+                shared.shut_down("shutdown");
                 return;
             }
             cmd = cmds.recv() => match cmd {
                 None => {
-                    shared.finish(1001, "host dropped", None);
+                    shared.shut_down("host dropped");
                     return;
                 }
                 Some(Command::Close(reply)) => {
