@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -379,27 +379,31 @@ impl WebSocketHost {
     }
 
     /// Closes the connection (close handshake, bounded by the shutdown grace)
-    /// and invalidates the handle.
+    /// and invalidates the handle. Returns once the connection's task has
+    /// ended, so its slot is free.
     pub async fn close(&self, id: ConnectionId) -> Result<(), HostError> {
-        let (_, cmd) = self.lookup(id)?;
-        // Bounded as a whole: the command queue may be full of sends stuck
-        // behind a peer that never reads.
-        let _ = tokio::time::timeout(self.inner.config.shutdown_grace * 2, async {
-            let (tx, rx) = oneshot::channel();
-            if cmd.send(Command::Close(tx)).await.is_ok() {
-                let _ = rx.await;
-            }
-        })
-        .await;
+        self.lookup(id)?;
         let removed = self.inner.conns.lock().unwrap().remove(&id.seq);
-        if let Some(c) = removed {
-            c.task.abort();
-            // Wait for the task to be gone, so its slot and guard are released
-            // when close() returns.
-            let _ = c.task.await;
-            // An aborted task cannot say why; wake any recv still waiting.
-            c.shared.finish(1000, "closed by the plugin", None);
+        // Closed concurrently by another caller: nothing left to do.
+        let Some(Conn { shared, cmd, task }) = removed else {
+            return Ok(());
+        };
+        let mut task = task;
+        // The task closes and ends by itself; waiting for it is the one
+        // wake-up back. Bounded as a whole: the command queue may be full of
+        // sends stuck behind a peer that never reads.
+        let ended = tokio::time::timeout(self.inner.config.shutdown_grace * 2, async {
+            let _ = cmd.send(Command::Close).await;
+            let _ = (&mut task).await;
+        })
+        .await
+        .is_ok();
+        if !ended {
+            task.abort();
+            let _ = task.await;
         }
+        // An aborted task cannot say why; wake any recv still waiting.
+        shared.finish(1000, "closed by the plugin", None);
         Ok(())
     }
 

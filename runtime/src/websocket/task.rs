@@ -12,7 +12,7 @@ use netgrant_policy::Capability;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -109,7 +109,9 @@ impl Shared {
 pub(super) enum Command {
     /// A message and the write-budget permits it holds until written.
     Send(Message, OwnedSemaphorePermit),
-    Close(oneshot::Sender<()>),
+    /// Close handshake, then the task ends; `close()` awaits the task
+    /// itself (one wake-up back, no reply channel).
+    Close,
 }
 
 /// Reserves a connection slot (per host and process-wide); released on drop.
@@ -232,21 +234,20 @@ async fn run(
                     shared.shut_down("host dropped");
                     return;
                 }
-                Some(Command::Close(reply)) => {
+                Some(Command::Close) => {
                     let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(None))).await;
                     shared.finish(1000, "closed by the plugin", None);
-                    let _ = reply.send(());
                     return;
                 }
                 Some(Command::Send(msg, permit)) => {
                     // Batch what is already queued into one flush.
                     let mut batch = vec![(msg, permit)];
-                    let mut then_close = None;
+                    let mut then_close = false;
                     while batch.len() < 64 {
                         match cmds.try_recv() {
                             Ok(Command::Send(m, p)) => batch.push((m, p)),
-                            Ok(Command::Close(r)) => {
-                                then_close = Some(r);
+                            Ok(Command::Close) => {
+                                then_close = true;
                                 break;
                             }
                             Err(_) => break,
@@ -281,10 +282,9 @@ async fn run(
                             return;
                         }
                     }
-                    if let Some(reply) = then_close {
+                    if then_close {
                         let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(None))).await;
                         shared.finish(1000, "closed by the plugin", None);
-                        let _ = reply.send(());
                         return;
                     }
                 }
@@ -301,7 +301,8 @@ async fn run(
                             }
                             Message::Binary(b) => {
                                 let n = b.len();
-                                (Incoming::Binary(b.to_vec()), n)
+                                // No copy when the frame's buffer is ours alone.
+                                (Incoming::Binary(Vec::from(b)), n)
                             }
                             Message::Close(frame) => {
                                 match (frame, tracker.peer_close_code()) {
