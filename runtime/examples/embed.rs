@@ -1,0 +1,171 @@
+//! Embedding the runtime: what a plugin host wires up, end to end on
+//! loopback (docs/embedding.md walks through it).
+//!
+//! ```sh
+//! cargo run -p netgrant-runtime --example embed
+//! ```
+//!
+//! 1. Compile the plugin's manifest and the user's grant once, at
+//!    enablement, into an [`Authorizer`] (here from inline TOML; a host
+//!    would read `plugin.toml` / `grant.toml`, or load a reviewed IR with
+//!    `load_policy`).
+//! 2. Build one [`WebSocketHost`] per plugin instance with a resolver and
+//!    limits, and give it the host's own [`AuditSink`] (here: a channel the
+//!    host drains and prints as JSON lines — the format `netgrant replay`
+//!    reads).
+//! 3. Install a `tracing` subscriber: the runtime's events (target
+//!    `netgrant`) carry redacted URLs, codes and counts — never payloads.
+//! 4. Hand the plugin connection handles; its messages come back only as
+//!    `recv` results. Denials carry a stable code.
+//! 5. Shut the host down with the plugin instance: every connection is
+//!    closed and every task ends.
+//!
+//! The example starts its own echo server on 127.0.0.1, resolves a made-up
+//! name with a [`StaticResolver`] (no real DNS) and exits non-zero if
+//! anything behaves otherwise.
+
+use futures_util::{SinkExt, StreamExt};
+use netgrant_policy::{compile, Authorizer, Grant, Manifest};
+use netgrant_runtime::{
+    AuditRecord, AuditSink, HostConfig, Incoming, OpenOptions, StaticResolver, WebSocketHost,
+};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The host's sink: records go to a channel the host drains on its own
+/// schedule (a sink is called inline, so it must not block).
+struct ChannelSink(Mutex<mpsc::Sender<AuditRecord>>);
+
+impl AuditSink for ChannelSink {
+    fn record(&self, record: &AuditRecord) {
+        let _ = self.0.lock().unwrap().send(record.clone());
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    // 3. Runtime events on stderr, target `netgrant`.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .with_ansi(false)
+        .init();
+
+    let port = echo_server().await?;
+
+    // 1. The policy: requested by the plugin, approved by the user.
+    let manifest = format!(
+        r#"
+[plugin]
+name = "echo-bridge"
+version = "1.0.0"
+
+[[host_api.websocket]]
+url = "ws://localhost:{port}/"
+reason = "Talk to the local echo service"
+
+[[host_api.websocket]]
+url = "ws://echo.local.test:{port}/"
+reason = "The same service by name"
+"#
+    );
+    let grant = format!(
+        r#"
+plugin = "echo-bridge"
+
+[[host_api.websocket]]
+url = "ws://localhost:{port}/echo/"
+
+[[host_api.websocket]]
+url = "ws://echo.local.test:{port}/"
+"#
+    );
+    let manifest = Manifest::parse("plugin.toml", &manifest)
+        .value
+        .ok_or("manifest")?;
+    let grant = Grant::parse("grant.toml", &grant).value.ok_or("grant")?;
+    let policy = compile(&manifest, Some(&grant)).policy.ok_or("policy")?;
+    let authorizer = Arc::new(Authorizer::new(&policy));
+
+    // 2. One host per plugin instance, with the host's audit sink.
+    let (tx, records) = mpsc::channel();
+    let host = WebSocketHost::new(
+        authorizer,
+        Arc::new(StaticResolver::new().with("echo.local.test", ["127.0.0.1".parse()?])),
+        HostConfig {
+            idle_timeout: Duration::from_secs(30),
+            ..HostConfig::default()
+        },
+    )?
+    .with_audit(Arc::new(ChannelSink(Mutex::new(tx))));
+
+    // 4. The plugin's calls: a handle, messages in and out, close.
+    let id = host
+        .open(
+            &format!("ws://localhost:{port}/echo/?token=secret"),
+            OpenOptions::default(),
+        )
+        .await?;
+    host.send_text(id, "hello").await?;
+    match host.recv(id, Some(Duration::from_secs(5))).await? {
+        Incoming::Text(t) if t == "hello" => println!("plugin received: {t}"),
+        other => return Err(format!("unexpected {other:?}").into()),
+    }
+    host.close(id).await?;
+
+    // Denied: not granted (only /echo/ is), and a name that resolves to
+    // loopback, which only a localhost or IP target may reach.
+    for (url, want) in [
+        (format!("ws://localhost:{port}/admin"), "not_granted"),
+        (
+            format!("ws://echo.local.test:{port}/echo/"),
+            "non_public_address",
+        ),
+    ] {
+        match host.open(&url, OpenOptions::default()).await {
+            Err(e) if e.code() == want => println!("denied {want}: {url}"),
+            other => return Err(format!("{url}: expected {want}, got {other:?}").into()),
+        }
+    }
+
+    // 5. With the plugin instance.
+    host.shutdown().await;
+    if host.active_tasks() != 0 {
+        return Err("tasks left running after shutdown".into());
+    }
+
+    // The audit records, as JSON lines (what `netgrant replay` reads).
+    let records: Vec<AuditRecord> = records.try_iter().collect();
+    for r in &records {
+        println!("{}", serde_json::to_string(r)?);
+    }
+    let text = format!("{records:?}");
+    if records.len() != 4 || text.contains("secret") || text.contains("hello") {
+        return Err(format!("unexpected audit records: {text}").into());
+    }
+    Ok(())
+}
+
+/// A loopback WebSocket echo server (any path).
+async fn echo_server() -> Result<u16, Error> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_text() || m.is_binary() {
+                        let _ = ws.send(m).await;
+                    }
+                }
+            });
+        }
+    });
+    Ok(port)
+}
