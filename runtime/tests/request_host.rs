@@ -185,7 +185,9 @@ async fn a_redirect_is_returned_as_it_is_and_never_followed() {
         api_test(),
         RequestConfig::default(),
     );
-    let r = get(&host, &format!("http://api.test:{p}/v1/x")).await.unwrap();
+    let r = get(&host, &format!("http://api.test:{p}/v1/x"))
+        .await
+        .unwrap();
     assert_eq!(r.status, 302);
     assert_eq!(r.header("location"), Some(target.as_bytes()));
     assert_eq!(r.body, b"moved");
@@ -227,6 +229,9 @@ async fn dns_answers_mixing_public_and_private_are_denied_before_any_connection(
     assert_eq!(server.accepted(), 0, "a denied request opened a connection");
 }
 
+/// (expected code, method, URL, headers).
+type Case = (&'static str, &'static str, String, Vec<(String, String)>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_deny_opens_no_tcp_connection() {
     let server = http_server(|_| ok("should not be reached")).await;
@@ -243,28 +248,99 @@ async fn every_deny_opens_no_tcp_connection() {
         RequestConfig::default(),
     );
     let base = format!("http://api.test:{p}/v1/x");
-    let cases: Vec<(&str, &str, String, Vec<(String, String)>)> = vec![
-        ("not_requested", "GET", format!("http://api.test:{p}/admin"), vec![]),
-        ("not_requested", "GET", format!("http://127.0.0.1:{p}/v1/x"), vec![]),
+    let cases: Vec<Case> = vec![
+        (
+            "not_requested",
+            "GET",
+            format!("http://api.test:{p}/admin"),
+            vec![],
+        ),
+        (
+            "not_requested",
+            "GET",
+            format!("http://127.0.0.1:{p}/v1/x"),
+            vec![],
+        ),
         ("method_not_allowed", "DELETE", base.clone(), vec![]),
         ("method_not_allowed", "get", base.clone(), vec![]),
-        ("forbidden_header", "GET", base.clone(), vec![h("Authorization", "Bearer x")]),
-        ("forbidden_header", "GET", base.clone(), vec![h("Host", "evil.test")]),
-        ("forbidden_header", "GET", base.clone(), vec![h("Transfer-Encoding", "chunked")]),
-        ("forbidden_header", "GET", base.clone(), vec![h("Content-Length", "5")]),
-        ("forbidden_header", "GET", base.clone(), vec![h("X-Undeclared", "1")]),
-        ("forbidden_header", "GET", base.clone(), vec![h("X-Trace", "a\r\nInjected: 1")]),
-        ("wrong_capability", "GET", base.clone(), vec![h("Upgrade", "websocket")]),
-        ("wrong_capability", "GET", base.clone(), vec![h("Accept", "text/event-stream")]),
-        ("wrong_capability", "GET", format!("ws://api.test:{p}/v1/x"), vec![]),
-        ("credentials_in_url", "GET", format!("http://u:pw@api.test:{p}/v1/x"), vec![]),
-        ("ambiguous_path", "GET", format!("http://api.test:{p}/v1/..%2Fadmin"), vec![]),
+        (
+            "forbidden_header",
+            "GET",
+            base.clone(),
+            vec![h("Authorization", "Bearer x")],
+        ),
+        (
+            "forbidden_header",
+            "GET",
+            base.clone(),
+            vec![h("Host", "evil.test")],
+        ),
+        (
+            "forbidden_header",
+            "GET",
+            base.clone(),
+            vec![h("Transfer-Encoding", "chunked")],
+        ),
+        (
+            "forbidden_header",
+            "GET",
+            base.clone(),
+            vec![h("Content-Length", "5")],
+        ),
+        (
+            "forbidden_header",
+            "GET",
+            base.clone(),
+            vec![h("X-Undeclared", "1")],
+        ),
+        (
+            "forbidden_header",
+            "GET",
+            base.clone(),
+            vec![h("X-Trace", "a\r\nInjected: 1")],
+        ),
+        (
+            "wrong_capability",
+            "GET",
+            base.clone(),
+            vec![h("Upgrade", "websocket")],
+        ),
+        (
+            "wrong_capability",
+            "GET",
+            base.clone(),
+            vec![h("Accept", "text/event-stream")],
+        ),
+        (
+            "wrong_capability",
+            "GET",
+            format!("ws://api.test:{p}/v1/x"),
+            vec![],
+        ),
+        (
+            "credentials_in_url",
+            "GET",
+            format!("http://u:pw@api.test:{p}/v1/x"),
+            vec![],
+        ),
+        (
+            "ambiguous_path",
+            "GET",
+            format!("http://api.test:{p}/v1/..%2Fadmin"),
+            vec![],
+        ),
         ("invalid_url", "GET", "not a url".to_string(), vec![]),
     ];
     for (want, method, url, headers) in cases {
         let e = bounded(
             &url,
-            host.request(method, &url, &headers, Vec::new(), RequestOptions::default()),
+            host.request(
+                method,
+                &url,
+                &headers,
+                Vec::new(),
+                RequestOptions::default(),
+            ),
         )
         .await
         .unwrap_err();
@@ -318,12 +394,15 @@ fn assert_deadline(e: &HostError, started: Instant, bound: Duration) {
     let took = started.elapsed();
     assert_eq!(e.code(), "timeout", "{e}");
     assert!(took >= bound, "gave up after {took:?}, before {bound:?}");
-    assert!(took <= bound + SLACK, "took {took:?} for a {bound:?} deadline");
+    assert!(
+        took <= bound + SLACK,
+        "took {took:?} for a {bound:?} deadline"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_answers_hits_the_first_byte_deadline() {
-    let server = after_head(|tcp| drain_until_eof(tcp)).await;
+    let server = after_head(drain_until_eof).await;
     let p = server.port();
     let host = request_host(
         allow_request(&format!("http://api.test:{p}/v1/"), ""),
@@ -338,7 +417,10 @@ async fn a_server_that_never_answers_hits_the_first_byte_deadline() {
         .await
         .unwrap_err();
     assert_deadline(&e, started, BOUND);
-    assert!(e.message.contains("key=…") && !e.message.contains("s3cret"), "{e}");
+    assert!(
+        e.message.contains("key=…") && !e.message.contains("s3cret"),
+        "{e}"
+    );
     // The socket was closed: the peer's read loop saw EOF.
     assert!(wait_until(OUTER, || server.finished() == 1).await);
     assert_eq!(host.in_flight(), 0);
@@ -465,7 +547,9 @@ async fn an_oversized_response_head_is_message_too_large() {
         let server = after_head(move |mut tcp| {
             let extra = extra.clone();
             async move {
-                let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n").await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n")
+                    .await;
                 let _ = tcp.write_all(&extra).await;
                 let _ = tcp.write_all(b"\r\nok").await;
                 drain_until_eof(tcp).await;
@@ -482,7 +566,10 @@ async fn an_oversized_response_head_is_message_too_large() {
             .await
             .unwrap_err();
         assert_eq!(e.code(), "message_too_large", "head {i}: {e}");
-        assert!(wait_until(OUTER, || server.finished() == 1).await, "head {i}");
+        assert!(
+            wait_until(OUTER, || server.finished() == 1).await,
+            "head {i}"
+        );
     }
     // Exactly at the count bound is fine.
     let server = after_head(|mut tcp| async move {
@@ -501,7 +588,9 @@ async fn an_oversized_response_head_is_message_too_large() {
         api_test(),
         cfg,
     );
-    let r = get(&host, &format!("http://api.test:{p}/v1/x")).await.unwrap();
+    let r = get(&host, &format!("http://api.test:{p}/v1/x"))
+        .await
+        .unwrap();
     assert_eq!((r.status, r.body.as_slice()), (200, b"ok".as_slice()));
     assert_eq!(r.headers.len(), 20);
 }
@@ -588,9 +677,12 @@ async fn a_per_call_body_bound_only_tightens() {
         .unwrap_err();
     assert_eq!(e.code(), "message_too_large");
     // Asking for more than the host allows is capped, not granted.
-    let r = bounded("big", host.request("GET", &url, &[], vec![], with(usize::MAX)))
-        .await
-        .unwrap();
+    let r = bounded(
+        "big",
+        host.request("GET", &url, &[], vec![], with(usize::MAX)),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.body.len(), 2000);
 }
 
@@ -628,7 +720,7 @@ async fn a_hanging_resolver_hits_the_dns_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_request_over_the_in_flight_limit_fails_at_once() {
-    let server = after_head(|tcp| drain_until_eof(tcp)).await;
+    let server = after_head(drain_until_eof).await;
     let p = server.port();
     let host = Arc::new(request_host(
         allow_request(&format!("http://api.test:{p}/v1/"), ""),
@@ -657,7 +749,7 @@ async fn one_request_over_the_in_flight_limit_fails_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_a_hundred_requests_in_flight_promptly_and_closes_their_sockets() {
-    let server = after_head(|tcp| drain_until_eof(tcp)).await;
+    let server = after_head(drain_until_eof).await;
     let p = server.port();
     let host = Arc::new(request_host(
         allow_request(&format!("http://api.test:{p}/v1/"), ""),
@@ -706,7 +798,7 @@ async fn shutdown_ends_a_hundred_requests_in_flight_promptly_and_closes_their_so
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_request_future_closes_its_connection() {
-    let server = after_head(|tcp| drain_until_eof(tcp)).await;
+    let server = after_head(drain_until_eof).await;
     let p = server.port();
     let host = request_host(
         allow_request(&format!("http://api.test:{p}/v1/"), ""),
@@ -744,7 +836,9 @@ async fn https_uses_the_url_name_over_the_checked_address_with_h2_or_http1_by_al
         let server = https_server(chain, key, &server_alpn, |s| {
             hyper::Response::builder()
                 .header("set-cookie", "a=1")
-                .body(http_body_util::Full::new(format!("{} {}", s.method, s.target).into()))
+                .body(http_body_util::Full::new(
+                    format!("{} {}", s.method, s.target).into(),
+                ))
                 .unwrap()
         })
         .await;
@@ -788,7 +882,11 @@ async fn https_fails_closed_on_untrusted_or_misnamed_certificates() {
     let ca = Ca::new();
     for (name, roots, what) in [
         ("api.test", None, "bundled roots do not trust a local CA"),
-        ("other.test", Some(ca.roots()), "a certificate for another name"),
+        (
+            "other.test",
+            Some(ca.roots()),
+            "a certificate for another name",
+        ),
     ] {
         let (chain, key) = ca.leaf(name);
         let server = https_server(chain, key, &[b"h2", b"http/1.1"], |_| ok("secret")).await;
@@ -828,4 +926,147 @@ async fn a_tls_server_that_stalls_the_handshake_hits_the_tls_deadline() {
         .unwrap_err();
     assert_deadline(&e, started, BOUND);
     assert!(wait_until(OUTER, || server.finished() == 1).await);
+}
+
+// ---------------------------------------------------------------------------
+// Interop: Python's http.server (stdlib)
+// ---------------------------------------------------------------------------
+
+/// `python3 -m http.server` on an ephemeral loopback port serving `dir`;
+/// killed on drop. Never skipped: without python3 the test fails.
+struct PythonServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PythonServer {
+    fn start(dir: &std::path::Path) -> PythonServer {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 must be installed for the interop test");
+        let stdout = child.stdout.take().unwrap();
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(OUTER).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("python3 -m http.server did not start within {OUTER:?}")
+        });
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected http.server banner: {line:?}"));
+        PythonServer { child, port }
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interop_with_python_http_server() {
+    let dir = tempfile_dir();
+    let blob: Vec<u8> = (0..=255u8).cycle().take(200_003).collect();
+    std::fs::write(dir.join("blob.bin"), &blob).unwrap();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    let py = PythonServer::start(&dir);
+    let p = py.port;
+    let host = request_host(
+        allow_request(&format!("http://api.test:{p}/"), ""),
+        api_test(),
+        RequestConfig::default(),
+    );
+    let r = get(&host, &format!("http://api.test:{p}/blob.bin"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.version, "HTTP/1.0");
+    assert!(
+        r.body == blob,
+        "binary body differs ({} bytes)",
+        r.body.len()
+    );
+    assert_eq!(r.header("content-length"), Some(b"200003".as_slice()));
+
+    let r = bounded(
+        "head",
+        host.request(
+            "HEAD",
+            &format!("http://api.test:{p}/blob.bin"),
+            &[],
+            Vec::new(),
+            RequestOptions::default(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.status, r.body.len()), (200, 0));
+
+    let r = get(&host, &format!("http://api.test:{p}/missing"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "any status is a response, not an error");
+
+    // http.server redirects a directory without its slash: returned as is.
+    let r = get(&host, &format!("http://api.test:{p}/sub"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some(b"/sub/".as_slice()));
+
+    // A body over the bound from a real server: an error, not a prefix.
+    let e = bounded(
+        "bounded",
+        host.request(
+            "GET",
+            &format!("http://api.test:{p}/blob.bin"),
+            &[],
+            Vec::new(),
+            RequestOptions {
+                max_response_body_bytes: Some(100_000),
+                ..RequestOptions::default()
+            },
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), "message_too_large");
+    drop(py);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh directory under the build's temp dir.
+fn tempfile_dir() -> std::path::PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "request-host-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
