@@ -1070,3 +1070,49 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_responses_are_bounded_like_http1() {
+    let ca = Ca::new();
+    let (chain, key) = ca.leaf("api.test");
+    let server = https_server(chain, key, &[b"h2"], |s| {
+        let mut b = hyper::Response::builder();
+        let body = match s.target.as_str() {
+            "/v1/headers" => {
+                for i in 0..30 {
+                    b = b.header(format!("x-h{i}"), "v");
+                }
+                Vec::new()
+            }
+            "/v1/big" => vec![b'b'; 5000],
+            _ => b"small".to_vec(),
+        };
+        b.body(http_body_util::Full::new(body.into())).unwrap()
+    })
+    .await;
+    let p = server.port();
+    let host = request_host(
+        allow_request(&format!("https://api.test:{p}/v1/"), ""),
+        api_test(),
+        RequestConfig {
+            roots: ca.roots(),
+            max_response_headers: 20,
+            max_response_body_bytes: 4096,
+            ..RequestConfig::default()
+        },
+    );
+    let r = get(&host, &format!("https://api.test:{p}/v1/ok"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.version, r.body.as_slice()),
+        ("HTTP/2", b"small".as_slice())
+    );
+    for path in ["headers", "big"] {
+        let e = get(&host, &format!("https://api.test:{p}/v1/{path}"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "message_too_large", "{path}: {e}");
+    }
+    assert_eq!(server.accepted(), 3);
+}
