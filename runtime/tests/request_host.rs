@@ -1116,3 +1116,51 @@ async fn http2_responses_are_bounded_like_http1() {
     }
     assert_eq!(server.accepted(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_ports_malformed_answers_and_endless_heads_are_reported() {
+    // A port nobody listens on (bound, then closed).
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let host = request_host(
+        allow_request(&format!("http://api.test:{closed_port}/v1/"), ""),
+        api_test(),
+        RequestConfig::default(),
+    );
+    let e = get(&host, &format!("http://api.test:{closed_port}/v1/x"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "connect_failed", "{e}");
+
+    let malformed = after_head(|mut tcp| async move {
+        let _ = tcp.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
+        drain_until_eof(tcp).await;
+    })
+    .await;
+    // Header lines forever, never the blank line that ends the head.
+    let endless = after_head(|mut tcp| async move {
+        let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\n").await;
+        for i in 0..100_000 {
+            let line = format!("x-h{}: {}\r\n", i % 50, "v".repeat(100));
+            if tcp.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    for (server, want) in [(malformed, "http_failed"), (endless, "message_too_large")] {
+        let p = server.port();
+        let host = request_host(
+            allow_request(&format!("http://api.test:{p}/v1/"), ""),
+            api_test(),
+            RequestConfig::default(),
+        );
+        let e = get(&host, &format!("http://api.test:{p}/v1/x"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), want, "{e}");
+        assert!(wait_until(OUTER, || server.finished() == 1).await, "{want}");
+    }
+}
