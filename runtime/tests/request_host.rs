@@ -1164,3 +1164,34 @@ async fn refused_ports_malformed_answers_and_endless_heads_are_reported() {
         assert!(wait_until(OUTER, || server.finished() == 1).await, "{want}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checked_addresses_are_tried_in_order_and_ipv6_hosts_are_bracketed() {
+    // Listening on ::1 only: `localhost` is dialed at 127.0.0.1 (refused)
+    // and then at ::1, never resolved.
+    let server = http_server_on("[::1]:0", |_| ok("v6")).await;
+    let p = server.port();
+    let get_only = "methods = [\"GET\"]";
+    let t = format!(
+        "{}{}",
+        req_entry(&format!("http://localhost:{p}/v1/"), get_only),
+        req_entry(&format!("http://[::1]:{p}/v1/"), get_only)
+    );
+    let host = request_host(
+        policy(&t, &t),
+        StaticResolver::new(),
+        RequestConfig::default(),
+    );
+    let r = get(&host, &format!("http://localhost:{p}/v1/x"))
+        .await
+        .unwrap();
+    assert_eq!(r.body, b"v6");
+    assert_eq!(
+        r.remote,
+        format!("[::1]:{p}").parse::<SocketAddr>().unwrap()
+    );
+    let r = get(&host, &format!("http://[::1]:{p}/v1/y")).await.unwrap();
+    assert_eq!(r.body, b"v6");
+    let hosts: Vec<String> = server.seen().into_iter().map(|s| s.host).collect();
+    assert_eq!(hosts, [format!("localhost:{p}"), format!("[::1]:{p}")]);
+}
