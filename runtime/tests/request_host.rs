@@ -1024,6 +1024,25 @@ async fn interop_with_python_http_server() {
     .await
     .unwrap();
     assert_eq!((r.status, r.body.len()), (200, 0));
+    // A HEAD answer declares the GET body's length, and sends no body: not
+    // over any bound.
+    let r = bounded(
+        "head under a small bound",
+        host.request(
+            "HEAD",
+            &format!("http://api.test:{p}/blob.bin"),
+            &[],
+            Vec::new(),
+            RequestOptions {
+                max_response_body_bytes: Some(1000),
+                ..RequestOptions::default()
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.header("content-length"), Some(b"200003".as_slice()));
+    assert_eq!((r.status, r.body.len()), (200, 0));
 
     let r = get(&host, &format!("http://api.test:{p}/missing"))
         .await
@@ -1194,4 +1213,31 @@ async fn checked_addresses_are_tried_in_order_and_ipv6_hosts_are_bracketed() {
     assert_eq!(r.body, b"v6");
     let hosts: Vec<String> = server.seen().into_iter().map(|s| s.host).collect();
     assert_eq!(hosts, [format!("localhost:{p}"), format!("[::1]:{p}")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_304_declaring_a_large_length_has_no_body_and_is_not_over_the_bound() {
+    let server = after_head(|mut tcp| async move {
+        let _ = tcp
+            .write_all(
+                b"HTTP/1.1 304 Not Modified\r\ncontent-length: 99999999\r\netag: \"v1\"\r\n\r\n",
+            )
+            .await;
+        drain_until_eof(tcp).await;
+    })
+    .await;
+    let p = server.port();
+    let host = request_host(
+        allow_request(&format!("http://api.test:{p}/v1/"), ""),
+        api_test(),
+        RequestConfig {
+            max_response_body_bytes: 1000,
+            ..RequestConfig::default()
+        },
+    );
+    let r = get(&host, &format!("http://api.test:{p}/v1/x"))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body.len()), (304, 0));
+    assert_eq!(r.header("etag"), Some(b"\"v1\"".as_slice()));
 }

@@ -115,6 +115,9 @@ async fn send(shared: &Shared, a: &Authorized, call: Call) -> Result<Response, H
     };
     let limits = Limits {
         max_body: call.max_body,
+        // A HEAD answer's `Content-Length` describes the body a GET would
+        // get; no body follows it.
+        bodiless_request: outgoing.method == Method::HEAD,
         shown,
         cfg,
     };
@@ -193,6 +196,8 @@ impl Outgoing {
 
 struct Limits<'a> {
     max_body: usize,
+    /// The request was HEAD: the response has no body whatever it declares.
+    bodiless_request: bool,
     shown: &'a str,
     cfg: &'a RequestConfig,
 }
@@ -318,14 +323,18 @@ async fn read(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(n) = declared {
+    // 204 and 304 carry no body either (RFC 9110 §6.4.1); the read below
+    // still counts whatever arrives.
+    let bodiless = l.bodiless_request || matches!(parts.status.as_u16(), 204 | 304);
+    if let (Some(n), false) = (declared, bodiless) {
         if n > l.max_body as u64 {
             return Err(too_large_body(format!("declares {n} bytes")));
         }
     }
     // Reserve what was declared, up to 64 KiB: a claim costs nothing until
     // the bytes arrive.
-    let mut data = Vec::with_capacity(declared.unwrap_or(0).min(64 * 1024) as usize);
+    let reserve = if bodiless { 0 } else { declared.unwrap_or(0) };
+    let mut data = Vec::with_capacity(reserve.min(64 * 1024) as usize);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| http_error(&e, l))?;
         if let Ok(chunk) = frame.into_data() {
