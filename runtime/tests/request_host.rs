@@ -1241,3 +1241,58 @@ async fn a_304_declaring_a_large_length_has_no_body_and_is_not_over_the_bound() 
     assert_eq!((r.status, r.body.len()), (304, 0));
     assert_eq!(r.header("etag"), Some(b"\"v1\"".as_slice()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_host_ends_a_call_whose_future_was_leaked() {
+    let server = after_head(drain_until_eof).await;
+    let p = server.port();
+    let host = request_host(
+        allow_request(&format!("http://api.test:{p}/v1/"), ""),
+        api_test(),
+        RequestConfig::default(),
+    );
+    let url = format!("http://api.test:{p}/v1/x");
+    let mut call = Box::pin(host.request("GET", &url, &[], Vec::new(), RequestOptions::default()));
+    tokio::select! {
+        _ = &mut call => panic!("the silent server answered"),
+        true = wait_until(OUTER, || server.accepted() == 1) => {}
+    }
+    // The caller neither finishes nor drops its future: only the host's own
+    // ownership of the task can close the socket now.
+    std::mem::forget(call);
+    assert_eq!(server.finished(), 0);
+    drop(host);
+    assert!(wait_until(OUTER, || server.finished() == 1).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_each_get_their_own_answer() {
+    let server = http_server(|s| ok(s.target.clone())).await;
+    let p = server.port();
+    let host = Arc::new(request_host(
+        allow_request(&format!("http://api.test:{p}/v1/"), ""),
+        api_test(),
+        RequestConfig {
+            max_in_flight: 64,
+            ..RequestConfig::default()
+        },
+    ));
+    let mut calls = Vec::new();
+    for i in 0..64 {
+        let host = host.clone();
+        calls.push(tokio::spawn(async move {
+            let url = format!("http://api.test:{p}/v1/{i}");
+            (i, get(&host, &url).await)
+        }));
+    }
+    for c in calls {
+        let (i, r) = bounded("a concurrent call", c).await.unwrap();
+        assert_eq!(r.unwrap().body, format!("/v1/{i}").as_bytes());
+    }
+    assert_eq!(host.in_flight(), 0);
+    assert_eq!(
+        server.accepted(),
+        64,
+        "one connection per call, none reused"
+    );
+}
