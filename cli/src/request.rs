@@ -145,6 +145,28 @@ pub fn run(a: &RequestArgs) -> Exit {
     }
 }
 
+/// A body as terminal text: UTF-8, line by line with every control
+/// character but the line breaks and tabs escaped; `None` for binary (not
+/// UTF-8, or holding NUL).
+fn terminal_text(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    if text.contains('\0') {
+        return None;
+    }
+    let lines: Vec<String> = text
+        .split('\n')
+        .map(|line| {
+            let (line, cr) = match line.strip_suffix('\r') {
+                Some(l) => (l, "\r"),
+                None => (line, ""),
+            };
+            let parts: Vec<String> = line.split('\t').map(escape_terminal).collect();
+            format!("{}{cr}", parts.join("\t"))
+        })
+        .collect();
+    Some(lines.join("\n"))
+}
+
 /// Status line and headers to stderr (escaped), the body to stdout as bytes.
 fn print_response(r: &Response) -> Exit {
     let mut head = format!("{} {}", r.version, r.status);
@@ -161,7 +183,24 @@ fn print_response(r: &Response) -> Exit {
     }
     print_stderr(&head);
     let mut out = std::io::stdout().lock();
-    match out.write_all(&r.body).and_then(|_| out.flush()) {
+    // Pipes and files get the bytes as they are. A terminal gets text with
+    // control characters escaped (a body must not drive the terminal), and
+    // no binary at all.
+    let body: std::borrow::Cow<'_, [u8]> = if out.is_terminal() {
+        match terminal_text(&r.body) {
+            Some(text) => text.into_bytes().into(),
+            None => {
+                print_stderr(&format!(
+                    "(a binary body of {} bytes is not shown on a terminal; redirect stdout to a file)\n",
+                    r.body.len()
+                ));
+                Vec::new().into()
+            }
+        }
+    } else {
+        r.body.as_slice().into()
+    };
+    match out.write_all(&body).and_then(|_| out.flush()) {
         Ok(()) => {}
         // Nobody reads the body any more: the request itself succeeded.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
@@ -174,4 +213,24 @@ fn print_response(r: &Response) -> Exit {
         print_stderr(&format!("{} bytes\n", r.body.len()));
     }
     Exit::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_text_escapes_controls_and_refuses_binary() {
+        assert_eq!(
+            terminal_text(b"a\tb\r\nline \x1b[31mred\x1b[0m\n").unwrap(),
+            "a\tb\r\nline \\u{1b}[31mred\\u{1b}[0m\n"
+        );
+        assert_eq!(
+            terminal_text("caf\u{e9} \u{202e}x".as_bytes()).unwrap(),
+            "caf\u{e9} \\u{202e}x"
+        );
+        assert!(terminal_text(b"\xff\xfe").is_none());
+        assert!(terminal_text(b"nul\0inside").is_none());
+        assert_eq!(terminal_text(b"").unwrap(), "");
+    }
 }
