@@ -15,7 +15,8 @@ pub enum Roots {
     Custom(Arc<rustls::RootCertStore>),
 }
 
-/// A process-wide connection cap shared by several hosts.
+/// A process-wide connection cap shared by several hosts (WebSocket
+/// connections and requests in flight alike).
 #[derive(Clone, Debug)]
 pub struct GlobalLimit {
     pub(crate) permits: Arc<Semaphore>,
@@ -126,6 +127,10 @@ pub struct RequestConfig {
     /// Requests in flight per host, i.e. per plugin instance (default 16).
     /// One more fails at once with `connection_limit`.
     pub max_in_flight: usize,
+    /// Optional cap across hosts; each request in flight holds one permit.
+    /// The same [`GlobalLimit`] may be shared with WebSocket hosts, so it
+    /// caps the sockets of both capabilities together.
+    pub global_limit: Option<GlobalLimit>,
     /// DNS resolution deadline (default 5 s).
     pub dns_timeout: Duration,
     /// TCP connect deadline per checked address (default 10 s).
@@ -153,6 +158,7 @@ impl Default for RequestConfig {
             max_response_headers: 100,
             max_response_header_bytes: 64 * 1024,
             max_in_flight: 16,
+            global_limit: None,
             dns_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             tls_timeout: Duration::from_secs(10),

@@ -1296,3 +1296,46 @@ async fn concurrent_requests_each_get_their_own_answer() {
         "one connection per call, none reused"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_limit_caps_websockets_and_requests_together() {
+    use netgrant_runtime::{GlobalLimit, HostConfig, OpenOptions};
+    let limit = GlobalLimit::new(1);
+    let echo = EchoServer::start().await;
+    let ws = host(
+        allow_localhost(echo.addr.port()),
+        StaticResolver::new(),
+        HostConfig {
+            global_limit: Some(limit.clone()),
+            ..HostConfig::default()
+        },
+    );
+    let server = http_server(|_| ok("answered")).await;
+    let p = server.port();
+    let http = request_host(
+        allow_request(&format!("http://api.test:{p}/v1/"), ""),
+        api_test(),
+        RequestConfig {
+            global_limit: Some(limit.clone()),
+            ..RequestConfig::default()
+        },
+    );
+    let url = format!("http://api.test:{p}/v1/x");
+    let id = bounded(
+        "open",
+        ws.open(
+            &format!("ws://localhost:{}/", echo.addr.port()),
+            OpenOptions::default(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(limit.in_use(), 1);
+    let e = get(&http, &url).await.unwrap_err();
+    assert_eq!(e.code(), "connection_limit", "{e}");
+    assert_eq!(server.accepted(), 0);
+    ws.close(id).await.unwrap();
+    assert_eq!(limit.in_use(), 0);
+    assert_eq!(get(&http, &url).await.unwrap().body, b"answered");
+    assert_eq!(limit.in_use(), 0, "the permit is released with the call");
+}

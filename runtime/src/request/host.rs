@@ -4,7 +4,7 @@
 
 use super::exchange::{self, Call, Shared};
 use super::types::{RequestOptions, Response};
-use crate::config::RequestConfig;
+use crate::config::{GlobalLimit, RequestConfig};
 use crate::connect;
 use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::task::AbortHandle;
 
 /// How long `shutdown` waits for aborted request tasks to be gone.
@@ -25,14 +25,17 @@ struct InFlight {
     idle: Notify,
 }
 
-/// One reserved in-flight slot, released when the request's task ends
-/// (completed or aborted).
-struct Slot(Arc<InFlight>);
+/// One reserved in-flight slot (and its process-wide permit, if any),
+/// released when the request's task ends (completed or aborted).
+struct Slot {
+    in_flight: Arc<InFlight>,
+    _global: Option<OwnedSemaphorePermit>,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
+        if self.in_flight.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.in_flight.idle.notify_waiters();
         }
     }
 }
@@ -122,13 +125,26 @@ impl RequestHost {
     fn reserve(&self) -> Result<Slot, HostError> {
         let max = self.shared.config.max_in_flight;
         let prev = self.in_flight.count.fetch_add(1, Ordering::SeqCst);
-        let slot = Slot(self.in_flight.clone());
+        let mut slot = Slot {
+            in_flight: self.in_flight.clone(),
+            _global: None,
+        };
         if prev >= max {
-            drop(slot);
             return Err(HostError::new(
                 ErrorKind::ConnectionLimit,
                 format!("this plugin instance already has {max} requests in flight"),
             ));
+        }
+        if let Some(GlobalLimit { permits, max }) = &self.shared.config.global_limit {
+            match permits.clone().try_acquire_owned() {
+                Ok(p) => slot._global = Some(p),
+                Err(_) => {
+                    return Err(HostError::new(
+                        ErrorKind::ConnectionLimit,
+                        format!("the process-wide limit of {max} connections is reached"),
+                    ))
+                }
+            }
         }
         Ok(slot)
     }
