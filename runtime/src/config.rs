@@ -119,7 +119,9 @@ pub struct RequestConfig {
     /// `Content-Length` or counted while reading) the call fails with
     /// `message_too_large`; a partial body is never returned.
     pub max_response_body_bytes: usize,
-    /// Most response header fields (default 100). Over it: `message_too_large`.
+    /// Most response header fields (default 100, at most 10,000: hyper
+    /// sets aside room for this many in every response). Over it:
+    /// `message_too_large`.
     pub max_response_headers: usize,
     /// Largest response head in bytes: status line plus header names and
     /// values (default 64 KiB). Over it: `message_too_large`.

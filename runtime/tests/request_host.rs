@@ -1339,3 +1339,41 @@ async fn a_global_limit_caps_websockets_and_requests_together() {
     assert_eq!(get(&http, &url).await.unwrap().body, b"answered");
     assert_eq!(limit.in_use(), 0, "the permit is released with the call");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_configured_deadlines_and_bounds_do_not_overflow() {
+    let server = http_server(|_| ok("fine")).await;
+    let p = server.port();
+    let host = request_host(
+        allow_request(&format!("http://api.test:{p}/v1/"), ""),
+        api_test(),
+        RequestConfig {
+            dns_timeout: Duration::MAX,
+            connect_timeout: Duration::MAX,
+            tls_timeout: Duration::MAX,
+            first_byte_timeout: Duration::MAX,
+            total_timeout: Duration::MAX,
+            max_response_body_bytes: usize::MAX,
+            max_response_header_bytes: usize::MAX,
+            max_response_headers: usize::MAX,
+            max_in_flight: usize::MAX,
+            ..RequestConfig::default()
+        },
+    );
+    let r = bounded(
+        "huge bounds",
+        host.request(
+            "GET",
+            &format!("http://api.test:{p}/v1/x"),
+            &[],
+            Vec::new(),
+            RequestOptions {
+                timeout: Some(Duration::MAX),
+                max_response_body_bytes: Some(usize::MAX),
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.body, b"fine");
+}

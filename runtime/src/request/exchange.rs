@@ -54,7 +54,7 @@ pub(crate) struct Call {
 pub(crate) async fn run(shared: Arc<Shared>, call: Call) -> Result<Response, HostError> {
     let cfg = &shared.config;
     let total = call.total;
-    let deadline = Instant::now() + total;
+    let started = Instant::now();
     let req = Request {
         capability: Capability::Request,
         url: &call.url,
@@ -71,7 +71,10 @@ pub(crate) async fn run(shared: Arc<Shared>, call: Call) -> Result<Response, Hos
     )
     .await?;
     let shown = authorized.redacted_url().to_owned();
-    match tokio::time::timeout_at(deadline, send(&shared, &authorized, call)).await {
+    // `timeout` (not `timeout_at(now + total)`): any configured duration,
+    // however large, is a deadline and never an overflow.
+    let remaining = total.saturating_sub(started.elapsed());
+    match tokio::time::timeout(remaining, send(&shared, &authorized, call)).await {
         Ok(r) => r,
         Err(_) => Err(HostError::new(
             ErrorKind::Timeout,
@@ -202,6 +205,9 @@ struct Limits<'a> {
     cfg: &'a RequestConfig,
 }
 
+/// The most response header fields any configuration allows.
+pub(crate) const MAX_HEADERS_CAP: usize = 10_000;
+
 /// hyper's HTTP/1.1 read buffer default; raised only for larger head bounds.
 const HYPER_DEFAULT_BUF: usize = 8192 + 4096 * 100;
 
@@ -237,7 +243,9 @@ where
         .await
     } else {
         let mut b = http1::Builder::new();
-        b.max_headers(cfg.max_response_headers)
+        // hyper allocates this many header slots for every response, so the
+        // count is clamped (docs: `RequestConfig::max_response_headers`).
+        b.max_headers(cfg.max_response_headers.min(MAX_HEADERS_CAP))
             .max_header_size(cfg.max_response_header_bytes);
         if cfg.max_response_header_bytes > HYPER_DEFAULT_BUF {
             b.max_buf_size(cfg.max_response_header_bytes);
@@ -306,7 +314,8 @@ async fn read(
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
-    if count > cfg.max_response_headers || size > cfg.max_response_header_bytes {
+    let max_count = cfg.max_response_headers.min(MAX_HEADERS_CAP);
+    if count > max_count || size > cfg.max_response_header_bytes {
         return Err(too_large_head(l));
     }
     let too_large_body = |what: String| {
@@ -364,7 +373,9 @@ fn too_large_head(l: &Limits<'_>) -> HostError {
         ErrorKind::MessageTooLarge,
         format!(
             "the response head from {} exceeds {} headers or {} bytes",
-            l.shown, l.cfg.max_response_headers, l.cfg.max_response_header_bytes
+            l.shown,
+            l.cfg.max_response_headers.min(MAX_HEADERS_CAP),
+            l.cfg.max_response_header_bytes
         ),
     )
 }
