@@ -263,6 +263,9 @@ async fn every_deny_opens_no_tcp_connection() {
         ),
         ("method_not_allowed", "DELETE", base.clone(), vec![]),
         ("method_not_allowed", "get", base.clone(), vec![]),
+        ("method_not_allowed", "", base.clone(), vec![]),
+        ("method_not_allowed", "G\r\nET", base.clone(), vec![]),
+        ("method_not_allowed", "CONNECT", base.clone(), vec![]),
         (
             "forbidden_header",
             "GET",
