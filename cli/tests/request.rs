@@ -31,10 +31,13 @@ struct Seen {
 /// An HTTP/1.1 server on `bind` answering by path:
 /// `/v1/bin` → 200 with [`binary_body`], a `Set-Cookie` and an `X-Kept`;
 /// `/v1/echo` → 200 echoing the body; `/v1/redirect` → 302 to `REDIRECT`;
-/// `/v1/close` → closes without answering; anything else → 404.
+/// `/v1/close` → closes without answering; `/v1/hang` → never answers and
+/// counts the connection in `hung_up` when the client closes it; anything
+/// else → 404.
 struct Server {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
+    hung_up: Arc<AtomicUsize>,
     seen: Arc<Mutex<Vec<Seen>>>,
     _rt: tokio::runtime::Runtime,
 }
@@ -49,18 +52,21 @@ impl Server {
         let listener = rt.block_on(tokio::net::TcpListener::bind(bind)).unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
+        let hung_up = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (count, log, redirect) = (accepted.clone(), seen.clone(), redirect.to_string());
+        let hung = hung_up.clone();
         rt.spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
                 let (tls, log, redirect) = (tls.clone(), log.clone(), redirect.clone());
+                let hung = hung.clone();
                 tokio::spawn(async move {
                     match tls {
-                        None => serve(tcp, log, redirect).await,
+                        None => serve(tcp, log, redirect, hung).await,
                         Some(acceptor) => {
                             if let Ok(s) = acceptor.accept(tcp).await {
-                                serve(s, log, redirect).await
+                                serve(s, log, redirect, hung).await
                             }
                         }
                     }
@@ -70,6 +76,7 @@ impl Server {
         Server {
             addr,
             accepted,
+            hung_up,
             seen,
             _rt: rt,
         }
@@ -92,6 +99,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     mut s: S,
     log: Arc<Mutex<Vec<Seen>>>,
     redirect: String,
+    hung_up: Arc<AtomicUsize>,
 ) {
     let mut head = Vec::new();
     let mut b = [0u8; 1];
@@ -130,6 +138,12 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         "/v1/echo" => ("200 OK", String::new(), body),
         "/v1/redirect" => ("302 Found", format!("Location: {redirect}\r\n"), b"moved".to_vec()),
         "/v1/close" => return,
+        "/v1/hang" => {
+            let mut buf = [0u8; 1024];
+            while s.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+            hung_up.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
         _ => ("404 Not Found", String::new(), b"nope".to_vec()),
     };
     let mut out = format!(
@@ -436,4 +450,57 @@ fn https_with_a_local_ca() {
         1,
         "no request crossed an untrusted session"
     );
+}
+
+#[test]
+fn ctrl_c_cancels_the_request_and_closes_its_connection() {
+    let server = Server::start("127.0.0.1:0", None, "");
+    let base = format!("http://localhost:{}/v1/", server.port());
+    let policy = Policy::allow(&[&base], "");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("netgrant"))
+        .arg("request")
+        .args(with(&policy, &[&format!("{base}hang")]))
+        .current_dir(root())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.seen().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("netgrant request did not exit after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("error interrupted"), "{err}");
+    assert!(out.stdout.is_empty());
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.hung_up.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection stayed open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
