@@ -11,7 +11,7 @@
 //! 1000/1001; 1 when the open is denied or fails, or the connection ends any
 //! other way; 2 for invalid input (bad flags, unreadable policy or CA file).
 
-use crate::authorize::parse_header_and_resolve_flags;
+use crate::authorize::{parse_header_and_resolve_flags, ResolveFlags};
 use crate::input;
 use crate::output::{print_stderr, usage};
 use crate::Exit;
@@ -64,7 +64,7 @@ pub struct ConnectArgs {
 
 /// A resolver standing in for the system one when its configuration cannot
 /// be read: every name fails to resolve (`resolution_failed`).
-struct Unavailable;
+pub(crate) struct Unavailable;
 
 impl Resolver for Unavailable {
     fn resolve<'a>(&'a self, _host: &'a str) -> ResolveFuture<'a> {
@@ -77,7 +77,7 @@ impl Resolver for Unavailable {
 }
 
 /// Reads the CA certificates of a PEM file into a root store.
-fn load_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
+pub(crate) fn load_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let bytes = input::read(path, 1024 * 1024).map_err(|d| input::render_human(&[d]))?;
@@ -93,6 +93,30 @@ fn load_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
         ));
     }
     Ok(store)
+}
+
+/// The resolver the `--resolve` flags ask for: exactly their table when any
+/// is given, else the system DNS configuration (or, when that cannot be
+/// read, a warning and a resolver under which nothing resolves).
+pub(crate) fn resolver_for(resolve: &ResolveFlags) -> Arc<dyn Resolver> {
+    if resolve.is_empty() {
+        match HickoryResolver::from_system() {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                print_stderr(&format!(
+                    "warning: cannot read the system DNS configuration ({}); names will not resolve\n",
+                    escape_terminal(&e.to_string())
+                ));
+                Arc::new(Unavailable)
+            }
+        }
+    } else {
+        let mut r = StaticResolver::new();
+        for (host, ips) in resolve.iter() {
+            r = r.with(host, ips.iter().copied());
+        }
+        Arc::new(r)
+    }
 }
 
 /// Runs `connect`.
@@ -119,24 +143,7 @@ pub fn run(a: &ConnectArgs) -> Exit {
             }
         }
     }
-    let resolver: Arc<dyn Resolver> = if resolve.is_empty() {
-        match HickoryResolver::from_system() {
-            Ok(r) => Arc::new(r),
-            Err(e) => {
-                print_stderr(&format!(
-                    "warning: cannot read the system DNS configuration ({}); names will not resolve\n",
-                    escape_terminal(&e.to_string())
-                ));
-                Arc::new(Unavailable)
-            }
-        }
-    } else {
-        let mut r = StaticResolver::new();
-        for (host, ips) in resolve.iter() {
-            r = r.with(host, ips.iter().copied());
-        }
-        Arc::new(r)
-    };
+    let resolver = resolver_for(&resolve);
     let mut host = match WebSocketHost::new(Arc::new(Authorizer::new(&policy)), resolver, config) {
         Ok(h) => h,
         Err(e) => return usage(&e.to_string()),
@@ -317,7 +324,7 @@ fn report(word: &str, e: &HostError) -> Exit {
 }
 
 /// A failed open: `deny CODE — …` for a policy denial, else `error CODE — …`.
-fn report_open_error(e: &HostError) -> Exit {
+pub(crate) fn report_open_error(e: &HostError) -> Exit {
     if matches!(e.kind, ErrorKind::Denied(_)) {
         report("deny", e)
     } else {

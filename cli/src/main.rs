@@ -11,6 +11,7 @@ mod input;
 mod list;
 mod output;
 mod replay;
+mod request;
 mod show;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -141,6 +142,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Open a WebSocket through the runtime: stdin lines go out as text, incoming messages print one per line.
     Connect(connect::ConnectArgs),
+    /// Send one HTTP request through the runtime: status line and filtered headers on stderr, the body on stdout; exit 0 on any HTTP status.
+    Request(request::RequestArgs),
     /// Permission change between two manifests or IRs: added, removed, widened, narrowed, newly broad; exit 1 when --fail-on trips.
     Diff(diff::DiffArgs),
 }
@@ -192,6 +195,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Connect(args) => connect::run(&args),
+        Command::Request(args) => request::run(&args),
         Command::Approve(args) => approve::run(&args),
         Command::List {
             inputs,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// Which TLS roots `wss` connections trust.
+/// Which TLS roots `wss` connections and `https` requests trust.
 #[derive(Clone, Debug, Default)]
 pub enum Roots {
     /// The bundled Mozilla roots (`webpki-roots`). Ambient configuration such
@@ -15,7 +15,8 @@ pub enum Roots {
     Custom(Arc<rustls::RootCertStore>),
 }
 
-/// A process-wide connection cap shared by several hosts.
+/// A process-wide connection cap shared by several hosts (WebSocket
+/// connections and requests in flight alike).
 #[derive(Clone, Debug)]
 pub struct GlobalLimit {
     pub(crate) permits: Arc<Semaphore>,
@@ -97,6 +98,75 @@ impl Default for HostConfig {
             write_timeout: Duration::from_secs(30),
             max_lifetime: None,
             shutdown_grace: Duration::from_millis(250),
+            roots: Roots::Bundled,
+        }
+    }
+}
+
+/// Bounds and deadlines of one [`crate::RequestHost`]. Every field has a
+/// documented default; none can be switched off.
+///
+/// A separate struct from [`HostConfig`]: a one-shot request has different
+/// bounds (two bodies, response headers, a first-byte deadline) and shares
+/// only the DNS/connect deadlines and the roots, whose defaults are the same
+/// numbers (docs/decisions.md, 112).
+#[derive(Clone, Debug)]
+pub struct RequestConfig {
+    /// Largest request body (default 1 MiB). Over it the call fails with
+    /// `message_too_large` before anything is resolved or connected.
+    pub max_request_body_bytes: usize,
+    /// Largest response body (default 10 MiB). Over it (declared by
+    /// `Content-Length` or counted while reading) the call fails with
+    /// `message_too_large`; a partial body is never returned.
+    pub max_response_body_bytes: usize,
+    /// Most response header fields (default 100, at most 10,000: hyper
+    /// sets aside room for this many in every response). Over it:
+    /// `message_too_large`.
+    pub max_response_headers: usize,
+    /// Largest response head in bytes: status line plus header names and
+    /// values (default 64 KiB). Over it: `message_too_large`.
+    pub max_response_header_bytes: usize,
+    /// Requests in flight per host, i.e. per plugin instance (default 16).
+    /// One more fails at once with `connection_limit`.
+    pub max_in_flight: usize,
+    /// Optional cap across hosts; each request in flight holds one permit.
+    /// The same [`GlobalLimit`] may be shared with WebSocket hosts, so it
+    /// caps the sockets of both capabilities together.
+    pub global_limit: Option<GlobalLimit>,
+    /// DNS resolution deadline (default 5 s).
+    pub dns_timeout: Duration,
+    /// TCP connect deadline per checked address (default 10 s).
+    pub connect_timeout: Duration,
+    /// TLS handshake deadline (default 10 s).
+    pub tls_timeout: Duration,
+    /// From the start of sending the request to the response's status line
+    /// and headers (default 30 s): a server that never answers.
+    pub first_byte_timeout: Duration,
+    /// The whole call, from `request` to the last byte of the response body
+    /// (default 60 s): a slow-drip body. A call may ask for less, never more.
+    pub total_timeout: Duration,
+    /// Offer HTTP/2 by ALPN on `https` (default true); HTTP/1.1 otherwise.
+    /// Plain `http` is always HTTP/1.1 (no h2c).
+    pub http2: bool,
+    /// TLS roots.
+    pub roots: Roots,
+}
+
+impl Default for RequestConfig {
+    fn default() -> Self {
+        RequestConfig {
+            max_request_body_bytes: 1024 * 1024,
+            max_response_body_bytes: 10 * 1024 * 1024,
+            max_response_headers: 100,
+            max_response_header_bytes: 64 * 1024,
+            max_in_flight: 16,
+            global_limit: None,
+            dns_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+            tls_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(30),
+            total_timeout: Duration::from_secs(60),
+            http2: true,
             roots: Roots::Bundled,
         }
     }

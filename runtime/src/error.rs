@@ -10,9 +10,11 @@ pub enum ErrorKind {
     Denied(DenyCode),
     /// The handle is not (or no longer) valid on this host.
     UnknownConnection,
-    /// The per-host or process-wide connection limit is reached.
+    /// The per-host or process-wide connection limit (for requests: the
+    /// per-host limit of requests in flight) is reached.
     ConnectionLimit,
-    /// A deadline passed (DNS, connect, handshake, write, read, idle, lifetime).
+    /// A deadline passed (DNS, connect, handshake, write, read, idle,
+    /// lifetime; for requests: TLS, first byte, total).
     Timeout,
     /// A message exceeds the configured bound.
     MessageTooLarge,
@@ -22,6 +24,9 @@ pub enum ErrorKind {
     Tls,
     /// The WebSocket handshake failed (status not 101, bad subprotocol, …).
     Handshake,
+    /// An HTTP exchange failed: a malformed response, or the connection
+    /// ended before the response was complete.
+    Http,
     /// The connection is closed.
     Closed,
     /// The host is shut down.
@@ -42,6 +47,7 @@ impl ErrorKind {
             ErrorKind::ConnectFailed => "connect_failed",
             ErrorKind::Tls => "tls_failed",
             ErrorKind::Handshake => "handshake_failed",
+            ErrorKind::Http => "http_failed",
             ErrorKind::Closed => "closed",
             ErrorKind::Shutdown => "shutdown",
             ErrorKind::Io => "io_error",

@@ -7,8 +7,13 @@
 //!   uses), resolved once through a [`Resolver`], checked address by address,
 //!   and connected to the checked address only — then bounded, timed out and
 //!   cleaned up on shutdown.
-//! * [`RequestGuard`] — the same checks for one-shot HTTP requests; the host's
-//!   own HTTP client connects to the returned addresses.
+//! * [`RequestHost`] — one per plugin instance, for one-shot HTTP
+//!   (`host_api.request`): the same decision path, then one request over the
+//!   connection it opened to a checked address, with bounded bodies and
+//!   headers, deadlines, no redirects and filtered response headers; the
+//!   plugin gets a [`Response`], never a socket.
+//! * [`RequestGuard`] — only the checks, for a host that must keep its own
+//!   HTTP client: it connects to the returned addresses itself.
 #![deny(missing_docs)]
 // Denials carry a whole `Decision` (redacted URL, message, rule): it is the
 // product, not an exceptional path, and boxing it would only add noise.
@@ -19,12 +24,14 @@ mod config;
 mod connect;
 mod error;
 mod guard;
+mod request;
 mod resolver;
 mod websocket;
 
 pub use audit::{AuditRecord, AuditSink, DecisionRecord, FinishedRecord, JsonLinesSink};
-pub use config::{GlobalLimit, HostConfig, Roots};
+pub use config::{GlobalLimit, HostConfig, RequestConfig, Roots};
 pub use error::{ErrorKind, HostError};
 pub use guard::{Guarded, RequestGuard};
+pub use request::{RequestHost, RequestOptions, Response};
 pub use resolver::{HickoryResolver, ResolveFuture, Resolver, StaticResolver};
 pub use websocket::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State, WebSocketHost};

@@ -150,3 +150,111 @@ async fn every_decision_and_every_end_is_recorded() {
     );
     assert_eq!(records[5]["close_code"], 1001);
 }
+
+/// The request host records the same way: a decision per call, a finished
+/// record per allowed call with its status and byte counts, `cancelled` for
+/// a call the host's shutdown ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_host_records_decisions_and_ends() {
+    use netgrant_runtime::{RequestConfig, RequestHost, RequestOptions};
+    use support::http::*;
+
+    let server = http_server(|_| ok(format!("answer {SENTINEL}"))).await;
+    let port = server.port();
+    // A second peer that reads the request and never answers.
+    let silent = RawServer::start(|tcp| hold(tcp, Duration::from_secs(30))).await;
+    let sink = Arc::new(Collect::default());
+    let t1 = req_entry(
+        &format!("http://127.0.0.1:{port}/api/"),
+        "methods = [\"GET\", \"POST\"]\nheaders = [\"X-Trace\"]",
+    );
+    let t2 = req_entry(
+        &format!("http://127.0.0.1:{}/", silent.port()),
+        "methods = [\"GET\"]",
+    );
+    let authz = policy(&format!("{t1}{t2}"), &format!("{t1}{t2}"));
+    let h = Arc::new(
+        RequestHost::new(
+            authz,
+            Arc::new(StaticResolver::new()),
+            RequestConfig::default(),
+        )
+        .unwrap()
+        .with_audit(sink.clone()),
+    );
+    let headers = vec![("X-Trace".to_string(), SENTINEL.to_string())];
+    let url = format!("http://127.0.0.1:{port}/api/x?key={SENTINEL}");
+    let r = h
+        .request(
+            "POST",
+            &url,
+            &headers,
+            b"ping".to_vec(),
+            RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let e = h
+        .request("DELETE", &url, &[], Vec::new(), RequestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "method_not_allowed");
+
+    // In flight when the host shuts down.
+    let slow_url = format!("http://127.0.0.1:{}/", silent.port());
+    let call = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            h.request("GET", &slow_url, &[], Vec::new(), RequestOptions::default())
+                .await
+        })
+    };
+    assert!(wait_until(Duration::from_secs(5), || silent.accepted() == 1).await);
+    h.shutdown().await;
+    assert_eq!(call.await.unwrap().unwrap_err().code(), "shutdown");
+
+    let records = sink.json();
+    let text = records
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        !text.contains(SENTINEL),
+        "a body, header value or query value leaked:\n{text}"
+    );
+    let kinds: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            let what = r
+                .get("code")
+                .or(r.get("outcome"))
+                .and_then(|v| v.as_str())
+                .unwrap();
+            (r["record"].as_str().unwrap(), what)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("decision", "allowed"),
+            ("finished", "closed"),
+            ("decision", "method_not_allowed"),
+            ("decision", "allowed"),
+            ("finished", "cancelled"),
+        ],
+        "{text}"
+    );
+    let (d, f) = (&records[0], &records[1]);
+    assert_eq!(d["capability"], "request");
+    assert_eq!(d["method"], "POST");
+    assert_eq!(d["header_names"], serde_json::json!(["X-Trace"]));
+    assert_eq!(d["resolved"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(f["id"], d["id"]);
+    assert!(f["id"].as_str().unwrap().starts_with("req-"), "{f}");
+    assert_eq!(f["status"], 200);
+    assert_eq!(f["bytes_out"], 4);
+    assert_eq!(f["bytes_in"], format!("answer {SENTINEL}").len() as u64);
+    assert_eq!(records[2]["method"], "DELETE");
+}

@@ -14,6 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+pub mod http;
+
 /// Compiles a manifest + grant into an authorizer (panics on invalid input).
 pub fn authorizer(manifest: &str, grant: &str) -> Arc<Authorizer> {
     let m = Manifest::parse("plugin.toml", manifest);

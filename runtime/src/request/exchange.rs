@@ -1,0 +1,509 @@
+//! One request, start to finish, inside the task the host spawned for it:
+//! authorize → resolve once → check every answer → TCP to a checked address →
+//! TLS (server name = the URL's normalized host, ALPN h2/http1.1) → hyper's
+//! connection-level client over that stream → a bounded, complete response.
+//!
+//! Nothing here pools, resolves, redirects, reads proxy variables or
+//! decompresses: the connection is opened here, used for one request and
+//! dropped with the task.
+
+use super::headers;
+use super::types::Response;
+use crate::audit::{Audit, Finished};
+use crate::config::RequestConfig;
+use crate::connect::{self, connect_tcp};
+use crate::error::{ErrorKind, HostError};
+use crate::resolver::Resolver;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::{http1, http2};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
+use hyper::{Method, Uri, Version};
+use hyper_util::rt::TokioIo;
+use netgrant_policy::{Authorized, Authorizer, Capability, Request};
+use rustls::pki_types::ServerName;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+/// What every request task of one host shares.
+pub(crate) struct Shared {
+    /// Where decisions and ends are recorded.
+    pub audit: Audit,
+    pub authorizer: Arc<Authorizer>,
+    pub resolver: Arc<dyn Resolver>,
+    pub config: RequestConfig,
+    /// The rustls config with ALPN set (h2 first when HTTP/2 is on).
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// One call, owned by its task.
+pub(crate) struct Call {
+    /// The audit id (`req-<host>-<call>`).
+    pub id: String,
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The whole call's deadline (the configured one, or less).
+    pub total: Duration,
+    /// The response body bound (the configured one, or less).
+    pub max_body: usize,
+}
+
+/// Runs one call within its total deadline.
+pub(crate) async fn run(shared: Arc<Shared>, call: Call) -> Result<Response, HostError> {
+    let cfg = &shared.config;
+    let total = call.total;
+    let started = Instant::now();
+    let req = Request {
+        capability: Capability::Request,
+        url: &call.url,
+        method: Some(&call.method),
+        headers: &call.headers,
+        subprotocols: &[],
+    };
+    // DNS has its own deadline, never longer than the whole call's.
+    let authorized = connect::authorize_and_resolve(
+        &shared.authorizer,
+        shared.resolver.as_ref(),
+        &req,
+        cfg.dns_timeout.min(total),
+        &shared.audit,
+        &call.id,
+    )
+    .await?;
+    let shown = authorized.redacted_url().to_owned();
+    let mut end = End {
+        audit: &shared.audit,
+        id: call.id.clone(),
+        url: shown.clone(),
+        bytes_out: call.body.len() as u64,
+        started: std::time::Instant::now(),
+        done: false,
+    };
+    // `timeout` (not `timeout_at(now + total)`): any configured duration,
+    // however large, is a deadline and never an overflow.
+    let remaining = total.saturating_sub(started.elapsed());
+    let result = match tokio::time::timeout(remaining, send(&shared, &authorized, call)).await {
+        Ok(r) => r,
+        Err(_) => Err(HostError::new(
+            ErrorKind::Timeout,
+            format!("the request to {shown} did not complete within {total:?}"),
+        )),
+    };
+    end.record(&result);
+    result
+}
+
+/// Records the end of an allowed request exactly once: when it returns, or,
+/// if its task is aborted (shutdown, or the caller gave up), when it is
+/// dropped (outcome `cancelled`).
+struct End<'a> {
+    audit: &'a Audit,
+    id: String,
+    url: String,
+    bytes_out: u64,
+    started: std::time::Instant,
+    done: bool,
+}
+
+impl End<'_> {
+    fn record(&mut self, result: &Result<Response, HostError>) {
+        // Bytes are counted for completed exchanges only: after a failure
+        // how much of the body left is not known.
+        let (outcome, status, bytes_in, bytes_out) = match result {
+            Ok(r) => (
+                "closed",
+                Some(r.status),
+                r.body.len() as u64,
+                self.bytes_out,
+            ),
+            Err(e) => (e.code(), None, 0, 0),
+        };
+        self.write(outcome, status, bytes_in, bytes_out);
+    }
+
+    fn write(&mut self, outcome: &str, status: Option<u16>, bytes_in: u64, bytes_out: u64) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        self.audit.finished(Finished {
+            id: &self.id,
+            capability: Capability::Request,
+            url: &self.url,
+            outcome,
+            close_code: None,
+            status,
+            bytes_in,
+            bytes_out,
+            messages_in: 0,
+            messages_out: 0,
+            duration: self.started.elapsed(),
+        });
+    }
+}
+
+impl Drop for End<'_> {
+    fn drop(&mut self) {
+        self.write("cancelled", None, 0, 0);
+    }
+}
+
+/// Connects to a checked address, does TLS, sends, reads.
+async fn send(shared: &Shared, a: &Authorized, call: Call) -> Result<Response, HostError> {
+    let cfg = &shared.config;
+    let shown = a.redacted_url();
+    // The request is built before any socket is opened. Method, URL and
+    // headers were checked by the authorizer (known uppercase methods,
+    // tokens, visible ASCII), so a failure here is a bug in that check,
+    // reported as an error, never as a second decision.
+    let unbuildable = |what: &str| {
+        HostError::new(
+            ErrorKind::Http,
+            format!("cannot build the request for {shown}: {what}"),
+        )
+    };
+    let uri: Uri = a
+        .request_url()
+        .parse()
+        .map_err(|_| unbuildable("the URL"))?;
+    let method =
+        Method::from_bytes(call.method.as_bytes()).map_err(|_| unbuildable("the method"))?;
+    let mut header_map = HeaderMap::new();
+    for (k, v) in &call.headers {
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| unbuildable("a header name"))?;
+        let value = HeaderValue::from_str(v).map_err(|_| unbuildable("a header value"))?;
+        header_map.append(name, value);
+    }
+    let outgoing = Outgoing {
+        method,
+        uri,
+        headers: header_map,
+        body: Bytes::from(call.body),
+    };
+    let limits = Limits {
+        max_body: call.max_body,
+        // A HEAD answer's `Content-Length` describes the body a GET would
+        // get; no body follows it.
+        bodiless_request: outgoing.method == Method::HEAD,
+        shown,
+        cfg,
+    };
+    let (tcp, remote) = connect_tcp(a.addresses(), cfg.connect_timeout, shown).await?;
+    if !a.is_tls() {
+        return exchange(tcp, false, outgoing, &limits, remote).await;
+    }
+    let name = ServerName::try_from(a.server_name()).map_err(|_| {
+        HostError::new(
+            ErrorKind::Tls,
+            format!("{shown} has no valid TLS server name"),
+        )
+    })?;
+    let connect = tokio_rustls::TlsConnector::from(shared.tls.clone()).connect(name, tcp);
+    let tls = match tokio::time::timeout(cfg.tls_timeout, connect).await {
+        Err(_) => {
+            return Err(HostError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "TLS handshake with {shown} took longer than {:?}",
+                    cfg.tls_timeout
+                ),
+            ))
+        }
+        Ok(Err(e)) => {
+            return Err(HostError::new(
+                ErrorKind::Tls,
+                format!("TLS with {shown} failed: {e}"),
+            ))
+        }
+        Ok(Ok(s)) => s,
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+    exchange(tls, h2, outgoing, &limits, remote).await
+}
+
+/// The request to send, checked and built.
+struct Outgoing {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Outgoing {
+    /// HTTP/1.1: origin-form target and `Host` from the authorized URL.
+    /// HTTP/2: absolute URI (`:scheme`, `:authority`), no `Host`.
+    fn into_request(self, h2: bool) -> Result<hyper::Request<Full<Bytes>>, HostError> {
+        let Outgoing {
+            method,
+            uri,
+            headers,
+            body,
+        } = self;
+        let authority = uri.authority().map(|a| a.as_str().to_owned());
+        let mut b = hyper::Request::builder().method(method);
+        if h2 {
+            b = b.uri(uri).version(Version::HTTP_2);
+        } else {
+            let target = uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".to_owned());
+            b = b.uri(target).version(Version::HTTP_11);
+            if let Some(host) = authority {
+                b = b.header(HOST, host);
+            }
+        }
+        let mut req = b.body(Full::new(body)).map_err(|e| {
+            HostError::new(ErrorKind::Http, format!("cannot build the request: {e}"))
+        })?;
+        req.headers_mut().extend(headers);
+        Ok(req)
+    }
+}
+
+struct Limits<'a> {
+    max_body: usize,
+    /// The request was HEAD: the response has no body whatever it declares.
+    bodiless_request: bool,
+    shown: &'a str,
+    cfg: &'a RequestConfig,
+}
+
+/// The most response header fields any configuration allows.
+pub(crate) const MAX_HEADERS_CAP: usize = 10_000;
+
+/// hyper's HTTP/1.1 read buffer default; raised only for larger head bounds.
+const HYPER_DEFAULT_BUF: usize = 8192 + 4096 * 100;
+
+/// Handshake on `io`, send, and read the whole response, driving the
+/// connection in the same future (nothing spawned for HTTP/1.1; HTTP/2's
+/// helper tasks are scoped to this call).
+async fn exchange<S>(
+    io: S,
+    h2: bool,
+    out: Outgoing,
+    l: &Limits<'_>,
+    remote: SocketAddr,
+) -> Result<Response, HostError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
+    let req = out.into_request(h2)?;
+    let cfg = l.cfg;
+    if h2 {
+        let scope = Scope::default();
+        let _aborts_on_drop = ScopeGuard(scope.clone());
+        let (mut sender, conn) = http2::Builder::new(scope)
+            .max_header_list_size(u32::try_from(cfg.max_response_header_bytes).unwrap_or(u32::MAX))
+            .handshake::<_, Full<Bytes>>(io)
+            .await
+            .map_err(|e| http_error(&e, l))?;
+        drive(conn, async move {
+            sender.ready().await.map_err(|e| http_error(&e, l))?;
+            let resp = first_byte(sender.send_request(req), l).await?;
+            read(resp, l, remote).await
+        })
+        .await
+    } else {
+        let mut b = http1::Builder::new();
+        // hyper allocates this many header slots for every response, so the
+        // count is clamped (docs: `RequestConfig::max_response_headers`).
+        b.max_headers(cfg.max_response_headers.min(MAX_HEADERS_CAP))
+            .max_header_size(cfg.max_response_header_bytes);
+        if cfg.max_response_header_bytes > HYPER_DEFAULT_BUF {
+            b.max_buf_size(cfg.max_response_header_bytes);
+        }
+        let (mut sender, conn) = b
+            .handshake::<_, Full<Bytes>>(io)
+            .await
+            .map_err(|e| http_error(&e, l))?;
+        drive(conn, async move {
+            sender.ready().await.map_err(|e| http_error(&e, l))?;
+            let resp = first_byte(sender.send_request(req), l).await?;
+            read(resp, l, remote).await
+        })
+        .await
+    }
+}
+
+/// Polls the connection alongside the exchange until the exchange ends; the
+/// connection (and its socket) is dropped with this future.
+async fn drive<C, E, T>(conn: C, exchange: E) -> Result<T, HostError>
+where
+    C: Future,
+    E: Future<Output = Result<T, HostError>>,
+{
+    tokio::pin!(conn);
+    tokio::pin!(exchange);
+    let mut conn_done = false;
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut exchange => return r,
+            // A connection error surfaces in the exchange too.
+            _ = &mut conn, if !conn_done => conn_done = true,
+        }
+    }
+}
+
+/// Waits for the response head within the first-byte deadline.
+async fn first_byte<F>(send: F, l: &Limits<'_>) -> Result<hyper::Response<Incoming>, HostError>
+where
+    F: Future<Output = hyper::Result<hyper::Response<Incoming>>>,
+{
+    let wait = l.cfg.first_byte_timeout;
+    match tokio::time::timeout(wait, send).await {
+        Err(_) => Err(HostError::new(
+            ErrorKind::Timeout,
+            format!("no response from {} within {wait:?}", l.shown),
+        )),
+        Ok(Err(e)) => Err(http_error(&e, l)),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// Checks the head against the bounds and reads the whole body, failing at
+/// the first byte over the bound.
+async fn read(
+    resp: hyper::Response<Incoming>,
+    l: &Limits<'_>,
+    remote: SocketAddr,
+) -> Result<Response, HostError> {
+    let (parts, mut body) = resp.into_parts();
+    let cfg = l.cfg;
+    let count = parts.headers.len();
+    let size: usize = parts
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    let max_count = cfg.max_response_headers.min(MAX_HEADERS_CAP);
+    if count > max_count || size > cfg.max_response_header_bytes {
+        return Err(too_large_head(l));
+    }
+    let too_large_body = |what: String| {
+        HostError::new(
+            ErrorKind::MessageTooLarge,
+            format!(
+                "the response body from {} {what}, over the {}-byte bound; nothing was returned",
+                l.shown, l.max_body
+            ),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    // 204 and 304 carry no body either (RFC 9110 §6.4.1); the read below
+    // still counts whatever arrives.
+    let bodiless = l.bodiless_request || matches!(parts.status.as_u16(), 204 | 304);
+    if let (Some(n), false) = (declared, bodiless) {
+        if n > l.max_body as u64 {
+            return Err(too_large_body(format!("declares {n} bytes")));
+        }
+    }
+    // Reserve what was declared, up to 64 KiB: a claim costs nothing until
+    // the bytes arrive.
+    let reserve = if bodiless { 0 } else { declared.unwrap_or(0) };
+    let mut data = Vec::with_capacity(reserve.min(64 * 1024) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| http_error(&e, l))?;
+        if let Ok(chunk) = frame.into_data() {
+            if chunk.len() > l.max_body - data.len() {
+                return Err(too_large_body("exceeds it".to_owned()));
+            }
+            data.extend_from_slice(&chunk);
+        }
+    }
+    let version = match parts.version {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        _ => "HTTP",
+    };
+    Ok(Response {
+        status: parts.status.as_u16(),
+        headers: headers::filter(&parts.headers),
+        body: data,
+        version,
+        remote,
+    })
+}
+
+fn too_large_head(l: &Limits<'_>) -> HostError {
+    HostError::new(
+        ErrorKind::MessageTooLarge,
+        format!(
+            "the response head from {} exceeds {} headers or {} bytes",
+            l.shown,
+            l.cfg.max_response_headers.min(MAX_HEADERS_CAP),
+            l.cfg.max_response_header_bytes
+        ),
+    )
+}
+
+/// A hyper error as a host error: an oversized head is `message_too_large`,
+/// everything else `http_failed` with hyper's description and its cause
+/// (an I/O error kind, never payload).
+fn http_error(e: &hyper::Error, l: &Limits<'_>) -> HostError {
+    // `hyper::Error::is_parse_too_large` exists only with hyper's `server`
+    // feature; its description is stable, and tests/request_host.rs pins it.
+    if e.is_parse() && e.to_string() == "message head is too large" {
+        return too_large_head(l);
+    }
+    if e.is_incomplete_message() {
+        return HostError::new(
+            ErrorKind::Http,
+            format!(
+                "the connection to {} ended before the response was complete",
+                l.shown
+            ),
+        );
+    }
+    let cause = std::error::Error::source(e)
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    HostError::new(
+        ErrorKind::Http,
+        format!("the HTTP exchange with {} failed: {e}{cause}", l.shown),
+    )
+}
+
+/// The executor HTTP/2 spawns its helper tasks on: tokio, with every task
+/// aborted when the call ends (see [`ScopeGuard`]), so nothing outlives it.
+#[derive(Clone, Default)]
+struct Scope(Arc<Mutex<Vec<AbortHandle>>>);
+
+impl<F> hyper::rt::Executor<F> for Scope
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        let handle = tokio::spawn(fut).abort_handle();
+        let mut tasks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
+    }
+}
+
+/// Aborts every task of its [`Scope`] when dropped.
+struct ScopeGuard(Scope);
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        let tasks = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
+        for t in tasks.iter() {
+            t.abort();
+        }
+    }
+}

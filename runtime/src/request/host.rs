@@ -1,0 +1,293 @@
+//! `RequestHost`: one per plugin instance. Each call runs in a task the host
+//! owns, so `shutdown()` (or dropping the host) ends every request in flight
+//! and closes its socket, whatever the callers do.
+
+use super::exchange::{self, Call, Shared};
+use super::types::{RequestOptions, Response};
+use crate::audit::{Audit, AuditSink};
+use crate::config::{GlobalLimit, RequestConfig};
+use crate::connect;
+use crate::error::{ErrorKind, HostError};
+use crate::resolver::Resolver;
+use netgrant_policy::Authorizer;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::task::AbortHandle;
+
+/// How long `shutdown` waits for aborted request tasks to be gone.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
+
+/// Counts requests in flight; wakes `shutdown` when the last one ends.
+struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One reserved in-flight slot (and its process-wide permit, if any),
+/// released when the request's task ends (completed or aborted).
+struct Slot {
+    in_flight: Arc<InFlight>,
+    _global: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.in_flight.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.in_flight.idle.notify_waiters();
+        }
+    }
+}
+
+/// One plugin instance's one-shot HTTP client (`host_api.request`).
+///
+/// `request` authorizes the call with the policy's [`Authorizer`] — the same
+/// code `netgrant authorize` runs — resolves the host once, checks every
+/// answer, connects to a checked address only, does TLS with the URL's host
+/// as server name, sends exactly one request over that connection and
+/// returns the complete, bounded response with cookies and hop-by-hop
+/// headers removed. It follows no redirect (a 3xx is returned as it is),
+/// keeps no cookies or connections, reads no proxy variables and does not
+/// decompress. See docs/runtime.md for the limits and faults.
+pub struct RequestHost {
+    shared: Arc<Shared>,
+    in_flight: Arc<InFlight>,
+    /// The tasks of the calls in flight, by call number.
+    tasks: Mutex<HashMap<u64, AbortHandle>>,
+    /// Numbers this host in audit ids (`req-<host>-<call>`).
+    id: u64,
+    next: AtomicU64,
+    is_shut: AtomicBool,
+}
+
+static NEXT_HOST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Aborts a call's task and forgets it when the call ends or its caller
+/// gives up (the future is dropped): the socket never outlives the call.
+struct CallGuard<'a> {
+    host: &'a RequestHost,
+    seq: u64,
+    handle: AbortHandle,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        self.handle.abort();
+        self.host.tasks().remove(&self.seq);
+    }
+}
+
+impl RequestHost {
+    /// A host enforcing `authorizer` (built from a compiled or loaded policy).
+    pub fn new(
+        authorizer: Arc<Authorizer>,
+        resolver: Arc<dyn Resolver>,
+        config: RequestConfig,
+    ) -> Result<Self, HostError> {
+        let mut tls = (*connect::tls_config(&config.roots)?).clone();
+        tls.alpn_protocols = if config.http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
+        Ok(RequestHost {
+            shared: Arc::new(Shared {
+                audit: Audit::new(None, authorizer.plugin(), authorizer.digest()),
+                authorizer,
+                resolver,
+                config,
+                tls: Arc::new(tls),
+            }),
+            id: NEXT_HOST_ID.fetch_add(1, Ordering::SeqCst),
+            in_flight: Arc::new(InFlight {
+                count: AtomicUsize::new(0),
+                idle: Notify::new(),
+            }),
+            tasks: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            is_shut: AtomicBool::new(false),
+        })
+    }
+
+    /// Sends every decision and every request's end to `sink` as an
+    /// [`AuditRecord`](crate::AuditRecord) (docs/spec.md §11). Without a
+    /// sink they are only `tracing` events (target `netgrant`).
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        let s = &self.shared;
+        self.shared = Arc::new(Shared {
+            audit: Audit::new(Some(sink), s.authorizer.plugin(), s.authorizer.digest()),
+            authorizer: s.authorizer.clone(),
+            resolver: s.resolver.clone(),
+            config: s.config.clone(),
+            tls: s.tls.clone(),
+        });
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RequestConfig {
+        &self.shared.config
+    }
+
+    /// Requests in flight (each holds at most one socket).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.count.load(Ordering::SeqCst)
+    }
+
+    fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<u64, AbortHandle>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn shut_error() -> HostError {
+        HostError::new(ErrorKind::Shutdown, "the host is shut down")
+    }
+
+    fn reserve(&self) -> Result<Slot, HostError> {
+        let max = self.shared.config.max_in_flight;
+        let prev = self.in_flight.count.fetch_add(1, Ordering::SeqCst);
+        let mut slot = Slot {
+            in_flight: self.in_flight.clone(),
+            _global: None,
+        };
+        if prev >= max {
+            return Err(HostError::new(
+                ErrorKind::ConnectionLimit,
+                format!("this plugin instance already has {max} requests in flight"),
+            ));
+        }
+        if let Some(GlobalLimit { permits, max }) = &self.shared.config.global_limit {
+            match permits.clone().try_acquire_owned() {
+                Ok(p) => slot._global = Some(p),
+                Err(_) => {
+                    return Err(HostError::new(
+                        ErrorKind::ConnectionLimit,
+                        format!("the process-wide limit of {max} connections is reached"),
+                    ))
+                }
+            }
+        }
+        Ok(slot)
+    }
+
+    /// Sends one request and returns the complete response.
+    ///
+    /// `method` is an uppercase HTTP method (`GET`, `POST`, …; the grant
+    /// must allow it), `headers` pass the header allow-list of
+    /// docs/spec.md §5.6 (no `Host`, credentials, hop-by-hop or
+    /// `Content-Length`: the host sets those), `body` is at most
+    /// `max_request_body_bytes`. Any HTTP status is an `Ok`; an `Err` is a
+    /// denial (`ErrorKind::Denied`, nothing was connected) or a failure
+    /// (`timeout`, `message_too_large`, `connect_failed`, `tls_failed`,
+    /// `http_failed`, `connection_limit`, `shutdown`).
+    ///
+    /// Cancellation: dropping the returned future aborts the request and
+    /// closes its connection.
+    pub async fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        options: RequestOptions,
+    ) -> Result<Response, HostError> {
+        if self.is_shut.load(Ordering::SeqCst) {
+            return Err(Self::shut_error());
+        }
+        let cfg = &self.shared.config;
+        let max_out = cfg.max_request_body_bytes;
+        if body.len() > max_out {
+            return Err(HostError::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "the request body of {} bytes exceeds the {max_out}-byte bound; nothing was sent",
+                    body.len()
+                ),
+            ));
+        }
+        let slot = self.reserve()?;
+        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+        let call = Call {
+            id: format!("req-{}-{seq}", self.id),
+            method: method.to_owned(),
+            url: url.to_owned(),
+            headers: headers.to_vec(),
+            body,
+            total: options
+                .timeout
+                .map_or(cfg.total_timeout, |t| t.min(cfg.total_timeout)),
+            max_body: options
+                .max_response_body_bytes
+                .map_or(cfg.max_response_body_bytes, |b| {
+                    b.min(cfg.max_response_body_bytes)
+                }),
+        };
+        let shared = self.shared.clone();
+        // Registered under the lock `shutdown` drains: a call that starts
+        // while the host shuts down is aborted, never left behind.
+        let mut task = {
+            let mut tasks = self.tasks();
+            if self.is_shut.load(Ordering::SeqCst) {
+                return Err(Self::shut_error());
+            }
+            let task = tokio::spawn(async move {
+                // The slot is released when this future ends or is dropped.
+                let _slot = slot;
+                exchange::run(shared, call).await
+            });
+            tasks.insert(seq, task.abort_handle());
+            task
+        };
+        let _guard = CallGuard {
+            host: self,
+            seq,
+            handle: task.abort_handle(),
+        };
+        match (&mut task).await {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => Err(HostError::new(
+                ErrorKind::Shutdown,
+                "the host was shut down while the request was in flight",
+            )),
+            // A panic in the request task: fail closed, never a response.
+            Err(_) => Err(HostError::new(
+                ErrorKind::Io,
+                "the request failed unexpectedly",
+            )),
+        }
+    }
+
+    /// Ends every request in flight at once — each returns `shutdown` and its
+    /// connection is closed — and refuses new ones. Returns when the
+    /// request tasks are gone (bounded wait). Dropping the host does the same
+    /// without waiting.
+    pub async fn shutdown(&self) {
+        self.is_shut.store(true, Ordering::SeqCst);
+        let handles: Vec<AbortHandle> = self.tasks().drain().map(|(_, h)| h).collect();
+        for h in &handles {
+            h.abort();
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, async {
+            loop {
+                let idle = self.in_flight.idle.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if self.in_flight.count.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for RequestHost {
+    fn drop(&mut self) {
+        self.is_shut.store(true, Ordering::SeqCst);
+        for (_, h) in self.tasks().drain() {
+            h.abort();
+        }
+    }
+}
