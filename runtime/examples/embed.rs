@@ -9,25 +9,28 @@
 //!    enablement, into an [`Authorizer`] (here from inline TOML; a host
 //!    would read `plugin.toml` / `grant.toml`, or load a reviewed IR with
 //!    `load_policy`).
-//! 2. Build one [`WebSocketHost`] per plugin instance with a resolver and
-//!    limits, and give it the host's own [`AuditSink`] (here: a channel the
-//!    host drains and prints as JSON lines — the format `netgrant replay`
-//!    reads).
+//! 2. Build one [`WebSocketHost`] and one [`RequestHost`] per plugin
+//!    instance with a resolver and limits, and give both the host's own
+//!    [`AuditSink`] (here: a channel the host drains and prints as JSON
+//!    lines — the format `netgrant replay` reads).
 //! 3. Install a `tracing` subscriber: the runtime's events (target
 //!    `netgrant`) carry redacted URLs, codes and counts — never payloads.
-//! 4. Hand the plugin connection handles; its messages come back only as
-//!    `recv` results. Denials carry a stable code.
+//! 4. Hand the plugin connection handles and responses; its messages come
+//!    back only as `recv` results, responses complete and bounded. Denials
+//!    carry a stable code.
 //! 5. Shut the host down with the plugin instance: every connection is
 //!    closed and every task ends.
 //!
-//! The example starts its own echo server on 127.0.0.1, resolves a made-up
+//! The example starts its own WebSocket echo server and HTTP server on
+//! 127.0.0.1, resolves a made-up
 //! name with a [`StaticResolver`] (no real DNS) and exits non-zero if
 //! anything behaves otherwise.
 
 use futures_util::{SinkExt, StreamExt};
 use netgrant_policy::{compile, Authorizer, Grant, Manifest};
 use netgrant_runtime::{
-    AuditRecord, AuditSink, HostConfig, Incoming, OpenOptions, StaticResolver, WebSocketHost,
+    AuditRecord, AuditSink, HostConfig, Incoming, OpenOptions, RequestConfig, RequestHost,
+    RequestOptions, StaticResolver, WebSocketHost,
 };
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -55,6 +58,7 @@ async fn main() -> Result<(), Error> {
         .init();
 
     let port = echo_server().await?;
+    let http_port = http_server().await?;
 
     // 1. The policy: requested by the plugin, approved by the user.
     let manifest = format!(
@@ -70,6 +74,11 @@ reason = "Talk to the local echo service"
 [[host_api.websocket]]
 url = "ws://echo.local.test:{port}/"
 reason = "The same service by name"
+
+[[host_api.request]]
+url = "http://localhost:{http_port}/v1/"
+methods = ["GET"]
+reason = "Fetch status"
 "#
     );
     let grant = format!(
@@ -81,6 +90,9 @@ url = "ws://localhost:{port}/echo/"
 
 [[host_api.websocket]]
 url = "ws://echo.local.test:{port}/"
+
+[[host_api.request]]
+url = "http://localhost:{http_port}/v1/"
 "#
     );
     let manifest = Manifest::parse("plugin.toml", &manifest)
@@ -90,17 +102,20 @@ url = "ws://echo.local.test:{port}/"
     let policy = compile(&manifest, Some(&grant)).policy.ok_or("policy")?;
     let authorizer = Arc::new(Authorizer::new(&policy));
 
-    // 2. One host per plugin instance, with the host's audit sink.
+    // 2. One host of each kind per plugin instance, with the host's sink.
     let (tx, records) = mpsc::channel();
+    let sink: Arc<dyn AuditSink> = Arc::new(ChannelSink(Mutex::new(tx)));
+    let resolver = Arc::new(StaticResolver::new().with("echo.local.test", ["127.0.0.1".parse()?]));
     let host = WebSocketHost::new(
-        authorizer,
-        Arc::new(StaticResolver::new().with("echo.local.test", ["127.0.0.1".parse()?])),
+        authorizer.clone(),
+        resolver.clone(),
         HostConfig {
             idle_timeout: Duration::from_secs(30),
             ..HostConfig::default()
         },
     )?
-    .with_audit(Arc::new(ChannelSink(Mutex::new(tx))));
+    .with_audit(sink.clone());
+    let http = RequestHost::new(authorizer, resolver, RequestConfig::default())?.with_audit(sink);
 
     // 4. The plugin's calls: a handle, messages in and out, close.
     let id = host
@@ -131,8 +146,41 @@ url = "ws://echo.local.test:{port}/"
         }
     }
 
+    // One-shot HTTP: a complete, bounded response; never a socket.
+    let r = http
+        .request(
+            "GET",
+            &format!("http://localhost:{http_port}/v1/status"),
+            &[],
+            Vec::new(),
+            RequestOptions::default(),
+        )
+        .await?;
+    println!(
+        "plugin got HTTP {} with {} body bytes",
+        r.status,
+        r.body.len()
+    );
+    if r.status != 200 || r.body != b"up" {
+        return Err(format!("unexpected response {r:?}").into());
+    }
+    match http
+        .request(
+            "POST",
+            &format!("http://localhost:{http_port}/v1/status"),
+            &[],
+            Vec::new(),
+            RequestOptions::default(),
+        )
+        .await
+    {
+        Err(e) if e.code() == "method_not_allowed" => println!("denied method_not_allowed: POST"),
+        other => return Err(format!("POST: expected method_not_allowed, got {other:?}").into()),
+    }
+
     // 5. With the plugin instance.
     host.shutdown().await;
+    http.shutdown().await;
     if host.active_tasks() != 0 {
         return Err("tasks left running after shutdown".into());
     }
@@ -143,10 +191,34 @@ url = "ws://echo.local.test:{port}/"
         println!("{}", serde_json::to_string(r)?);
     }
     let text = format!("{records:?}");
-    if records.len() != 4 || text.contains("secret") || text.contains("hello") {
+    if records.len() != 7 || text.contains("secret") || text.contains("hello") {
         return Err(format!("unexpected audit records: {text}").into());
     }
     Ok(())
+}
+
+/// A loopback HTTP/1.1 server answering `up` to everything.
+async fn http_server() -> Result<u16, Error> {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(b"up"),
+                    )))
+                });
+                let io = hyper_util::rt::TokioIo::new(tcp);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    Ok(port)
 }
 
 /// A loopback WebSocket echo server (any path).
