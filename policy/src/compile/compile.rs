@@ -579,9 +579,18 @@ fn build(
             ));
         }
     }
-    entries.sort_by(|(a, _), (b, _)| {
+    // Sort positions, not the (large) entries: a stable sort of the indices
+    // gives the order the stable sort of the entries gave, without moving
+    // each entry many times.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|&i, &j| {
+        let (a, b) = (&entries[i].0, &entries[j].0);
         (a.capability, &a.target, a.status).cmp(&(b.capability, &b.target, b.status))
     });
+    let mut slots: Vec<Option<(Entry, PolicyEntry)>> = entries.into_iter().map(Some).collect();
+    // Every index is in `order` once, so every slot is taken once.
+    let entries: Vec<(Entry, PolicyEntry)> =
+        order.iter().filter_map(|&i| slots[i].take()).collect();
     ignored.sort_by(|(a, _), (b, _)| {
         (a.capability, &a.target, a.code).cmp(&(b.capability, &b.target, b.code))
     });
