@@ -20,13 +20,20 @@
 //!   from the TOML text, vs `compile/toml_value/N`: `toml::from_str::<toml::Value>`
 //!   of the same two files; `netgrant_parse_only` and `netgrant_compile_only`
 //!   time the two halves of `netgrant` separately.
+//! * `load/netgrant/N`: [`load_policy`] of the IR those two files compile
+//!   to (parse + re-validation by compiling again), vs `load/json_value/N`:
+//!   `serde_json::from_str::<serde_json::Value>` of the same IR text, and
+//!   `load/toml_value/N`: the TOML floor of `compile` above, so load reads
+//!   against both.
 //!
 //! `cargo test --benches` runs every benchmark once (criterion's test mode);
 //! the largest policies are only built for `cargo bench` so that smoke test
 //! stays quick in a debug build.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use netgrant_policy::{compile, Authorizer, CompiledPolicy, Grant, Manifest, Request};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
+use netgrant_policy::{compile, load_policy, Authorizer, CompiledPolicy, Grant, Manifest, Request};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -34,8 +41,12 @@ use urlpattern::{UrlPattern, UrlPatternInit};
 
 /// Rule counts for the authorize benchmarks.
 const RULES: &[usize] = &[10, 100, 1_000, 10_000];
-/// Entry counts for the compile benchmarks.
-const ENTRIES: &[usize] = &[10, 100, 1_000];
+/// Entry counts for the compile and IR load benchmarks.
+const ENTRIES: &[usize] = &[10, 100, 1_000, 10_000];
+/// From this size on, one iteration per sample (criterion's flat sampling):
+/// a 10,000-entry compile takes long enough that linear sampling would run
+/// for minutes.
+const FLAT_FROM: usize = 10_000;
 /// The URLPattern `test()` scan is slow; measure it on the smaller policies.
 const TEST_API_MAX_RULES: usize = 1_000;
 
@@ -411,6 +422,11 @@ fn compile_vs_toml(c: &mut Criterion) {
         .sample_size(20);
     for n in sizes(ENTRIES) {
         let (m, g) = texts(&rules(n));
+        group.sampling_mode(if n >= FLAT_FROM {
+            SamplingMode::Flat
+        } else {
+            SamplingMode::Auto
+        });
         group.throughput(Throughput::Bytes((m.len() + g.len()) as u64));
         group.bench_with_input(BenchmarkId::new("netgrant", n), &(&m, &g), |b, (m, g)| {
             b.iter(|| black_box(policy(black_box(m), black_box(g))))
@@ -445,5 +461,40 @@ fn compile_vs_toml(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, authorize, compile_vs_toml);
+fn load_vs_parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("load");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20);
+    for n in sizes(ENTRIES) {
+        let (m, g) = texts(&rules(n));
+        let ir = policy(&m, &g).to_json();
+        group.sampling_mode(if n >= FLAT_FROM {
+            SamplingMode::Flat
+        } else {
+            SamplingMode::Auto
+        });
+        group.throughput(Throughput::Bytes(ir.len() as u64));
+        group.bench_with_input(BenchmarkId::new("netgrant", n), &ir, |b, ir| {
+            b.iter(|| black_box(load_policy("policy.json", black_box(ir)).expect("loads")))
+        });
+        group.bench_with_input(BenchmarkId::new("json_value", n), &ir, |b, ir| {
+            b.iter(|| {
+                let v: serde_json::Value = serde_json::from_str(black_box(ir)).expect("json");
+                black_box(v)
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("toml_value", n), &(&m, &g), |b, (m, g)| {
+            b.iter(|| {
+                let a: toml::Value = toml::from_str(black_box(m)).expect("toml");
+                let b: toml::Value = toml::from_str(black_box(g)).expect("toml");
+                black_box((a, b))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, authorize, compile_vs_toml, load_vs_parse);
 criterion_main!(benches);

@@ -373,8 +373,23 @@ pub fn named_source(name: &str, text: &str) -> Arc<NamedSource<String>> {
 /// Replaces characters that could drive a terminal or reorder text with
 /// placeholders of equal UTF-8 length, keeping byte offsets valid.
 pub fn display_safe_source(text: &str) -> String {
+    // Most sources are printable ASCII with `\n`, `\t` or `\r\n` line
+    // ends, which stay as they are: copy that prefix in one go and examine
+    // only the rest character by character (this runs on every parse,
+    // whether or not a diagnostic is ever shown).
+    let bytes = text.as_bytes();
+    let plain = bytes
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| {
+            !(matches!(b, b' '..=b'~' | b'\n' | b'\t')
+                || (b == b'\r' && bytes.get(i + 1) == Some(&b'\n')))
+        })
+        .unwrap_or(text.len());
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
+    // `plain` is a char boundary: every byte before it is ASCII.
+    out.push_str(&text[..plain]);
+    let mut chars = text[plain..].chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\n' || c == '\t' {
             out.push(c);
@@ -563,6 +578,64 @@ mod tests {
         assert!(!safe.contains('\u{202e}'));
         assert!(!safe.contains('\u{85}'));
         assert!(safe.contains("\r\n"));
+    }
+
+    /// The character-by-character loop `display_safe_source` used alone
+    /// before it copied a plain prefix at once: the reference.
+    fn display_safe_source_reference(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\n' || c == '\t' {
+                out.push(c);
+            } else if c == '\r' {
+                out.push(if chars.peek() == Some(&'\n') {
+                    '\r'
+                } else {
+                    ' '
+                });
+            } else if c.is_control()
+                || crate::redact::is_bidi_control(c)
+                || matches!(
+                    c,
+                    '\u{200B}'..='\u{200D}' | '\u{2028}' | '\u{2029}' | '\u{FEFF}'
+                )
+            {
+                match c.len_utf8() {
+                    1 => out.push('?'),
+                    2 => out.push('¿'),
+                    3 => out.push('\u{FFFD}'),
+                    _ => out.push_str("\u{FFFD}?"),
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// The plain-prefix copy changes nothing: mostly-ASCII text with
+        /// CR, LF, CRLF, tabs, controls, bidi and zero-width characters and
+        /// other non-ASCII at random places.
+        #[test]
+        fn display_safe_source_matches_reference(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => "[ -~]{0,12}",
+                    1 => proptest::sample::select(vec![
+                        "\n", "\r", "\r\n", "\t", "\u{1b}", "\u{7f}", "\u{85}", "\u{202e}",
+                        "\u{200b}", "\u{feff}", "\u{2028}", "é", "✓", "𝄞", "\u{0}",
+                    ]).prop_map(str::to_string),
+                ],
+                0..24,
+            )
+        ) {
+            let text = parts.concat();
+            proptest::prop_assert_eq!(display_safe_source(&text), display_safe_source_reference(&text));
+        }
     }
 
     #[test]

@@ -16,10 +16,10 @@ use crate::capability::{Capability, Scheme};
 use crate::compiled::CompiledPolicy;
 use crate::decision::{Decision, DenyCode};
 use crate::ir::Status;
-use crate::path::{self, PathReadings};
+use crate::path;
 use crate::permission::{Method, Permission};
 use crate::redact;
-use crate::target::{HostPattern, UrlHost, MAX_URL_BYTES};
+use crate::target::{HostPattern, UrlHost, UrlHostRef, MAX_URL_BYTES};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -139,15 +139,16 @@ impl Index {
 
     /// Visits the rules whose host pattern matches `host`: exact, then
     /// wildcards from the longest suffix, then any-host (no allocation).
-    fn candidates(&self, host: &UrlHost, mut visit: impl FnMut(u32)) {
+    fn candidates(&self, host: &UrlHostRef<'_>, mut visit: impl FnMut(u32)) {
         match host {
-            UrlHost::Ip(ip) => {
+            UrlHostRef::Ip(ip) => {
                 if let Some(v) = self.ips.get(ip) {
                     v.iter().for_each(|&i| visit(i));
                 }
             }
-            UrlHost::Domain(d) => {
-                if let Some(v) = self.exact.get(d.as_str()) {
+            UrlHostRef::Domain(d) => {
+                let d: &str = d;
+                if let Some(v) = self.exact.get(d) {
                     v.iter().for_each(|&i| visit(i));
                 }
                 if !self.wildcard.is_empty() {
@@ -232,6 +233,31 @@ impl Authorizer {
     /// Runs every check up to and including matching; IP literals and
     /// localhost names are classified here too (their addresses are known).
     pub fn prepare(&self, req: &Request<'_>) -> Result<Prepared<'_>, Decision> {
+        let m = self.decide(req)?;
+        let host = match UrlHostRef::from_url(&m.url) {
+            Some(h) => h.to_owned(),
+            // `decide` read the same host from the same URL.
+            None => return Err(no_host(m.shown)),
+        };
+        let destination = match &host {
+            UrlHost::Ip(ip) => Destination::Ip(*ip),
+            UrlHost::Domain(d) if crate::target::is_localhost_name(d) => Destination::Localhost,
+            UrlHost::Domain(d) => Destination::Name(d.clone()),
+        };
+        Ok(Prepared {
+            authorizer: self,
+            url: m.url,
+            shown: m.shown,
+            host,
+            port: m.port,
+            destination,
+            rules: m.rules,
+        })
+    }
+
+    /// Every check of [`Authorizer::prepare`], without building the owned
+    /// host and destination (what [`Authorizer::authorize`] does not need).
+    fn decide(&self, req: &Request<'_>) -> Result<Decided, Decision> {
         let deny = |code: DenyCode, url: String, msg: String| Decision::deny(code, url, None, msg);
         // 1. parse
         if req.url.len() > MAX_URL_BYTES {
@@ -273,12 +299,8 @@ impl Authorizer {
                 ),
             ));
         };
-        let Some(host) = UrlHost::from_url(&url) else {
-            return Err(deny(
-                DenyCode::InvalidUrl,
-                shown,
-                "URL has no valid host".into(),
-            ));
+        let Some(host) = UrlHostRef::from_url(&url) else {
+            return Err(no_host(shown));
         };
         // 2. capability
         if scheme.capability() != req.capability {
@@ -350,7 +372,8 @@ impl Authorizer {
             }
         }
         // 6. path ambiguity that no prefix can excuse
-        let readings = match path::readings(url.path()) {
+        // `None`: a plain path, whose one reading is itself.
+        let readings = match path::readings_unless_plain(url.path()) {
             Ok(r) => r,
             Err(e) => {
                 return Err(deny(
@@ -367,16 +390,23 @@ impl Authorizer {
             Capability::Websocket => None,
         };
         let ci = cap_idx(req.capability);
-        let mut matched: Vec<u32> = Vec::new();
+        let url_path = url.path();
+        let all_inside = |prefix: &str| match &readings {
+            None => path::prefix_matches(prefix, url_path),
+            Some(r) => r.all_inside(prefix),
+        };
+        let ambiguous_for =
+            |prefix: &str| readings.as_ref().is_some_and(|r| r.ambiguous_for(prefix));
+        let mut matched = RuleIds::default();
         let mut ambiguous = false;
         self.granted[ci].candidates(&host, |i| {
             let t = &self.rules[i as usize].permission.target;
             if t.scheme != scheme || !t.port.matches(port) {
                 return;
             }
-            if readings.all_inside(&t.path) {
+            if all_inside(&t.path) {
                 matched.push(i);
-            } else if readings.ambiguous_for(&t.path) {
+            } else if ambiguous_for(&t.path) {
                 ambiguous = true;
             }
         });
@@ -387,9 +417,9 @@ impl Authorizer {
                 if t.scheme != scheme || !t.port.matches(port) {
                     return;
                 }
-                if readings.all_inside(&t.path) {
+                if all_inside(&t.path) {
                     requested_match.get_or_insert(i);
-                } else if readings.ambiguous_for(&t.path) {
+                } else if ambiguous_for(&t.path) {
                     ambiguous = true;
                 }
             });
@@ -420,7 +450,7 @@ impl Authorizer {
                 ),
             });
         }
-        matched.sort_by(|&a, &b| {
+        matched.as_mut_slice().sort_by(|&a, &b| {
             self.rules[a as usize]
                 .permission
                 .target
@@ -431,7 +461,7 @@ impl Authorizer {
         let mut first_failure: Option<Decision> = None;
         let mut passing = 0;
         for j in 0..matched.len() {
-            let i = matched[j];
+            let i = matched.as_slice()[j];
             let rule = &self.rules[i as usize];
             if let Err(v) =
                 crate::headers::check_headers(req.capability, req.headers, &rule.declared_headers)
@@ -481,27 +511,18 @@ impl Authorizer {
                     continue;
                 }
             }
-            matched[passing] = i;
+            matched.as_mut_slice()[passing] = i;
             passing += 1;
         }
         if passing == 0 {
             return Err(first_failure.expect("a matched rule failed a check"));
         }
         matched.truncate(passing);
-        let destination = match &host {
-            UrlHost::Ip(ip) => Destination::Ip(*ip),
-            UrlHost::Domain(d) if crate::target::is_localhost_name(d) => Destination::Localhost,
-            UrlHost::Domain(d) => Destination::Name(d.clone()),
-        };
-        Ok(Prepared {
-            authorizer: self,
+        Ok(Decided {
             url,
             shown,
-            host,
             port,
-            destination,
             rules: matched,
-            readings,
         })
     }
 
@@ -509,14 +530,33 @@ impl Authorizer {
     /// literals and localhost names are still classified); `Some(list)` checks
     /// the given DNS answers (empty means the name did not resolve).
     pub fn authorize(&self, req: &Request<'_>, answers: Option<&[IpAddr]>) -> Decision {
-        match self.prepare(req) {
-            Err(d) => d,
-            Ok(p) => match (&p.destination, answers) {
-                (Destination::Name(_), None) => p.into_allow_unresolved(),
-                (Destination::Name(_), Some(a)) => p.check_addresses(a),
-                (Destination::Ip(ip), _) => p.check_addresses(&[*ip]),
-                (Destination::Localhost, _) => p.check_addresses(&LOCALHOST_ADDRS),
-            },
+        // What `prepare` + `Prepared` do, borrowing the host from the URL and
+        // moving the redacted URL into the decision: no owned host, no
+        // destination, no copies on the allow path.
+        let m = match self.decide(req) {
+            Err(d) => return d,
+            Ok(m) => m,
+        };
+        let Some(host) = UrlHostRef::from_url(&m.url) else {
+            return no_host(m.shown);
+        };
+        let ip = match &host {
+            UrlHostRef::Ip(ip) => Some(*ip),
+            UrlHostRef::Domain(_) => None,
+        };
+        let localhost =
+            matches!(&host, UrlHostRef::Domain(d) if crate::target::is_localhost_name(d));
+        let checks = AddressChecks {
+            authorizer: self,
+            host,
+            port: m.port,
+            rules: m.rules.as_slice(),
+        };
+        match (ip, answers) {
+            (Some(ip), _) => checks.check(m.shown, &[ip]),
+            (None, _) if localhost => checks.check(m.shown, &LOCALHOST_ADDRS),
+            (None, None) => checks.allow_unresolved(m.shown),
+            (None, Some(a)) => checks.check(m.shown, a),
         }
     }
 
@@ -535,9 +575,7 @@ pub struct Prepared<'a> {
     host: UrlHost,
     port: u16,
     destination: Destination,
-    rules: Vec<u32>,
-    #[allow(dead_code)]
-    readings: PathReadings,
+    rules: RuleIds,
 }
 
 impl Prepared<'_> {
@@ -569,30 +607,21 @@ impl Prepared<'_> {
 
     /// The id of the most specific matching rule.
     pub fn rule_id(&self) -> &str {
-        &self.authorizer.rules[self.rules[0] as usize].id
+        &self.authorizer.rules[self.rules.as_slice()[0] as usize].id
     }
 
     /// Allows without address checks: a domain authorized on the URL alone.
     pub fn allow_unresolved(&self) -> Decision {
-        self.allow_unresolved_with(self.shown.clone())
+        self.checks().allow_unresolved(self.shown.clone())
     }
 
-    /// [`Prepared::allow_unresolved`], moving the redacted URL instead of
-    /// copying it (what [`Authorizer::authorize`] uses).
-    fn into_allow_unresolved(mut self) -> Decision {
-        let shown = std::mem::take(&mut self.shown);
-        self.allow_unresolved_with(shown)
-    }
-
-    fn allow_unresolved_with(&self, shown: String) -> Decision {
-        let id = self.rule_id();
-        Decision::allow(
-            shown,
-            id.to_string(),
-            Vec::new(),
-            false,
-            format!("allowed by `{id}` (addresses not checked: no DNS answers given)"),
-        )
+    fn checks(&self) -> AddressChecks<'_> {
+        AddressChecks {
+            authorizer: self.authorizer,
+            host: self.host.as_ref(),
+            port: self.port,
+            rules: self.rules.as_slice(),
+        }
     }
 
     /// [`Prepared::check_addresses`], and on allow everything a host needs
@@ -623,27 +652,95 @@ impl Prepared<'_> {
     /// On allow, the decision carries the checked socket addresses, in the
     /// order given, which the caller must connect to (never re-resolve).
     pub fn check_addresses(&self, answers: &[IpAddr]) -> Decision {
-        let shown = self.shown.clone();
-        let rule0 = Some(self.rule_id().to_string());
+        self.checks().check(self.shown.clone(), answers)
+    }
+}
+
+/// What `prepare` decided from the URL: the parsed URL, the redacted URL,
+/// the port and the matching rules (most specific first).
+struct Decided {
+    url: url::Url,
+    shown: String,
+    port: u16,
+    rules: RuleIds,
+}
+
+/// `URL has no valid host`.
+fn no_host(shown: String) -> Decision {
+    Decision::deny(
+        DenyCode::InvalidUrl,
+        shown,
+        None,
+        "URL has no valid host".into(),
+    )
+}
+
+/// A string of the given parts, allocated once at its exact length (a
+/// `format!` guesses a capacity and may grow it).
+fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    parts.iter().for_each(|p| s.push_str(p));
+    s
+}
+
+/// The address checks after matching, shared by [`Prepared`] and
+/// [`Authorizer::authorize`] (which borrows the host from the URL).
+struct AddressChecks<'a> {
+    authorizer: &'a Authorizer,
+    host: UrlHostRef<'a>,
+    port: u16,
+    /// Matching rules, most specific first; never empty.
+    rules: &'a [u32],
+}
+
+impl AddressChecks<'_> {
+    fn rule(&self, i: u32) -> &Rule {
+        &self.authorizer.rules[i as usize]
+    }
+
+    /// A domain authorized on the URL alone.
+    fn allow_unresolved(&self, shown: String) -> Decision {
+        let id = &self.rule(self.rules[0]).id;
+        Decision::allow(
+            shown,
+            id.clone(),
+            Vec::new(),
+            false,
+            concat(&[
+                "allowed by `",
+                id,
+                "` (addresses not checked: no DNS answers given)",
+            ]),
+        )
+    }
+
+    /// See [`Prepared::check_addresses`].
+    fn check(&self, shown: String, answers: &[IpAddr]) -> Decision {
+        // Only denials name the first rule; an allow names the one that allowed.
+        let rule0 = || Some(self.rule(self.rules[0]).id.clone());
         if answers.is_empty() {
             return Decision::deny(
                 DenyCode::ResolutionFailed,
                 shown,
-                rule0,
+                rule0(),
                 format!("`{}` resolved to no address", self.host),
             );
         }
-        let canon: Vec<IpAddr> = answers.iter().map(|a| address::canonicalize(*a)).collect();
+        // The canonical answers with the port: what an allow hands back.
+        let addresses: Vec<SocketAddr> = answers
+            .iter()
+            .map(|a| SocketAddr::new(address::canonicalize(*a), self.port))
+            .collect();
         if let Some((raw, c)) = answers
             .iter()
-            .zip(&canon)
-            .map(|(raw, c)| (raw, address::classify(*c)))
+            .zip(&addresses)
+            .map(|(raw, c)| (raw, address::classify(c.ip())))
             .find(|(_, c)| c.class == AddressClass::Never)
         {
             return Decision::deny(
                 DenyCode::ForbiddenAddress,
                 shown,
-                rule0,
+                rule0(),
                 format!(
                     "address {raw} is {} and is never reachable",
                     address::with_article(c.name)
@@ -651,32 +748,32 @@ impl Prepared<'_> {
             );
         }
         // Any single matching rule must cover every answer.
-        for &i in &self.rules {
-            let rule = &self.authorizer.rules[i as usize];
-            if canon.iter().all(|a| rule.permission.covers_address(*a)) {
+        for &i in self.rules {
+            let rule = self.rule(i);
+            if addresses
+                .iter()
+                .all(|a| rule.permission.covers_address(a.ip()))
+            {
                 return Decision::allow(
                     shown,
                     rule.id.clone(),
-                    canon
-                        .iter()
-                        .map(|a| SocketAddr::new(*a, self.port))
-                        .collect(),
+                    addresses,
                     true,
-                    format!("allowed by `{}`", rule.id),
+                    concat(&["allowed by `", &rule.id, "`"]),
                 );
             }
         }
-        let rule = &self.authorizer.rules[self.rules[0] as usize];
+        let rule = self.rule(self.rules[0]);
         let (raw, c) = answers
             .iter()
-            .zip(&canon)
-            .find(|(_, c)| !rule.permission.covers_address(**c))
-            .map(|(raw, c)| (raw, address::classify(*c)))
-            .unwrap_or((&answers[0], address::classify(canon[0])));
+            .zip(&addresses)
+            .find(|(_, c)| !rule.permission.covers_address(c.ip()))
+            .map(|(raw, c)| (raw, address::classify(c.ip())))
+            .unwrap_or((&answers[0], address::classify(addresses[0].ip())));
         Decision::deny(
             DenyCode::NonPublicAddress,
             shown,
-            rule0,
+            rule0(),
             format!(
                 "address {raw} is {} ({}) and `{}` does not cover it",
                 address::with_article(c.name),
@@ -684,6 +781,66 @@ impl Prepared<'_> {
                 rule.permission.target
             ),
         )
+    }
+}
+
+/// The ids of the matching rules. Almost always one or two, so they live
+/// inline; more spill to the heap.
+#[derive(Clone, Debug)]
+enum RuleIds {
+    Inline(usize, [u32; 4]),
+    Heap(Vec<u32>),
+}
+
+impl Default for RuleIds {
+    fn default() -> Self {
+        RuleIds::Inline(0, [0; 4])
+    }
+}
+
+impl RuleIds {
+    fn push(&mut self, i: u32) {
+        match self {
+            RuleIds::Inline(n, a) if *n < a.len() => {
+                a[*n] = i;
+                *n += 1;
+            }
+            RuleIds::Inline(n, a) => {
+                let mut v = a[..*n].to_vec();
+                v.push(i);
+                *self = RuleIds::Heap(v);
+            }
+            RuleIds::Heap(v) => v.push(i),
+        }
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            RuleIds::Inline(n, a) => &a[..*n],
+            RuleIds::Heap(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u32] {
+        match self {
+            RuleIds::Inline(n, a) => &mut a[..*n],
+            RuleIds::Heap(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn truncate(&mut self, len: usize) {
+        match self {
+            RuleIds::Inline(n, _) => *n = (*n).min(len),
+            RuleIds::Heap(v) => v.truncate(len),
+        }
     }
 }
 

@@ -1,15 +1,16 @@
 //! The compiler: manifest + grant → canonical [`Policy`], and the IR loader
 //! that re-validates an IR by compiling it again.
 
-use crate::capability::Capability;
+use crate::capability::{Capability, Scheme};
 use crate::compiled::{CompiledPolicy, IgnoredGrant, PolicyEntry};
 use crate::diagnostics::{self, quote, Code, Diagnostic};
 use crate::document::{self, Grant, GrantEntry, Manifest, Requested};
 use crate::ir::{self, Entry, Ignored, IgnoredCode, Narrowed, PluginInfo, Policy, Port, Status};
 use crate::permission::{Method, Methods, Permission};
-use crate::target::{PortPattern, Target};
+use crate::target::{HostPattern, PortPattern, Target};
 use ipnet::IpNet;
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::ops::Range;
 
 /// The result of compiling: a policy unless a fatal error was found, and all
@@ -107,12 +108,15 @@ fn drift_diagnostic(p: &Policy, g: &Grant, drift: &crate::drift::Drift) -> Diagn
     if let Some(s) = &g.approved_digest_span {
         d = d.with_label(s.clone(), "approved a different requested set");
     }
-    let span_of = |id: &str| {
-        g.entries
-            .iter()
-            .find(|e| format!("{}:{}", e.capability, e.target) == id)
-            .and_then(|e| url_span(&e.origin))
-    };
+    // The first grant entry per id (as a scan would find it), looked up
+    // once per named id instead of formatting every entry for each.
+    let mut spans: HashMap<String, Option<Range<usize>>> = HashMap::new();
+    for e in &g.entries {
+        spans
+            .entry(format!("{}:{}", e.capability, e.target))
+            .or_insert_with(|| url_span(&e.origin));
+    }
+    let span_of = |id: &str| spans.get(id).cloned().flatten();
     for id in &drift.ignored {
         if let Some(s) = span_of(id) {
             d = d.with_label(s, "no longer applies");
@@ -242,6 +246,175 @@ fn containment_gap(parent: &Permission, eff: &Permission) -> String {
 
 type Built = (Option<CompiledPolicy>, Vec<(Side, Diagnostic)>);
 
+// Number of `Target::contains` checks `build` made on this thread: the
+// growth guard (`tests::scale`) counts work instead of timing it.
+#[cfg(test)]
+thread_local! {
+    static CONTAINMENT_CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// `outer.contains(inner)`, counted in tests.
+fn target_contains(outer: &Target, inner: &Target) -> bool {
+    #[cfg(test)]
+    CONTAINMENT_CHECKS.with(|c| c.set(c.get() + 1));
+    outer.contains(inner)
+}
+
+/// A host pattern, borrowed: the index probes every parent suffix of a
+/// grant's host without allocating a [`HostPattern`] for each.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum HostKey<'a> {
+    Any,
+    Domain(&'a str),
+    Wildcard(&'a str),
+    Ip(IpAddr),
+}
+
+impl<'a> HostKey<'a> {
+    fn of(h: &'a HostPattern) -> Self {
+        match h {
+            HostPattern::Any => HostKey::Any,
+            HostPattern::Domain(d) => HostKey::Domain(d),
+            HostPattern::Wildcard(s) => HostKey::Wildcard(s),
+            HostPattern::Ip(a) => HostKey::Ip(*a),
+        }
+    }
+}
+
+/// Every host pattern that [`HostPattern::contains`] `inner`, and no other:
+/// the host itself, each wildcard over a strict parent suffix (`*.b.c` and
+/// `*.c` for `a.b.c` or `*.a.b.c`: the suffixes after a `.` that is not the
+/// first byte, exactly `is_strict_subdomain`), and `*`. An IP literal is
+/// contained by itself and `*` only; `*` by `*` only.
+fn containing_hosts<'a>(inner: &'a HostPattern, mut f: impl FnMut(HostKey<'a>)) {
+    let name = match inner {
+        HostPattern::Any => None,
+        HostPattern::Domain(d) | HostPattern::Wildcard(d) => Some(d.as_str()),
+        HostPattern::Ip(_) => None,
+    };
+    if !matches!(inner, HostPattern::Any) {
+        f(HostKey::of(inner));
+    }
+    if let Some(name) = name {
+        for (i, b) in name.bytes().enumerate() {
+            if b == b'.' && i > 0 {
+                f(HostKey::Wildcard(&name[i + 1..]));
+            }
+        }
+    }
+    f(HostKey::Any);
+}
+
+/// Every prefix that [`crate::path::prefix_contains`] accepts as an outer
+/// prefix of `inner`, and no other: `inner` itself, and at each `/` the text
+/// before it and the text through it (so `/a/b` gives `/a/b`, `` , `/`,
+/// `/a`, `/a/`). A string may come twice (`//`); callers deduplicate.
+fn containing_paths(inner: &str, mut f: impl FnMut(&str)) {
+    f(inner);
+    for (i, b) in inner.bytes().enumerate() {
+        if b == b'/' {
+            f(&inner[..i]);
+            f(&inner[..=i]);
+        }
+    }
+}
+
+/// The requests of a manifest by capability, scheme, host and path, for
+/// grant containment (docs/spec.md §3.2). A grant entry's candidates are
+/// found by probing the few hosts and path prefixes that can contain it
+/// (bounded by the entry's own length), so compiling — and loading an IR,
+/// which compiles again — is linear in the number of entries instead of
+/// testing every grant entry against every request.
+struct RequestIndex<'a> {
+    hosts: HashMap<HostSlot<'a>, HashMap<&'a str, Vec<usize>>>,
+}
+
+/// Capability, scheme, host and port: what a request must share with a
+/// grant entry (up to wildcards and `:*`) to contain it.
+type HostSlot<'a> = (Capability, Scheme, HostKey<'a>, PortPattern);
+
+impl<'a> RequestIndex<'a> {
+    fn new(requested: &'a [Requested]) -> Self {
+        let mut hosts: HashMap<_, HashMap<&str, Vec<usize>>> = HashMap::new();
+        for (i, r) in requested.iter().enumerate() {
+            let t = &r.permission.target;
+            hosts
+                .entry((
+                    r.permission.capability,
+                    t.scheme,
+                    HostKey::of(&t.host),
+                    t.port,
+                ))
+                .or_default()
+                .entry(t.path.as_str())
+                .or_default()
+                .push(i);
+        }
+        RequestIndex { hosts }
+    }
+
+    /// The indexes of the requests of `g`'s capability whose target contains
+    /// `g`'s target, in no particular order, into `out` (cleared first).
+    /// The same set the scan `requested.filter(|r| r.target.contains(g))`
+    /// finds; `tests::index_agrees_with_scan` checks it.
+    fn containing(&self, requested: &[Requested], g: &GrantEntry, out: &mut Vec<usize>) {
+        out.clear();
+        let t = &g.target;
+        // Within one host, probe the grant's path prefixes, or walk the
+        // host's paths when there are fewer of them: never more work than
+        // the scan over that host, and never more than the entry's length.
+        let probes = 1 + 2 * t.path.bytes().filter(|&b| b == b'/').count();
+        // `:*` contains itself and every port; a port is contained by
+        // itself and `:*`.
+        let ports = [PortPattern::Any, t.port];
+        let ports = if t.port == PortPattern::Any {
+            &ports[..1]
+        } else {
+            &ports[..]
+        };
+        containing_hosts(&t.host, |host| {
+            for &port in ports {
+                let slot = (g.capability, t.scheme, host, port);
+                probe(&self.hosts, requested, slot, t, probes, out);
+            }
+        });
+        // `containing_paths` can name one prefix twice.
+        out.sort_unstable();
+        out.dedup();
+    }
+}
+
+/// The requests in one host slot that contain `t`, into `out`. (A free
+/// function so the index's key lifetime can shrink to the grant's.)
+fn probe<'k>(
+    hosts: &HashMap<HostSlot<'k>, HashMap<&'k str, Vec<usize>>>,
+    requested: &[Requested],
+    slot: HostSlot<'k>,
+    t: &Target,
+    probes: usize,
+    out: &mut Vec<usize>,
+) {
+    let Some(paths) = hosts.get(&slot) else {
+        return;
+    };
+    let mut take = |ids: &Vec<usize>| {
+        out.extend(
+            ids.iter()
+                .copied()
+                .filter(|&i| target_contains(&requested[i].permission.target, t)),
+        );
+    };
+    if paths.len() <= probes {
+        paths.values().for_each(&mut take);
+    } else {
+        containing_paths(&t.path, |p| {
+            if let Some(ids) = paths.get(p) {
+                take(ids);
+            }
+        });
+    }
+}
+
 fn build(
     plugin: PluginInfo,
     requested: &[Requested],
@@ -292,27 +465,19 @@ fn build(
         return (None, diags);
     }
 
-    // Requests by capability, for candidate search.
-    let mut by_cap: HashMap<Capability, Vec<usize>> = HashMap::new();
-    for (i, r) in requested.iter().enumerate() {
-        by_cap.entry(r.permission.capability).or_default().push(i);
-    }
+    // Requests indexed by host and path, so a grant entry meets only the
+    // requests that can contain it, not every request of its capability.
+    let index = RequestIndex::new(requested);
     let mut parent_of_some = vec![false; requested.len()];
     let mut granted: Vec<(Permission, usize, bool)> = Vec::new();
     let mut ignored: Vec<(Ignored, IgnoredGrant)> = Vec::new();
+    let mut candidates: Vec<usize> = Vec::new();
     for g in grant_entries {
         // Every containing request is a candidate (docs/spec.md §3.2), most specific
         // first, so an equal-target request is tried first but is not the
-        // only one.
-        let mut candidates: Vec<usize> = by_cap
-            .get(&g.capability)
-            .map(|v| {
-                v.iter()
-                    .copied()
-                    .filter(|&i| requested[i].permission.target.contains(&g.target))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // only one. The order is total (targets are distinct within a
+        // capability), so it does not depend on the order the index yields.
+        index.containing(requested, g, &mut candidates);
         candidates.sort_by(|&a, &b| {
             requested[a]
                 .permission
@@ -414,9 +579,18 @@ fn build(
             ));
         }
     }
-    entries.sort_by(|(a, _), (b, _)| {
+    // Sort positions, not the (large) entries: a stable sort of the indices
+    // gives the order the stable sort of the entries gave, without moving
+    // each entry many times.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|&i, &j| {
+        let (a, b) = (&entries[i].0, &entries[j].0);
         (a.capability, &a.target, a.status).cmp(&(b.capability, &b.target, b.status))
     });
+    let mut slots: Vec<Option<(Entry, PolicyEntry)>> = entries.into_iter().map(Some).collect();
+    // Every index is in `order` once, so every slot is taken once.
+    let entries: Vec<(Entry, PolicyEntry)> =
+        order.iter().filter_map(|&i| slots[i].take()).collect();
     ignored.sort_by(|(a, _), (b, _)| {
         (a.capability, &a.target, a.code).cmp(&(b.capability, &b.target, b.code))
     });
@@ -522,32 +696,73 @@ fn ignored_entry(g: &GrantEntry, code: IgnoredCode, message: String) -> (Ignored
 /// `sha256:` over the canonical JSON of the requested set (plugin name and
 /// each request's permission fields; reasons and the plugin version are not
 /// part of what a grant approves).
+///
+/// The bytes are those of `{"plugin", "requested", "version"}` built as a
+/// `serde_json::Value` (keys sorted) and written compactly — the form since IR
+/// version 1 — streamed from borrowed views into the hasher.
 pub fn requested_digest(plugin: &str, requested: &[Requested]) -> String {
-    let mut items: Vec<(Capability, String, serde_json::Value)> = requested
+    use serde::ser::{Serialize, Serializer};
+
+    /// Serializes as its `Display` text, without a `String` in between.
+    struct Shown<'a, T>(&'a T);
+    impl<T: std::fmt::Display> Serialize for Shown<'_, T> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(self.0)
+        }
+    }
+    /// A set of `Display` values as a sequence of their texts.
+    struct ShownSeq<'a, T>(&'a BTreeSet<T>);
+    impl<T: std::fmt::Display> Serialize for ShownSeq<'_, T> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(Shown))
+        }
+    }
+    /// `Methods::to_strings`, without the strings.
+    struct MethodsView<'a>(&'a Methods);
+    impl Serialize for MethodsView<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                Methods::Any => s.collect_seq(["*"]),
+                Methods::Set(set) => s.collect_seq(set.iter().map(|m| m.as_str())),
+            }
+        }
+    }
+    // Fields in sorted key order (see the doc comment).
+    #[derive(serde::Serialize)]
+    struct Item<'a> {
+        capability: Capability,
+        headers: &'a BTreeSet<String>,
+        methods: Option<MethodsView<'a>>,
+        networks: ShownSeq<'a, IpNet>,
+        subprotocols: &'a BTreeSet<String>,
+        target: String,
+    }
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        plugin: &'a str,
+        requested: Vec<Item<'a>>,
+        version: u32,
+    }
+    let mut items: Vec<Item<'_>> = requested
         .iter()
         .map(|r| {
             let p = &r.permission;
-            (
-                p.capability,
-                p.target.to_string(),
-                serde_json::json!({
-                    "capability": p.capability,
-                    "target": p.target.to_string(),
-                    "methods": p.methods.as_ref().map(|m| m.to_strings()),
-                    "headers": strings(&p.headers),
-                    "subprotocols": strings(&p.subprotocols),
-                    "networks": strings(&p.networks),
-                }),
-            )
+            Item {
+                capability: p.capability,
+                headers: &p.headers,
+                methods: p.methods.as_ref().map(MethodsView),
+                networks: ShownSeq(&p.networks),
+                subprotocols: &p.subprotocols,
+                target: p.target.to_string(),
+            }
         })
         .collect();
-    items.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let doc = serde_json::json!({
-        "version": ir::IR_VERSION,
-        "plugin": plugin,
-        "requested": items.into_iter().map(|(_, _, v)| v).collect::<Vec<_>>(),
-    });
-    ir::sha256(&serde_json::to_vec(&doc).expect("json"))
+    items.sort_by(|a, b| (a.capability, &a.target).cmp(&(b.capability, &b.target)));
+    ir::digest_of(&Doc {
+        plugin,
+        requested: items,
+        version: ir::IR_VERSION,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -559,8 +774,9 @@ pub fn requested_digest(plugin: &str, requested: &[Requested]) -> String {
 /// containment, spelling, order, digests) rejects the file. An IR is never
 /// trusted more than the TOML it came from.
 pub fn load_policy(name: &str, text: &str) -> Result<CompiledPolicy, Vec<Diagnostic>> {
-    let source = diagnostics::named_source(name, text);
-    let fail = |d: Diagnostic| vec![d.with_source(source.clone())];
+    // The display-safe copy of the whole file is made only on failure.
+    let source = || diagnostics::named_source(name, text);
+    let fail = |d: Diagnostic| vec![d.with_source(source())];
     if text.len() > 16 * document::MAX_FILE_BYTES {
         return Err(fail(
             Diagnostic::new(Code::FileTooLarge, "IR file is larger than 16 MiB").with_help(
@@ -595,7 +811,7 @@ pub fn load_policy(name: &str, text: &str) -> Result<CompiledPolicy, Vec<Diagnos
     let tampered = |msg: String| {
         vec![Diagnostic::new(Code::IrTampered, msg)
             .with_help("the IR does not match what its own contents compile to; regenerate it with `netgrant compile` instead of editing it")
-            .with_source(source.clone())]
+            .with_source(source())]
     };
     let rebuilt = rebuild(&loaded).map_err(tampered)?;
     let (recompiled, diags) = build(
@@ -886,5 +1102,317 @@ fn entry_requested_permission(e: &Entry) -> Result<Permission, String> {
             &n.networks,
         ),
         _ => entry_permission(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::fmt::Write as _;
+
+    fn requested(targets: &[Target]) -> Vec<Requested> {
+        targets
+            .iter()
+            .map(|t| Requested {
+                permission: Permission {
+                    capability: t.capability(),
+                    target: t.clone(),
+                    methods: None,
+                    headers: BTreeSet::new(),
+                    subprotocols: BTreeSet::new(),
+                    networks: BTreeSet::new(),
+                },
+                reason: None,
+                origin: None,
+            })
+            .collect()
+    }
+
+    fn grant_entry(t: &Target) -> GrantEntry {
+        GrantEntry {
+            capability: t.capability(),
+            target: t.clone(),
+            methods: None,
+            headers: None,
+            subprotocols: None,
+            networks: None,
+            broad: false,
+            origin: None,
+        }
+    }
+
+    /// Targets over a small alphabet, so that containment is common: every
+    /// host form (`*`, domains, wildcards at several depths, IPv4, IPv6),
+    /// default, other and `*` ports, paths with and without a trailing `/`,
+    /// empty segments, and schemes of both capabilities.
+    fn target() -> impl Strategy<Value = Target> {
+        let scheme = prop::sample::select(vec!["https", "http", "wss"]);
+        let host = prop::sample::select(vec![
+            "*",
+            "a.b.c",
+            "b.c",
+            "c",
+            "x.a.b.c",
+            "*.b.c",
+            "*.c",
+            "*.a.b.c",
+            "*.x.a.b.c",
+            "bc",
+            "*.bc",
+            "10.0.0.1",
+            "10.0.0.2",
+            "[2001:db8::1]",
+        ]);
+        let port = prop::sample::select(vec!["", ":8443", ":*", ":443"]);
+        let path = prop::sample::select(vec![
+            "/", "/a", "/a/", "/a/b", "/a/b/", "/ab", "/a//b", "//", "/a/b/c",
+        ]);
+        (scheme, host, port, path).prop_map(|(s, h, p, path)| {
+            Target::parse(&format!("{s}://{h}{p}{path}")).expect("valid target")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The index finds exactly the requests the old scan found: every
+        /// request of the capability whose target contains the grant's.
+        #[test]
+        fn index_agrees_with_scan(
+            targets in prop::collection::vec(target(), 0..40),
+            grants in prop::collection::vec(target(), 1..10),
+        ) {
+            let mut distinct = Vec::new();
+            for t in targets {
+                if !distinct.contains(&t) {
+                    distinct.push(t);
+                }
+            }
+            let req = requested(&distinct);
+            let index = RequestIndex::new(&req);
+            let mut found = Vec::new();
+            for g in &grants {
+                let g = grant_entry(g);
+                index.containing(&req, &g, &mut found);
+                let scan: Vec<usize> = (0..req.len())
+                    .filter(|&i| {
+                        req[i].permission.capability == g.capability
+                            && req[i].permission.target.contains(&g.target)
+                    })
+                    .collect();
+                prop_assert_eq!(&found, &scan, "grant {}", g.target);
+            }
+        }
+    }
+
+    /// The premise of `index_agrees_with_scan`: its alphabet makes
+    /// containment common, across host forms, so agreement is not vacuous.
+    #[test]
+    fn index_sees_every_host_form() {
+        let p = |s: &str| Target::parse(s).unwrap();
+        let req = requested(&[
+            p("https://*/"),
+            p("https://*.c/"),
+            p("https://*.b.c:*/a/"),
+            p("https://a.b.c/a"),
+            p("https://10.0.0.1/"),
+            p("https://[2001:db8::1]:*/"),
+        ]);
+        let index = RequestIndex::new(&req);
+        let mut found = Vec::new();
+        let mut hits = |g: &str| {
+            index.containing(&req, &grant_entry(&p(g)), &mut found);
+            found.clone()
+        };
+        assert_eq!(hits("https://a.b.c/a/b"), [0, 1, 2, 3]);
+        assert_eq!(hits("https://a.b.c:8443/a/b"), [2]);
+        assert_eq!(hits("https://*.x.b.c:*/a//"), [2]);
+        assert_eq!(hits("https://10.0.0.1/x"), [0, 4]);
+        assert_eq!(hits("https://[2001:db8::1]:8080/"), [5]);
+        assert_eq!(hits("https://*/"), [0]);
+        assert!(hits("http://a.b.c/").is_empty());
+    }
+
+    /// A manifest of `n` targets over every host form (exact hosts under 97
+    /// parents with three path shapes, wildcards, a non-default port, IPv4
+    /// and IPv6 literals) plus `wss://*/` and `https://*.example.com:*/`,
+    /// and a grant that grants most of them as written, narrows some, grants
+    /// some hosts only the wildcards or `*` contain, and some nothing
+    /// contains; pinned to a stale digest so drift runs too.
+    fn scale_texts(n: usize) -> (String, String) {
+        let mut m = String::from(
+            "[plugin]\nname = \"scale\"\nversion = \"1.0.0\"\n\n[[host_api.websocket]]\nurl = \"wss://*/\"\nreason = \"any\"\n\n[[host_api.request]]\nurl = \"https://*.example.com:*/\"\nmethods = [\"GET\"]\n",
+        );
+        let mut g = format!(
+            "plugin = \"scale\"\napproved_digest = \"sha256:{}\"\n",
+            "0".repeat(64)
+        );
+        // Two fixed targets above: `n` in all (the per-file limit is 10,000).
+        for i in 0..n - 2 {
+            let t = match i % 10 {
+                0..=5 => format!(
+                    "https://s{i}.t{}.example.com{}",
+                    i % 97,
+                    ["/", "/api/", "/v1"][i % 3]
+                ),
+                6 => format!("https://*.w{i}.example.net/"),
+                7 => format!("https://s{i}.t{}.example.com:8443/data/", i % 97),
+                8 => format!(
+                    "https://10.{}.{}.{}/",
+                    (i >> 16) & 255,
+                    (i >> 8) & 255,
+                    i & 255
+                ),
+                _ => format!("https://[2001:db8::{i:x}]/"),
+            };
+            let _ = write!(
+                m,
+                "\n[[host_api.request]]\nurl = \"{t}\"\nmethods = [\"GET\", \"POST\"]\nreason = \"r{i}\"\n"
+            );
+            let granted = match i % 16 {
+                1 => format!("{}/x/", t.trim_end_matches('/')),
+                2 => format!("https://a.w{i}.example.net/"),
+                3 => format!("wss://h{i}.example.org/"),
+                4 => format!("https://gone{i}.example.org/"),
+                5 => continue,
+                _ => t,
+            };
+            let _ = write!(g, "\n[[host_api.request]]\nurl = \"{granted}\"\n");
+        }
+        // `wss://` lines above sit in the request table; move them.
+        let g = g.replace(
+            "[[host_api.request]]\nurl = \"wss://",
+            "[[host_api.websocket]]\nurl = \"wss://",
+        );
+        (m, g)
+    }
+
+    /// `requested_digest` as computed before it was streamed: `json!`
+    /// values (sorted keys) serialized to a buffer.
+    fn value_requested_digest(plugin: &str, requested: &[Requested]) -> String {
+        let mut items: Vec<(Capability, String, serde_json::Value)> = requested
+            .iter()
+            .map(|r| {
+                let p = &r.permission;
+                (
+                    p.capability,
+                    p.target.to_string(),
+                    serde_json::json!({
+                        "capability": p.capability,
+                        "target": p.target.to_string(),
+                        "methods": p.methods.as_ref().map(|m| m.to_strings()),
+                        "headers": strings(&p.headers),
+                        "subprotocols": strings(&p.subprotocols),
+                        "networks": strings(&p.networks),
+                    }),
+                )
+            })
+            .collect();
+        items.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let doc = serde_json::json!({
+            "version": ir::IR_VERSION,
+            "plugin": plugin,
+            "requested": items.into_iter().map(|(_, _, v)| v).collect::<Vec<_>>(),
+        });
+        ir::sha256(&serde_json::to_vec(&doc).expect("json"))
+    }
+
+    /// Old and new `requested_digest` agree: on the scale manifest (every
+    /// host form, methods sets), on one with `"*"` methods, headers,
+    /// subprotocols and networks in both capabilities, and on an empty one.
+    #[test]
+    fn streamed_requested_digest_matches_value_digest() {
+        let rich = r#"
+[plugin]
+name = "rich"
+version = "0.1.0"
+
+[[host_api.request]]
+url = "https://*.example.net:*/a%20b/"
+methods = "*"
+headers = ["X-Trace", "X-Lang"]
+networks = ["10.0.0.0/8", "fd00::/8", "192.168.1.0/24"]
+
+[[host_api.request]]
+url = "http://[2001:db8::1]:8080/"
+methods = ["DELETE", "GET"]
+
+[[host_api.websocket]]
+url = "wss://ws.example.com/v1"
+subprotocols = ["mqtt", "json"]
+networks = ["100.64.0.0/10"]
+
+[[host_api.websocket]]
+url = "ws://localhost:9000/"
+"#;
+        let empty = "[plugin]\nname = \"empty\"\nversion = \"1.0.0\"\n";
+        for text in [rich.to_string(), empty.to_string(), scale_texts(300).0] {
+            let m = parsed(Manifest::parse("plugin.toml", &text));
+            assert_eq!(
+                requested_digest(&m.name, &m.requested),
+                value_requested_digest(&m.name, &m.requested)
+            );
+        }
+        // And the result is the one the IR records.
+        let m = parsed(Manifest::parse("plugin.toml", rich));
+        let p = compile(&m, None).policy.expect("compiles");
+        assert_eq!(
+            p.requested_digest,
+            value_requested_digest(&m.name, &m.requested)
+        );
+    }
+
+    fn parsed<T>(p: document::Parsed<T>) -> T {
+        let messages: Vec<String> = p.diagnostics.iter().map(|d| d.message.clone()).collect();
+        p.value
+            .unwrap_or_else(|| panic!("does not parse: {messages:?}"))
+    }
+
+    fn checks(f: impl FnOnce()) -> u64 {
+        CONTAINMENT_CHECKS.with(|c| c.set(0));
+        f();
+        CONTAINMENT_CHECKS.with(|c| c.get())
+    }
+
+    /// (compile checks, IR load checks, entries) for `n` targets.
+    fn scale_work(n: usize) -> (u64, u64, usize) {
+        let (m, g) = scale_texts(n);
+        let m = parsed(Manifest::parse("plugin.toml", &m));
+        let g = parsed(Grant::parse("grant.toml", &g));
+        let mut policy = None;
+        let compiling = checks(|| policy = compile(&m, Some(&g)).policy);
+        let policy = policy.expect("compiles");
+        assert!(policy.digest_drift());
+        assert!(policy.ignored.len() >= n / 16, "{}", policy.ignored.len());
+        let json = policy.to_json();
+        let mut loaded = None;
+        let loading = checks(|| loaded = Some(load_policy("policy.json", &json)));
+        assert_eq!(loaded.expect("ran").expect("loads"), policy);
+        (compiling, loading, policy.entries.len())
+    }
+
+    /// Growth guard: grant containment stays linear in compile and in IR
+    /// load (which compiles again). Counted, not timed: ten times the
+    /// entries must cost at most ~11 times the containment checks (the old
+    /// all-pairs scan grew 100×), and a few checks per entry at most.
+    #[test]
+    fn containment_work_grows_linearly() {
+        let (c1, l1, e1) = scale_work(1_000);
+        let (c10, l10, e10) = scale_work(10_000);
+        eprintln!(
+            "containment checks: compile {c1} -> {c10}, load {l1} -> {l10} ({e1} -> {e10} entries)"
+        );
+        for (what, small, big) in [("compile", c1, c10), ("IR load", l1, l10)] {
+            let ratio = big as f64 / small as f64;
+            assert!(
+                ratio <= 11.0,
+                "{what}: containment checks grew {ratio:.1}x ({small} -> {big}) for 10x the entries"
+            );
+            assert!(
+                big <= 4 * 10_000,
+                "{what}: {big} containment checks for 10,000 targets"
+            );
+        }
     }
 }

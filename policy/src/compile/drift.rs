@@ -120,12 +120,19 @@ pub fn drift(policy: &Policy, grant: Option<&Grant>) -> Option<Drift> {
         .map(|i| format!("{}:{}", i.capability, i.target))
         .collect();
     let follows_manifest = grant.map(|g| {
+        // The first grant entry per id, as a scan from the top would find
+        // it; a lookup per granted entry keeps this linear.
+        let mut by_id = std::collections::HashMap::new();
+        for ge in &g.entries {
+            by_id
+                .entry(format!("{}:{}", ge.capability, ge.target))
+                .or_insert(ge);
+        }
         policy
             .granted()
             .filter_map(|e| {
-                let ge = g.entries.iter().find(|ge| {
-                    ge.capability == e.capability && ge.target.to_string() == e.target
-                })?;
+                // An entry's id is `<capability>:<target>`.
+                let ge = *by_id.get(&e.id)?;
                 let mut fields = Vec::new();
                 let mut push = |field: &str, unset: bool, values: &[String]| {
                     if unset && !values.is_empty() {

@@ -200,16 +200,12 @@ impl Policy {
     }
 
     /// Recomputes `digest` over the IR with both digest fields left out.
+    ///
+    /// The canonical bytes are compact JSON with every object's keys in
+    /// sorted order (what serializing through a `serde_json::Value` gives);
+    /// they are streamed from a borrowed view straight into the hasher.
     pub fn compute_digest(&self) -> String {
-        let mut copy = self.clone();
-        copy.digest = String::new();
-        copy.requested_digest = String::new();
-        let mut v = serde_json::to_value(&copy).expect("IR serializes");
-        if let Some(o) = v.as_object_mut() {
-            o.remove("digest");
-            o.remove("requested_digest");
-        }
-        sha256(&serde_json::to_vec(&v).expect("json"))
+        digest_of(&canonical::PolicyView(self))
     }
 
     /// The granted entries.
@@ -227,11 +223,347 @@ impl Policy {
 
 /// `sha256:` and the lowercase hex digest of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    let mut s = String::with_capacity(71);
+    hex_digest(Sha256::digest(bytes).as_slice())
+}
+
+fn hex_digest(d: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(7 + 2 * d.len());
     s.push_str("sha256:");
-    for b in d {
-        s.push_str(&format!("{b:02x}"));
+    for &b in d {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
     }
     s
+}
+
+/// Feeds everything written to it into SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `sha256:` over the compact JSON of `value`, written straight into the
+/// hasher (no intermediate buffer or `Value` tree).
+pub(crate) fn digest_of(value: &impl Serialize) -> String {
+    let mut w = HashWriter(Sha256::new());
+    // Writing to the hasher cannot fail, and the views serialize only
+    // strings, numbers, booleans and sequences.
+    serde_json::to_writer(&mut w, value).expect("canonical JSON serializes");
+    hex_digest(w.0.finalize().as_slice())
+}
+
+/// Borrowed views of the IR whose fields are declared in sorted key order:
+/// serialized compactly they give exactly the bytes of the IR turned into a
+/// `serde_json::Value` (whose objects sort their keys) and written out, the
+/// digests' canonical form since IR version 1. `compile::tests` and
+/// `tests::streamed_digest_matches_value_digest` keep the two equal.
+pub(crate) mod canonical {
+    use super::*;
+    use serde::Serializer;
+
+    /// The whole IR minus `digest` and `requested_digest`.
+    pub struct PolicyView<'a>(pub &'a Policy);
+
+    impl Serialize for PolicyView<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            struct View<'a> {
+                approved_digest: &'a Option<String>,
+                entries: Vec<EntryView<'a>>,
+                ignored: Vec<IgnoredView<'a>>,
+                plugin: PluginView<'a>,
+                version: u32,
+            }
+            let p = self.0;
+            View {
+                approved_digest: &p.approved_digest,
+                entries: p.entries.iter().map(EntryView).collect(),
+                ignored: p.ignored.iter().map(IgnoredView).collect(),
+                plugin: PluginView(&p.plugin),
+                version: p.version,
+            }
+            .serialize(s)
+        }
+    }
+
+    /// `PluginInfo` in key order.
+    pub struct PluginView<'a>(pub &'a PluginInfo);
+
+    impl Serialize for PluginView<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            struct View<'a> {
+                name: &'a str,
+                version: &'a str,
+            }
+            View {
+                name: &self.0.name,
+                version: &self.0.version,
+            }
+            .serialize(s)
+        }
+    }
+
+    struct EntryView<'a>(&'a Entry);
+
+    impl Serialize for EntryView<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            struct View<'a> {
+                approved_broad: bool,
+                capability: Capability,
+                flags: FlagsView,
+                headers: &'a [String],
+                host: &'a str,
+                host_kind: HostKind,
+                id: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                methods: &'a Option<Vec<String>>,
+                narrows: Option<NarrowedView<'a>>,
+                networks: &'a [String],
+                path: &'a str,
+                port: Port,
+                reason: &'a Option<String>,
+                scheme: Scheme,
+                status: Status,
+                subprotocols: &'a [String],
+                target: &'a str,
+            }
+            let e = self.0;
+            View {
+                approved_broad: e.approved_broad,
+                capability: e.capability,
+                flags: FlagsView(e.flags),
+                headers: &e.headers,
+                host: &e.host,
+                host_kind: e.host_kind,
+                id: &e.id,
+                methods: &e.methods,
+                narrows: e.narrows.as_ref().map(NarrowedView),
+                networks: &e.networks,
+                path: &e.path,
+                port: e.port,
+                reason: &e.reason,
+                scheme: e.scheme,
+                status: e.status,
+                subprotocols: &e.subprotocols,
+                target: &e.target,
+            }
+            .serialize(s)
+        }
+    }
+
+    struct FlagsView(Flags);
+
+    impl Serialize for FlagsView {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            struct View {
+                any_method: bool,
+                any_port: bool,
+                broad: bool,
+                loopback: bool,
+                private: bool,
+                wildcard: bool,
+            }
+            let f = self.0;
+            View {
+                any_method: f.any_method,
+                any_port: f.any_port,
+                broad: f.broad,
+                loopback: f.loopback,
+                private: f.private,
+                wildcard: f.wildcard,
+            }
+            .serialize(s)
+        }
+    }
+
+    struct NarrowedView<'a>(&'a Narrowed);
+
+    impl Serialize for NarrowedView<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            struct View<'a> {
+                headers: &'a [String],
+                #[serde(skip_serializing_if = "Option::is_none")]
+                methods: &'a Option<Vec<String>>,
+                networks: &'a [String],
+                subprotocols: &'a [String],
+                target: &'a str,
+            }
+            let n = self.0;
+            View {
+                headers: &n.headers,
+                methods: &n.methods,
+                networks: &n.networks,
+                subprotocols: &n.subprotocols,
+                target: &n.target,
+            }
+            .serialize(s)
+        }
+    }
+
+    struct IgnoredView<'a>(&'a Ignored);
+
+    impl Serialize for IgnoredView<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            struct View<'a> {
+                broad: bool,
+                capability: Capability,
+                code: IgnoredCode,
+                headers: &'a Option<Vec<String>>,
+                message: &'a str,
+                methods: &'a Option<Vec<String>>,
+                networks: &'a Option<Vec<String>>,
+                subprotocols: &'a Option<Vec<String>>,
+                target: &'a str,
+            }
+            let i = self.0;
+            View {
+                broad: i.broad,
+                capability: i.capability,
+                code: i.code,
+                headers: &i.headers,
+                message: &i.message,
+                methods: &i.methods,
+                networks: &i.networks,
+                subprotocols: &i.subprotocols,
+                target: &i.target,
+            }
+            .serialize(s)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digest as computed before it was streamed: clone, turn into a
+    /// `serde_json::Value` (sorted keys), drop the digest fields, serialize.
+    fn value_digest(p: &Policy) -> String {
+        let mut copy = p.clone();
+        copy.digest = String::new();
+        copy.requested_digest = String::new();
+        let mut v = serde_json::to_value(&copy).expect("IR serializes");
+        if let Some(o) = v.as_object_mut() {
+            o.remove("digest");
+            o.remove("requested_digest");
+        }
+        let d = Sha256::digest(serde_json::to_vec(&v).expect("json"));
+        let mut s = String::from("sha256:");
+        for b in d {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    /// Old and new digests agree on policies with every field shape: both
+    /// capabilities, granted and not granted, narrows with and without
+    /// methods, reasons with escapes, ignored entries with unset and set
+    /// fields, networks, flags, `:*`, an `approved_digest` or none.
+    #[test]
+    fn streamed_digest_matches_value_digest() {
+        let m = r#"
+[plugin]
+name = "digests"
+version = "1.2.3-rc.1"
+
+[[host_api.request]]
+url = "https://api.example.com/v1"
+methods = ["GET", "POST"]
+headers = ["X-Trace", "X-Lang"]
+reason = "quote \" backslash \\ unicode é ✓ \u00e9"
+
+[[host_api.request]]
+url = "https://*.example.net:*/"
+methods = "*"
+networks = ["10.0.0.0/8", "fd00::/8"]
+reason = "wild"
+
+[[host_api.request]]
+url = "http://10.1.2.3:8080/data/"
+methods = ["GET"]
+
+[[host_api.websocket]]
+url = "wss://ws.example.com/"
+subprotocols = ["json", "mqtt"]
+reason = "socket"
+
+[[host_api.websocket]]
+url = "ws://localhost:9000/"
+
+[[host_api.websocket]]
+url = "wss://*/"
+"#;
+        let g = |pin: &str| {
+            format!(
+                r#"{pin}plugin = "digests"
+[[host_api.request]]
+url = "https://api.example.com/v1/users/"
+methods = ["GET"]
+[[host_api.request]]
+url = "https://a.example.net/"
+[[host_api.request]]
+url = "https://gone.example.org/"
+methods = ["PUT"]
+headers = ["X-Gone"]
+networks = ["10.0.0.0/8"]
+[[host_api.websocket]]
+url = "wss://ws.example.com/"
+subprotocols = []
+[[host_api.websocket]]
+url = "wss://*/"
+"#
+            )
+        };
+        let parsed = crate::Manifest::parse("plugin.toml", m);
+        let manifest = parsed
+            .value
+            .unwrap_or_else(|| panic!("{:?}", parsed.diagnostics));
+        let mut seen = 0;
+        for grant in [
+            None,
+            Some(g("")),
+            Some(g(&format!(
+                "approved_digest = \"sha256:{}\"\n",
+                "a".repeat(64)
+            ))),
+        ] {
+            let grant = grant.map(|t| {
+                let parsed = crate::Grant::parse("grant.toml", &t);
+                parsed
+                    .value
+                    .unwrap_or_else(|| panic!("{:?}", parsed.diagnostics))
+            });
+            let c = crate::compile(&manifest, grant.as_ref());
+            let p = c.policy.unwrap_or_else(|| panic!("{:?}", c.diagnostics));
+            assert_eq!(p.compute_digest(), value_digest(&p));
+            assert_eq!(p.digest, value_digest(&p));
+            seen += p.entries.len() + p.ignored.len();
+            // Every field changed somewhere still agrees (and still matters).
+            let mut q = p.ir().clone();
+            for e in &mut q.entries {
+                e.reason = None;
+                e.narrows = None;
+                e.methods = None;
+            }
+            q.approved_digest = Some("x".into());
+            q.ignored.clear();
+            assert_eq!(q.compute_digest(), value_digest(&q));
+            assert_ne!(q.compute_digest(), p.digest);
+        }
+        assert!(seen > 15, "{seen}");
+    }
 }

@@ -79,13 +79,11 @@ pub enum Scheme {
 impl Scheme {
     /// Parses a scheme, ASCII case-insensitively.
     pub fn parse(s: &str) -> Option<Scheme> {
-        match s.to_ascii_lowercase().as_str() {
-            "http" => Some(Scheme::Http),
-            "https" => Some(Scheme::Https),
-            "ws" => Some(Scheme::Ws),
-            "wss" => Some(Scheme::Wss),
-            _ => None,
-        }
+        // Case-insensitive without a lowercase copy (every target parse
+        // comes through here).
+        [Scheme::Http, Scheme::Https, Scheme::Ws, Scheme::Wss]
+            .into_iter()
+            .find(|k| s.eq_ignore_ascii_case(k.as_str()))
     }
 
     /// The lowercase spelling.

@@ -350,6 +350,8 @@ pub struct PathReadings {
 /// rounds.
 pub fn readings(url_path: &str) -> Result<PathReadings, PathReadingError> {
     if is_plain(url_path) {
+        // `readings_unless_plain` relies on this: a plain path's one
+        // reading is itself.
         return Ok(PathReadings {
             readings: vec![url_path.to_owned()],
             how: vec![Reading::AS_PARSED],
@@ -358,6 +360,18 @@ pub fn readings(url_path: &str) -> Result<PathReadings, PathReadingError> {
         });
     }
     full_readings(url_path)
+}
+
+/// [`readings`], or `None` when the path is plain: then its one reading is
+/// the path itself, and `all_inside(p)` is `prefix_matches(p, path)` and
+/// `ambiguous_for(p)` is false — no need to build anything.
+pub(crate) fn readings_unless_plain(
+    url_path: &str,
+) -> Result<Option<PathReadings>, PathReadingError> {
+    if is_plain(url_path) {
+        return Ok(None);
+    }
+    full_readings(url_path).map(Some)
 }
 
 /// Whether every reading of the path is the path itself: ASCII only, no

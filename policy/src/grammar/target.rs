@@ -156,16 +156,68 @@ impl UrlHost {
     /// Normalizes the host of a parsed URL. `None` for a URL without host or a
     /// domain that is still not canonical after removing one trailing dot.
     pub fn from_url(url: &url::Url) -> Option<UrlHost> {
+        UrlHostRef::from_url(url).map(|h| h.to_owned())
+    }
+
+    /// Borrowed, for matching.
+    pub(crate) fn as_ref(&self) -> UrlHostRef<'_> {
+        match self {
+            UrlHost::Domain(d) => UrlHostRef::Domain(std::borrow::Cow::Borrowed(d)),
+            UrlHost::Ip(ip) => UrlHostRef::Ip(*ip),
+        }
+    }
+}
+
+/// [`UrlHost`], borrowing the domain from the parsed URL: the WHATWG parser
+/// already lowercases the hosts of special schemes, so the authorizer's
+/// hot path copies nothing to match a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum UrlHostRef<'a> {
+    /// A domain: lowercase A-label, one trailing dot removed.
+    Domain(std::borrow::Cow<'a, str>),
+    /// An IP literal, canonicalized.
+    Ip(IpAddr),
+}
+
+impl<'a> UrlHostRef<'a> {
+    /// What [`UrlHost::from_url`] returns, borrowed where it can be.
+    pub(crate) fn from_url(url: &'a url::Url) -> Option<UrlHostRef<'a>> {
         match url.host()? {
             url::Host::Domain(d) => {
                 let d = d.strip_suffix('.').unwrap_or(d);
                 if d.is_empty() || d.ends_with('.') || d.starts_with('.') || d.contains("..") {
                     return None;
                 }
-                Some(UrlHost::Domain(d.to_ascii_lowercase()))
+                // Copy only when there is something to lowercase (never
+                // for http, https, ws, wss: WHATWG lowercased it).
+                Some(UrlHostRef::Domain(
+                    if d.bytes().any(|b| b.is_ascii_uppercase()) {
+                        std::borrow::Cow::Owned(d.to_ascii_lowercase())
+                    } else {
+                        std::borrow::Cow::Borrowed(d)
+                    },
+                ))
             }
-            url::Host::Ipv4(a) => Some(UrlHost::Ip(address::canonicalize(IpAddr::V4(a)))),
-            url::Host::Ipv6(a) => Some(UrlHost::Ip(address::canonicalize(IpAddr::V6(a)))),
+            url::Host::Ipv4(a) => Some(UrlHostRef::Ip(address::canonicalize(IpAddr::V4(a)))),
+            url::Host::Ipv6(a) => Some(UrlHostRef::Ip(address::canonicalize(IpAddr::V6(a)))),
+        }
+    }
+
+    /// The owned [`UrlHost`].
+    pub(crate) fn to_owned(&self) -> UrlHost {
+        match self {
+            UrlHostRef::Domain(d) => UrlHost::Domain(d.clone().into_owned()),
+            UrlHostRef::Ip(ip) => UrlHost::Ip(*ip),
+        }
+    }
+}
+
+impl fmt::Display for UrlHostRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlHostRef::Domain(d) => f.write_str(d),
+            UrlHostRef::Ip(IpAddr::V4(a)) => write!(f, "{a}"),
+            UrlHostRef::Ip(IpAddr::V6(a)) => write!(f, "[{a}]"),
         }
     }
 }
@@ -406,7 +458,7 @@ impl Target {
         // Normalizing can lengthen a target (percent-encoding, A-labels); the
         // canonical spelling must stay within the limit too, or the IR it is
         // written to could not be loaded back.
-        let canonical = target.to_string().len();
+        let canonical = target.canonical_len();
         if canonical > MAX_URL_BYTES {
             return Err(err(
                 K::TooLong,
@@ -418,6 +470,21 @@ impl Target {
             ));
         }
         Ok(target)
+    }
+
+    /// The byte length of the canonical spelling, without building it.
+    fn canonical_len(&self) -> usize {
+        struct Count(usize);
+        impl fmt::Write for Count {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.0 += s.len();
+                Ok(())
+            }
+        }
+        let mut c = Count(0);
+        // Writing to a counter cannot fail.
+        let _ = fmt::write(&mut c, format_args!("{self}"));
+        c.0
     }
 
     /// The capability this target belongs to (by its scheme).
@@ -457,7 +524,8 @@ impl Target {
             .cmp(&host_rank(&other.host))
             .then((self.port == PortPattern::Any).cmp(&(other.port == PortPattern::Any)))
             .then(other.path.len().cmp(&self.path.len()))
-            .then(self.to_string().cmp(&other.to_string()))
+            // Lazily: spelling out both targets is the costly part.
+            .then_with(|| self.to_string().cmp(&other.to_string()))
     }
 
     /// Whether the host is an IP literal of the given classes.
