@@ -29,6 +29,17 @@ impl Collect {
     }
 }
 
+/// Each record as (`record`, its code or outcome).
+fn shape(records: &[serde_json::Value]) -> Vec<(&str, &str)> {
+    records
+        .iter()
+        .map(|r| {
+            let what = r.get("code").or(r.get("outcome")).and_then(|v| v.as_str());
+            (r["record"].as_str().unwrap(), what.unwrap())
+        })
+        .collect()
+}
+
 const SENTINEL: &str = "PAYLOAD-SENTINEL-91c2";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,17 +115,7 @@ async fn every_decision_and_every_end_is_recorded() {
         !text.contains(SENTINEL),
         "a payload, header value or query value leaked:\n{text}"
     );
-    let kinds: Vec<(&str, &str)> = records
-        .iter()
-        .map(|r| {
-            let what = r
-                .get("code")
-                .or(r.get("outcome"))
-                .and_then(|v| v.as_str())
-                .unwrap();
-            (r["record"].as_str().unwrap(), what)
-        })
-        .collect();
+    let kinds = shape(&records);
     assert_eq!(
         kinds,
         [
@@ -224,17 +225,7 @@ async fn request_host_records_decisions_and_ends() {
         !text.contains(SENTINEL),
         "a body, header value or query value leaked:\n{text}"
     );
-    let kinds: Vec<(&str, &str)> = records
-        .iter()
-        .map(|r| {
-            let what = r
-                .get("code")
-                .or(r.get("outcome"))
-                .and_then(|v| v.as_str())
-                .unwrap();
-            (r["record"].as_str().unwrap(), what)
-        })
-        .collect();
+    let kinds = shape(&records);
     assert_eq!(
         kinds,
         [

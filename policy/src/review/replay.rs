@@ -68,9 +68,16 @@ impl Default for ReplayOptions {
 const SLOTS: usize = 1 + DenyCode::ALL.len();
 
 fn slot(d: &Decision) -> u8 {
-    match d.deny_code() {
-        None => 0,
-        Some(c) => 1 + DenyCode::ALL.iter().position(|x| *x == c).unwrap_or(0) as u8,
+    code_slot(d.code)
+}
+
+/// The outcome slot of a code: 0 for `allowed`, then the deny codes in order.
+fn code_slot(code: DecisionCode) -> u8 {
+    match code {
+        DecisionCode::Allowed => 0,
+        DecisionCode::Denied(c) => {
+            1 + DenyCode::ALL.iter().position(|x| *x == c).unwrap_or(0) as u8
+        }
     }
 }
 
@@ -534,10 +541,7 @@ fn recorded_slot(decision: Option<&str>, code: Option<&str>) -> Result<u8, Strin
         return Err("an audit decision record needs `decision` and `code`".into());
     };
     let slot = match DecisionCode::parse(code) {
-        Some(DecisionCode::Allowed) => 0,
-        Some(DecisionCode::Denied(c)) => {
-            1 + DenyCode::ALL.iter().position(|x| *x == c).unwrap_or(0) as u8
-        }
+        Some(c) => code_slot(c),
         None => {
             return Err(format!(
                 "recorded code {} is not a decision code",
