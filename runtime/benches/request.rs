@@ -68,7 +68,8 @@ async fn server() -> SocketAddr {
     addr
 }
 
-fn request_host(port: u16) -> RequestHost {
+/// A request host; `pool_max_idle` 0 turns connection reuse off.
+fn request_host(port: u16, pool_max_idle: usize) -> RequestHost {
     let url = format!("http://localhost:{port}/");
     let entry = format!("[[host_api.request]]\nurl = \"{url}\"\nmethods = [\"GET\"]\n");
     let m = Manifest::parse(
@@ -83,6 +84,7 @@ fn request_host(port: u16) -> RequestHost {
     let policy = compile(&m, Some(&g)).policy.unwrap();
     let cfg = RequestConfig {
         max_in_flight: IN_FLIGHT * 2,
+        pool_max_idle,
         ..RequestConfig::default()
     };
     RequestHost::new(
@@ -130,7 +132,10 @@ async fn via_pool(client: &Pooled, url: &str) -> usize {
 fn bench_requests(c: &mut Criterion) {
     let rt = rt();
     let addr = rt.block_on(server());
-    let host = request_host(addr.port());
+    // Pooled like hyper-util (which keeps every idle connection), and with
+    // reuse off: a connection per call, comparable to the floor.
+    let host = request_host(addr.port(), IN_FLIGHT * 2);
+    let host_unpooled = request_host(addr.port(), 0);
     let pooled: Pooled = Client::builder(TokioExecutor::new()).build_http();
     for (name, path, size) in [("small", "/small", SMALL.len()), ("1MiB", "/big", 1 << 20)] {
         let url = format!("http://localhost:{}{path}", addr.port());
@@ -147,6 +152,20 @@ fn bench_requests(c: &mut Criterion) {
                         let start = Instant::now();
                         for _ in 0..iters {
                             let all = join_all((0..in_flight).map(|_| via_host(&host, &url))).await;
+                            assert!(all.iter().all(|n| *n == size));
+                        }
+                        start.elapsed()
+                    })
+                })
+            });
+            g.bench_function(id("netgrant_request_host_unpooled"), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            let all =
+                                join_all((0..in_flight).map(|_| via_host(&host_unpooled, &url)))
+                                    .await;
                             assert!(all.iter().all(|n| *n == size));
                         }
                         start.elapsed()
@@ -182,6 +201,7 @@ fn bench_requests(c: &mut Criterion) {
         g.finish();
     }
     rt.block_on(host.shutdown());
+    rt.block_on(host_unpooled.shutdown());
 }
 
 criterion_group!(benches, bench_requests);

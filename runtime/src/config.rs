@@ -148,6 +148,19 @@ pub struct RequestConfig {
     /// Offer HTTP/2 by ALPN on `https` (default true); HTTP/1.1 otherwise.
     /// Plain `http` is always HTTP/1.1 (no h2c).
     pub http2: bool,
+    /// Most connections this host keeps open for reuse (default 16, as many
+    /// as `max_in_flight`; 0: none,
+    /// every request opens its own connection). The oldest idle one is
+    /// closed first. A call reuses one only after its own decision and DNS
+    /// check, and only when it goes to an address that call just checked,
+    /// with the same scheme and server name. An HTTP/2 connection is shared
+    /// by concurrent calls; an HTTP/1.1 one serves one call at a time.
+    /// Idle connections hold no in-flight slot or [`GlobalLimit`] permit:
+    /// this bound is theirs.
+    pub pool_max_idle: usize,
+    /// How long an unused connection stays open (default 30 s; zero: no
+    /// reuse).
+    pub pool_idle_timeout: Duration,
     /// TLS roots.
     pub roots: Roots,
 }
@@ -167,6 +180,8 @@ impl Default for RequestConfig {
             first_byte_timeout: Duration::from_secs(30),
             total_timeout: Duration::from_secs(60),
             http2: true,
+            pool_max_idle: 16,
+            pool_idle_timeout: Duration::from_secs(30),
             roots: Roots::Bundled,
         }
     }

@@ -3,11 +3,12 @@
 //! TLS (server name = the URL's normalized host, ALPN h2/http1.1) → hyper's
 //! connection-level client over that stream → a bounded, complete response.
 //!
-//! Nothing here pools, resolves, redirects, reads proxy variables or
-//! decompresses: the connection is opened here, used for one request and
-//! dropped with the task.
+//! Nothing here resolves, redirects, reads proxy variables or decompresses.
+//! A connection is opened here for the call, or taken from the host's pool
+//! (`pool.rs`) when one is open to an address this call just checked.
 
 use super::headers;
+use super::pool::{Conn, Key, Life, Pool, Sender};
 use super::types::Response;
 use crate::audit::{Audit, Finished};
 use crate::config::RequestConfig;
@@ -16,8 +17,8 @@ use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::client::conn::{http1, http2};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
 use hyper::{Method, Uri, Version};
 use hyper_util::rt::TokioIo;
 use netgrant_policy::{Authorized, Authorizer, Capability, Request};
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     pub config: RequestConfig,
     /// The rustls config with ALPN set (h2 first when HTTP/2 is on).
     pub tls: Arc<rustls::ClientConfig>,
+    /// Idle connections for reuse (this host's only).
+    pub pool: Arc<Pool>,
 }
 
 /// One call, owned by its task.
@@ -154,7 +157,11 @@ impl Drop for End<'_> {
     }
 }
 
-/// Connects to a checked address, does TLS, sends, reads.
+/// Sends the call on a pooled connection to a checked address if there is
+/// one, else on a new one (connect, TLS, handshake), and reads the whole
+/// response. A pooled connection the server closed before taking the
+/// request is given up and the request goes on a new connection; a request
+/// that may have been sent is never sent again.
 async fn send(shared: &Shared, a: &Authorized, call: Call) -> Result<Response, HostError> {
     let cfg = &shared.config;
     let shown = a.redacted_url();
@@ -195,9 +202,52 @@ async fn send(shared: &Shared, a: &Authorized, call: Call) -> Result<Response, H
         shown,
         cfg,
     };
+    let key = Key {
+        tls: a.is_tls(),
+        server_name: a.server_name(),
+    };
+    if let Some(conn) = shared.pool.checkout(&key, a.addresses()) {
+        tracing::debug!(target: "netgrant", id = %call.id, remote = %conn.remote, "request reuses a pooled connection");
+        match round_trip(conn, outgoing.clone(), &limits).await {
+            Ok((response, conn, reusable)) => {
+                if reusable {
+                    shared.pool.checkin(conn);
+                }
+                return Ok(response);
+            }
+            // Not sent: the server had closed the connection. A new one.
+            Err(Attempt::NotSent(_)) => {}
+            Err(Attempt::Failed(e)) => return Err(e),
+        }
+    }
+    let conn = open(shared, a, &limits, key).await?;
+    if let Some(shared_conn) = conn.share() {
+        // HTTP/2: other calls may use it while this one does.
+        shared.pool.checkin(shared_conn);
+    }
+    match round_trip(conn, outgoing, &limits).await {
+        Ok((response, conn, reusable)) => {
+            if reusable {
+                shared.pool.checkin(conn);
+            }
+            Ok(response)
+        }
+        Err(Attempt::NotSent(e) | Attempt::Failed(e)) => Err(e),
+    }
+}
+
+/// Connects to a checked address, does TLS, and the HTTP handshake.
+async fn open(
+    shared: &Shared,
+    a: &Authorized,
+    l: &Limits<'_>,
+    key: Key,
+) -> Result<Conn, HostError> {
+    let cfg = l.cfg;
+    let shown = l.shown;
     let (tcp, remote) = connect_tcp(a.addresses(), cfg.connect_timeout, shown).await?;
     if !a.is_tls() {
-        return exchange(tcp, false, outgoing, &limits, remote).await;
+        return handshake(tcp, false, l, key, remote).await;
     }
     let name = ServerName::try_from(a.server_name()).map_err(|_| {
         HostError::new(
@@ -225,10 +275,12 @@ async fn send(shared: &Shared, a: &Authorized, call: Call) -> Result<Response, H
         Ok(Ok(s)) => s,
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-    exchange(tls, h2, outgoing, &limits, remote).await
+    handshake(tls, h2, l, key, remote).await
 }
 
-/// The request to send, checked and built.
+/// The request to send, checked and built (cheap to clone: the body is
+/// shared).
+#[derive(Clone)]
 struct Outgoing {
     method: Method,
     uri: Uri,
@@ -282,36 +334,44 @@ pub(crate) const MAX_HEADERS_CAP: usize = 10_000;
 /// hyper's HTTP/1.1 read buffer default; raised only for larger head bounds.
 const HYPER_DEFAULT_BUF: usize = 8192 + 4096 * 100;
 
-/// Handshake on `io`, send, and read the whole response, driving the
-/// connection in the same future (nothing spawned for HTTP/1.1; HTTP/2's
-/// helper tasks are scoped to this call).
-async fn exchange<S>(
+/// The HTTP handshake on `io`. The connection is driven on its own task, so
+/// reading the socket and consuming the body overlap (driving both from
+/// one task put every body chunk behind a trip through the run queue: 2.5×
+/// slower with 16 large responses in flight, docs/benchmarks.md). That task
+/// (and HTTP/2's helper tasks) are aborted when the last holder of the
+/// connection — a call or the pool — lets go, so the socket never outlives
+/// them.
+async fn handshake<S>(
     io: S,
     h2: bool,
-    out: Outgoing,
     l: &Limits<'_>,
+    key: Key,
     remote: SocketAddr,
-) -> Result<Response, HostError>
+) -> Result<Conn, HostError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(io);
-    let req = out.into_request(h2)?;
     let cfg = l.cfg;
     if h2 {
         let scope = Scope::default();
-        let _aborts_on_drop = ScopeGuard(scope.clone());
-        let (mut sender, conn) = http2::Builder::new(scope)
+        let guard = ScopeGuard(scope.clone());
+        let (sender, conn) = http2::Builder::new(scope)
             .max_header_list_size(u32::try_from(cfg.max_response_header_bytes).unwrap_or(u32::MAX))
             .handshake::<_, Full<Bytes>>(io)
             .await
             .map_err(|e| http_error(&e, l))?;
-        drive(conn, async move {
-            sender.ready().await.map_err(|e| http_error(&e, l))?;
-            let resp = first_byte(sender.send_request(req), l).await?;
-            read(resp, l, remote).await
+        Ok(Conn {
+            sender: Sender::H2(sender),
+            key,
+            remote,
+            life: Arc::new(Life {
+                _driver: AbortOnDrop(tokio::spawn(async move {
+                    let _ = conn.await;
+                })),
+                _scope: Some(guard),
+            }),
         })
-        .await
     } else {
         let mut b = http1::Builder::new();
         // hyper allocates this many header slots for every response, so the
@@ -321,38 +381,62 @@ where
         if cfg.max_response_header_bytes > HYPER_DEFAULT_BUF {
             b.max_buf_size(cfg.max_response_header_bytes);
         }
-        let (mut sender, conn) = b
+        let (sender, conn) = b
             .handshake::<_, Full<Bytes>>(io)
             .await
             .map_err(|e| http_error(&e, l))?;
-        drive(conn, async move {
-            sender.ready().await.map_err(|e| http_error(&e, l))?;
-            let resp = first_byte(sender.send_request(req), l).await?;
-            read(resp, l, remote).await
+        Ok(Conn {
+            sender: Sender::H1(sender),
+            key,
+            remote,
+            life: Arc::new(Life {
+                _driver: AbortOnDrop(tokio::spawn(async move {
+                    let _ = conn.await;
+                })),
+                _scope: None,
+            }),
         })
-        .await
     }
 }
 
-/// Drives the connection on its own task while the exchange runs on this
-/// one, so reading the socket and consuming the body overlap (driving both
-/// from one task put every body chunk behind a trip through the run queue:
-/// 2.5× slower with 16 large responses in flight, docs/benchmarks.md). The
-/// connection task is aborted when the exchange ends or is dropped, so the
-/// socket never outlives the call.
-async fn drive<C, E, T>(conn: C, exchange: E) -> Result<T, HostError>
-where
-    C: Future + Send + 'static,
-    C::Output: Send + 'static,
-    E: Future<Output = Result<T, HostError>>,
-{
-    let _conn = AbortOnDrop(tokio::spawn(conn));
-    // A connection error surfaces in the exchange too.
-    exchange.await
+/// How one attempt on a connection failed.
+enum Attempt {
+    /// The request never left: the connection was closed before it took
+    /// it. Safe to send on another connection.
+    NotSent(HostError),
+    /// It may have been sent, or the response failed: never sent again.
+    Failed(HostError),
+}
+
+/// Sends `out` on `conn` and reads the whole response. Returns the
+/// connection with whether it may be reused.
+async fn round_trip(
+    mut conn: Conn,
+    out: Outgoing,
+    l: &Limits<'_>,
+) -> Result<(Response, Conn, bool), Attempt> {
+    let h2 = matches!(conn.sender, Sender::H2(_));
+    let req = out.into_request(h2).map_err(Attempt::Failed)?;
+    let resp = match &mut conn.sender {
+        Sender::H1(s) => {
+            s.ready()
+                .await
+                .map_err(|e| Attempt::NotSent(http_error(&e, l)))?;
+            first_byte(s.try_send_request(req), l).await?
+        }
+        Sender::H2(s) => {
+            s.ready()
+                .await
+                .map_err(|e| Attempt::NotSent(http_error(&e, l)))?;
+            first_byte(s.try_send_request(req), l).await?
+        }
+    };
+    let (response, keep_alive) = read(resp, l, conn.remote).await.map_err(Attempt::Failed)?;
+    Ok((response, conn, keep_alive))
 }
 
 /// Aborts a spawned task when dropped.
-struct AbortOnDrop<O>(tokio::task::JoinHandle<O>);
+pub(crate) struct AbortOnDrop<O>(tokio::task::JoinHandle<O>);
 
 impl<O> Drop for AbortOnDrop<O> {
     fn drop(&mut self) {
@@ -361,28 +445,39 @@ impl<O> Drop for AbortOnDrop<O> {
 }
 
 /// Waits for the response head within the first-byte deadline.
-async fn first_byte<F>(send: F, l: &Limits<'_>) -> Result<hyper::Response<Incoming>, HostError>
+async fn first_byte<F>(send: F, l: &Limits<'_>) -> Result<hyper::Response<Incoming>, Attempt>
 where
-    F: Future<Output = hyper::Result<hyper::Response<Incoming>>>,
+    F: Future<
+        Output = Result<hyper::Response<Incoming>, TrySendError<hyper::Request<Full<Bytes>>>>,
+    >,
 {
     let wait = l.cfg.first_byte_timeout;
     match tokio::time::timeout(wait, send).await {
-        Err(_) => Err(HostError::new(
+        Err(_) => Err(Attempt::Failed(HostError::new(
             ErrorKind::Timeout,
             format!("no response from {} within {wait:?}", l.shown),
-        )),
-        Ok(Err(e)) => Err(http_error(&e, l)),
+        ))),
+        Ok(Err(mut e)) => {
+            let not_sent = e.take_message().is_some();
+            let err = http_error(e.error(), l);
+            Err(if not_sent {
+                Attempt::NotSent(err)
+            } else {
+                Attempt::Failed(err)
+            })
+        }
         Ok(Ok(r)) => Ok(r),
     }
 }
 
 /// Checks the head against the bounds and reads the whole body, failing at
-/// the first byte over the bound.
+/// the first byte over the bound. Also says whether the connection may be
+/// kept: not after `Connection: close` or an HTTP/1.0 answer.
 async fn read(
     resp: hyper::Response<Incoming>,
     l: &Limits<'_>,
     remote: SocketAddr,
-) -> Result<Response, HostError> {
+) -> Result<(Response, bool), HostError> {
     let (parts, mut body) = resp.into_parts();
     let cfg = l.cfg;
     let count = parts.headers.len();
@@ -450,13 +545,21 @@ async fn read(
         Version::HTTP_11 => "HTTP/1.1",
         _ => "HTTP",
     };
-    Ok(Response {
-        status: parts.status.as_u16(),
-        headers: headers::filter(&parts.headers),
-        body: data,
-        version,
-        remote,
-    })
+    let close = parts.headers.get_all(CONNECTION).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    });
+    let keep_alive = !close && matches!(parts.version, Version::HTTP_11 | Version::HTTP_2);
+    Ok((
+        Response {
+            status: parts.status.as_u16(),
+            headers: headers::filter(&parts.headers),
+            body: data,
+            version,
+            remote,
+        },
+        keep_alive,
+    ))
 }
 
 fn too_large_head(l: &Limits<'_>) -> HostError {
@@ -517,7 +620,7 @@ where
 }
 
 /// Aborts every task of its [`Scope`] when dropped.
-struct ScopeGuard(Scope);
+pub(crate) struct ScopeGuard(Scope);
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {

@@ -3,6 +3,7 @@
 //! and closes its socket, whatever the callers do.
 
 use super::exchange::{self, Call, Shared};
+use super::pool::Pool;
 use super::types::{RequestOptions, Response};
 use crate::audit::{Audit, AuditSink};
 use crate::config::{GlobalLimit, RequestConfig};
@@ -49,8 +50,13 @@ impl Drop for Slot {
 /// as server name, sends exactly one request over that connection and
 /// returns the complete, bounded response with cookies and hop-by-hop
 /// headers removed. It follows no redirect (a 3xx is returned as it is),
-/// keeps no cookies or connections, reads no proxy variables and does not
-/// decompress. See docs/runtime.md for the limits and faults.
+/// keeps no cookies, reads no proxy variables and does not decompress.
+///
+/// Connections are kept for reuse within this host only, and a call takes
+/// one only after its own checks, when it goes to an address that call
+/// just checked, with the same scheme and server name (see
+/// [`RequestConfig::pool_max_idle`]). See docs/runtime.md for the limits
+/// and faults.
 pub struct RequestHost {
     shared: Arc<Shared>,
     in_flight: Arc<InFlight>,
@@ -97,6 +103,7 @@ impl RequestHost {
                 audit: Audit::new(None, authorizer.plugin(), authorizer.digest()),
                 authorizer,
                 resolver,
+                pool: Pool::new(config.pool_max_idle, config.pool_idle_timeout),
                 config,
                 tls: Arc::new(tls),
             }),
@@ -122,6 +129,7 @@ impl RequestHost {
             resolver: s.resolver.clone(),
             config: s.config.clone(),
             tls: s.tls.clone(),
+            pool: s.pool.clone(),
         });
         self
     }
@@ -134,6 +142,12 @@ impl RequestHost {
     /// Requests in flight (each holds at most one socket).
     pub fn in_flight(&self) -> usize {
         self.in_flight.count.load(Ordering::SeqCst)
+    }
+
+    /// Connections kept open for reuse now (an HTTP/2 connection in use by
+    /// calls counts while it is pooled).
+    pub fn idle_connections(&self) -> usize {
+        self.shared.pool.idle()
     }
 
     fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<u64, AbortHandle>> {
@@ -259,11 +273,13 @@ impl RequestHost {
     }
 
     /// Ends every request in flight at once — each returns `shutdown` and its
-    /// connection is closed — and refuses new ones. Returns when the
+    /// connection is closed —, closes every pooled connection and refuses
+    /// new requests. Returns when the
     /// request tasks are gone (bounded wait). Dropping the host does the same
     /// without waiting.
     pub async fn shutdown(&self) {
         self.is_shut.store(true, Ordering::SeqCst);
+        self.shared.pool.close();
         let handles: Vec<AbortHandle> = self.tasks().drain().map(|(_, h)| h).collect();
         for h in &handles {
             h.abort();
@@ -286,6 +302,7 @@ impl RequestHost {
 impl Drop for RequestHost {
     fn drop(&mut self) {
         self.is_shut.store(true, Ordering::SeqCst);
+        self.shared.pool.close();
         for (_, h) in self.tasks().drain() {
             h.abort();
         }

@@ -6,6 +6,7 @@
 mod exchange;
 mod headers;
 mod host;
+mod pool;
 mod types;
 
 pub use host::RequestHost;
