@@ -9,8 +9,7 @@
 
 mod support;
 use netgrant_runtime::{
-    HostError, RequestConfig, RequestHost, RequestOptions, ResolveFuture, Resolver, Response,
-    StaticResolver,
+    HostError, RequestConfig, RequestHost, RequestOptions, ResolveFuture, Resolver, StaticResolver,
 };
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,21 +23,6 @@ use tokio::net::TcpStream;
 
 fn h(k: &str, v: &str) -> (String, String) {
     (k.to_string(), v.to_string())
-}
-
-/// Runs `f` with the outer bound: a hang is a failure, not a stall.
-async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(OUTER, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {OUTER:?}"))
-}
-
-async fn get(host: &RequestHost, url: &str) -> Result<Response, HostError> {
-    bounded(
-        url,
-        host.request("GET", url, &[], Vec::new(), RequestOptions::default()),
-    )
-    .await
 }
 
 /// A short deadline for the timed faults.
@@ -1009,11 +993,7 @@ async fn interop_with_python_http_server() {
     std::fs::create_dir(dir.join("sub")).unwrap();
     let py = PythonServer::start(&dir);
     let p = py.port;
-    let host = request_host(
-        allow_request(&format!("http://api.test:{p}/"), ""),
-        api_test(),
-        RequestConfig::default(),
-    );
+    let host = api_host(p);
     let r = get(&host, &format!("http://api.test:{p}/blob.bin"))
         .await
         .unwrap();

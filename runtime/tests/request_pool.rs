@@ -9,10 +9,8 @@
 
 mod support;
 use netgrant_runtime::{
-    ErrorKind, HostError, RequestConfig, RequestHost, RequestOptions, ResolveFuture, Resolver,
-    Response, StaticResolver,
+    ErrorKind, RequestConfig, RequestHost, RequestOptions, ResolveFuture, Resolver, StaticResolver,
 };
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -20,20 +18,6 @@ use std::time::Duration;
 use support::http::*;
 use support::*;
 use tokio::io::AsyncWriteExt;
-
-async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(OUTER, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {OUTER:?}"))
-}
-
-async fn get(host: &RequestHost, url: &str) -> Result<Response, HostError> {
-    bounded(
-        url,
-        host.request("GET", url, &[], Vec::new(), RequestOptions::default()),
-    )
-    .await
-}
 
 /// A resolver whose answers the test changes between calls.
 #[derive(Clone, Default)]
@@ -255,11 +239,7 @@ async fn an_idle_connection_the_server_closed_is_replaced_not_an_error() {
     })
     .await;
     let p = server.port();
-    let host = request_host(
-        allow_request(&format!("http://api.test:{p}/"), ""),
-        api_test(),
-        RequestConfig::default(),
-    );
+    let host = api_host(p);
     for _ in 0..3 {
         let r = get(&host, &format!("http://api.test:{p}/")).await.unwrap();
         assert_eq!(r.body, b"ok");

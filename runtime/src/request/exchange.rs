@@ -365,12 +365,7 @@ where
             sender: Sender::H2(sender),
             key,
             remote,
-            life: Arc::new(Life {
-                _driver: AbortOnDrop(tokio::spawn(async move {
-                    let _ = conn.await;
-                })),
-                _scope: Some(guard),
-            }),
+            life: Life::spawn(conn, Some(guard)),
         })
     } else {
         let mut b = http1::Builder::new();
@@ -389,12 +384,7 @@ where
             sender: Sender::H1(sender),
             key,
             remote,
-            life: Arc::new(Life {
-                _driver: AbortOnDrop(tokio::spawn(async move {
-                    let _ = conn.await;
-                })),
-                _scope: None,
-            }),
+            life: Life::spawn(conn, None),
         })
     }
 }
@@ -433,15 +423,6 @@ async fn round_trip(
     };
     let (response, keep_alive) = read(resp, l, conn.remote).await.map_err(Attempt::Failed)?;
     Ok((response, conn, keep_alive))
-}
-
-/// Aborts a spawned task when dropped.
-pub(crate) struct AbortOnDrop<O>(tokio::task::JoinHandle<O>);
-
-impl<O> Drop for AbortOnDrop<O> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Waits for the response head within the first-byte deadline.

@@ -13,7 +13,7 @@
 //! `RequestConfig::pool_max_idle` are idle (oldest first), when its server
 //! closes it, and when the host shuts down or is dropped.
 
-use super::exchange::{AbortOnDrop, ScopeGuard};
+use super::exchange::ScopeGuard;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::client::conn::{http1, http2};
@@ -53,8 +53,32 @@ impl Sender {
 /// helper tasks hyper spawned. Dropping the last reference aborts them and
 /// so closes the socket.
 pub(crate) struct Life {
-    pub _driver: AbortOnDrop<()>,
-    pub _scope: Option<ScopeGuard>,
+    _driver: AbortOnDrop<()>,
+    _scope: Option<ScopeGuard>,
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop<O>(tokio::task::JoinHandle<O>);
+
+impl<O> Drop for AbortOnDrop<O> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Life {
+    /// Drives `conn` on its own task until the last holder lets go.
+    pub(crate) fn spawn<C>(conn: C, scope: Option<ScopeGuard>) -> Arc<Life>
+    where
+        C: std::future::Future + Send + 'static,
+    {
+        Arc::new(Life {
+            _driver: AbortOnDrop(tokio::spawn(async move {
+                let _ = conn.await;
+            })),
+            _scope: scope,
+        })
+    }
 }
 
 /// An open connection a call holds. HTTP/1.1 connections are held by one

@@ -6,9 +6,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use netgrant_policy::Authorizer;
-use netgrant_runtime::{RequestConfig, RequestHost, StaticResolver};
+use netgrant_runtime::{
+    HostError, RequestConfig, RequestHost, RequestOptions, Response, StaticResolver,
+};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -264,4 +267,30 @@ pub fn request_host(
     cfg: RequestConfig,
 ) -> RequestHost {
     RequestHost::new(authz, Arc::new(resolver), cfg).unwrap()
+}
+
+/// A default request host allowing `http://api.test:{port}/` (see
+/// [`allow_request`]).
+pub fn api_host(port: u16) -> RequestHost {
+    request_host(
+        allow_request(&format!("http://api.test:{port}/"), ""),
+        api_test(),
+        RequestConfig::default(),
+    )
+}
+
+/// Runs `f` with the outer bound: a hang is a failure, not a stall.
+pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(super::OUTER, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {:?}", super::OUTER))
+}
+
+/// A bounded GET with no headers or body.
+pub async fn get(host: &RequestHost, url: &str) -> Result<Response, HostError> {
+    bounded(
+        url,
+        host.request("GET", url, &[], Vec::new(), RequestOptions::default()),
+    )
+    .await
 }
