@@ -206,3 +206,33 @@ fn the_property_is_not_vacuous() {
     }
     assert!(with * 2 > n, "only {with} of {n} inputs contain a value");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+    /// Substitute, then mask what the peer echoes: the template comes back.
+    /// Values are distinct `[A-Z]` strings and the text between placeholders
+    /// is non-empty lower case, so values cannot run together.
+    #[test]
+    fn substitute_then_mask_round_trips(
+        values in proptest::collection::hash_set("[A-Z]{1,8}", 1..4),
+        pieces in proptest::collection::vec((0usize..4, "[a-z \"%/]{1,6}"), 0..8),
+    ) {
+        use super::inject::{placeholder, substitute_placeholders};
+        use secrecy::SecretString;
+        let values: Vec<String> = values.into_iter().collect();
+        let names: Vec<String> = (0..values.len()).map(|i| format!("c{i}")).collect();
+        let secrets: Vec<SecretString> = values.iter().map(|v| SecretString::from(v.as_str())).collect();
+        let bound: Vec<(&str, &SecretString)> = names.iter().map(|n| n.as_str()).zip(&secrets).collect();
+        let mut template = String::new();
+        for (i, text) in pieces {
+            template.push_str(&text);
+            if i < names.len() {
+                template.push_str(&placeholder(&names[i]));
+            }
+            template.push('.');
+        }
+        let sent = substitute_placeholders(&template, &bound).unwrap();
+        let m = Masker::new(values.iter().zip(&names).map(|(v, n)| (v.as_str(), placeholder(n)))).unwrap();
+        prop_assert_eq!(m.mask_str(&sent), template.as_str());
+    }
+}

@@ -77,7 +77,9 @@ impl Sentinel {
 }
 
 /// Runs `f` under a thread-local `tracing` subscriber that records every
-/// event at every level; returns its result and the text written.
+/// event at every level; returns its result and the text written. Only
+/// this thread is captured: drive async code with a current-thread runtime
+/// inside `f`.
 pub fn capture_tracing<R>(f: impl FnOnce() -> R) -> (R, String) {
     let buf = Captured::default();
     let sub = tracing_subscriber::fmt()
