@@ -15,17 +15,18 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-30}
-ALL=(manifest grant target authorize ir_load)
+ALL=(manifest grant target authorize ir_load credentials)
 TARGETS=("${@:-${ALL[@]}}")
 
 # Longest input per target: TOML files, a target string (past the 2 KiB
-# limit), IR JSON, structured bytes.
+# limit), IR JSON, structured bytes (authorize, credentials).
 max_len() {
   case "$1" in
     manifest | grant) echo 8192 ;;
     target) echo 4096 ;;
     ir_load) echo 16384 ;;
     authorize) echo 1024 ;;
+    credentials) echo 2048 ;;
     *) echo 4096 ;;
   esac
 }

@@ -12,6 +12,14 @@
 use netgrant_policy::{load_policy, CompiledPolicy, Diagnostic};
 
 pub mod authorize;
+pub mod credentials;
+// The runtime's credential masking and substitution, built from its source
+// without the rest of the runtime (no tokio, hyper or rustls under the
+// fuzzing instrumentation): both files use nothing else from their crate.
+#[path = "../../runtime/src/credentials/inject.rs"]
+pub mod cred_inject;
+#[path = "../../runtime/src/credentials/mask.rs"]
+pub mod cred_mask;
 pub mod reference;
 
 /// Everything observable about a list of diagnostics, for determinism checks

@@ -14,6 +14,10 @@
 //!   plugin gets a [`Response`], never a socket.
 //! * [`RequestGuard`] — only the checks, for a host that must keep its own
 //!   HTTP client: it connects to the returned addresses itself.
+//! * Credentials (docs/spec.md §9; the hosts do not inject them yet): the
+//!   host's [`SecretStore`] ([`FileSecretStore`], [`MemorySecretStore`]),
+//!   [`substitute_placeholders`] and [`format_header_value`] for outgoing
+//!   data, [`Masker`] and [`StreamMasker`] for what goes back to the plugin.
 #![deny(missing_docs)]
 // Denials carry a whole `Decision` (redacted URL, message, rule): it is the
 // product, not an exceptional path, and boxing it would only add noise.
@@ -22,6 +26,7 @@
 mod audit;
 mod config;
 mod connect;
+mod credentials;
 mod error;
 mod guard;
 mod request;
@@ -30,8 +35,17 @@ mod websocket;
 
 pub use audit::{AuditRecord, AuditSink, DecisionRecord, FinishedRecord, JsonLinesSink};
 pub use config::{GlobalLimit, HostConfig, RequestConfig, Roots};
+pub use credentials::{
+    format_header_value, placeholder, substitute_placeholders, FileSecretStore, HeaderValueError,
+    InvalidSecretRef, MaskError, Masker, MemorySecretStore, SecretError, SecretFileError,
+    SecretFuture, SecretRef, SecretStore, StreamMasker, SubstituteError, MAX_MASKED_VALUE_BYTES,
+    MAX_SECRETS_FILE_BYTES, PLACEHOLDER_PREFIX, PLACEHOLDER_SUFFIX,
+};
 pub use error::{ErrorKind, HostError};
 pub use guard::{Guarded, RequestGuard};
 pub use request::{RequestHost, RequestOptions, Response};
 pub use resolver::{HickoryResolver, ResolveFuture, Resolver, StaticResolver};
+/// The `secrecy` crate this one takes and returns values in
+/// ([`secrecy::SecretString`]), so a host names the same version.
+pub use secrecy;
 pub use websocket::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State, WebSocketHost};

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 pub mod http;
+pub mod sentinel;
 
 /// Compiles a manifest + grant into an authorizer (panics on invalid input).
 pub fn authorizer(manifest: &str, grant: &str) -> Arc<Authorizer> {

@@ -1,0 +1,33 @@
+//! Credentials (docs/spec.md §9): the host's secret store, placeholder
+//! substitution and header formatting on the way out, masking on the way in.
+//!
+//! The pieces are independent of the hosts and of the policy crate, so the
+//! hosts can wire them in once the policy exposes bound credentials:
+//!
+//! * [`SecretStore`] — the host's store, looked up by [`SecretRef`];
+//!   [`FileSecretStore`] is the TOML file netgrant ships, [`MemorySecretStore`]
+//!   one built in code.
+//! * [`substitute_placeholders`] and [`format_header_value`] — the only
+//!   places a value is written into outgoing data, into zeroizing memory.
+//! * [`Masker`] and [`StreamMasker`] — every occurrence of an injected value
+//!   in what goes back to the plugin becomes its placeholder.
+//!
+//! `mask.rs` and `inject.rs` use nothing else from this crate: the fuzz
+//! crate builds them on their own (docs/decisions.md, 138).
+
+mod file;
+mod inject;
+mod mask;
+#[cfg(test)]
+mod mask_tests;
+mod store;
+
+pub use file::{FileSecretStore, SecretFileError, MAX_SECRETS_FILE_BYTES};
+pub use inject::{
+    format_header_value, placeholder, substitute_placeholders, HeaderValueError, SubstituteError,
+    PLACEHOLDER_PREFIX, PLACEHOLDER_SUFFIX,
+};
+pub use mask::{MaskError, Masker, StreamMasker, MAX_MASKED_VALUE_BYTES};
+pub use store::{
+    InvalidSecretRef, MemorySecretStore, SecretError, SecretFuture, SecretRef, SecretStore,
+};
