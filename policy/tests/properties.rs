@@ -1204,6 +1204,7 @@ proptest! {
                 method: (u.capability() == Capability::Request).then_some(u.method),
                 headers: &[],
                 subprotocols: &[],
+                credentials: &[],
             };
             let got = authz.authorize(&req, None);
             let want = reference(&policy, u);
@@ -2034,6 +2035,7 @@ proptest! {
                 method: (u.capability() == Capability::Request).then_some(u.method),
                 headers: &[],
                 subprotocols: &[],
+                credentials: &[],
             };
             // Also with DNS answers, so the address checks take part.
             let answers = [ips[i % ips.len()]];
