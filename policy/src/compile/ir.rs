@@ -575,6 +575,10 @@ version = "1.2.3-rc.1"
 url = "https://api.example.com/v1"
 methods = ["GET", "POST"]
 headers = ["X-Trace", "X-Lang"]
+credentials = [
+  { name = "api-key", header = "X-Api-Key", reason = "as the app" },
+  { name = "bot", header = "Authorization", format = "Bot {secret}" },
+]
 reason = "quote \" backslash \\ unicode é ✓ \u00e9"
 
 [[host_api.request]]
@@ -590,6 +594,7 @@ methods = ["GET"]
 [[host_api.websocket]]
 url = "wss://ws.example.com/"
 subprotocols = ["json", "mqtt"]
+credentials = [{ name = "bot", message = true, format = "é {secret}" }]
 reason = "socket"
 
 [[host_api.websocket]]
@@ -604,6 +609,7 @@ url = "wss://*/"
 [[host_api.request]]
 url = "https://api.example.com/v1/users/"
 methods = ["GET"]
+credentials = {{ bot = "app/bot" }}
 [[host_api.request]]
 url = "https://a.example.net/"
 [[host_api.request]]
@@ -611,9 +617,11 @@ url = "https://gone.example.org/"
 methods = ["PUT"]
 headers = ["X-Gone"]
 networks = ["10.0.0.0/8"]
+credentials = {{ k = "a/b" }}
 [[host_api.websocket]]
 url = "wss://ws.example.com/"
 subprotocols = []
+credentials = {{ bot = "app/bot" }}
 [[host_api.websocket]]
 url = "wss://*/"
 "#
@@ -642,6 +650,15 @@ url = "wss://*/"
             let p = c.policy.unwrap_or_else(|| panic!("{:?}", c.diagnostics));
             assert_eq!(p.compute_digest(), value_digest(&p));
             assert_eq!(p.digest, value_digest(&p));
+            // Credentials take part, bound and not, and on ignored entries.
+            assert!(p.entries.iter().any(|e| !e.credentials.is_empty()));
+            if grant.is_some() {
+                assert!(p
+                    .entries
+                    .iter()
+                    .any(|e| e.credentials.iter().any(|c| c.secret_ref.is_some())));
+                assert!(p.ignored.iter().any(|i| !i.credentials.is_empty()));
+            }
             seen += p.entries.len() + p.ignored.len();
             // Every field changed somewhere still agrees (and still matters).
             let mut q = p.ir().clone();
@@ -649,6 +666,7 @@ url = "wss://*/"
                 e.reason = None;
                 e.narrows = None;
                 e.methods = None;
+                e.credentials.clear();
             }
             q.approved_digest = Some("x".into());
             q.ignored.clear();
