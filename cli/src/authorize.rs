@@ -36,6 +36,9 @@ pub struct AuthorizeArgs {
     /// A WebSocket subprotocol the plugin asks for (repeatable).
     #[arg(long = "subprotocol", value_name = "P")]
     pub subprotocols: Vec<String>,
+    /// A credential the plugin asks the host to inject, by its declared name (repeatable).
+    #[arg(long = "credential", value_name = "NAME")]
+    pub credentials: Vec<String>,
     /// DNS answers to check, `HOST=IP[,IP…]` (repeatable; empty list = did not resolve).
     #[arg(long = "resolve", value_name = "HOST=IP[,IP…]")]
     pub resolve: Vec<String>,
@@ -178,6 +181,7 @@ impl Inputs {
             method: a.method.as_deref(),
             headers: &self.headers,
             subprotocols: &a.subprotocols,
+            credentials: &a.credentials,
         }
     }
 

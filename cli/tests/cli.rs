@@ -366,6 +366,31 @@ fn authorize_decisions_and_exit_codes() {
             1,
             "wrong_capability",
         ),
+        // docs/spec.md §9.3: the example binds `bot-token` on both targets.
+        (
+            &[
+                "--capability",
+                "request",
+                "--credential",
+                "bot-token",
+                "https://discord.com/api/v10/users/@me",
+            ],
+            0,
+            "allowed",
+        ),
+        (
+            &[
+                "--capability",
+                "websocket",
+                "--credential",
+                "bot-token",
+                "--credential",
+                "webhook-key",
+                "wss://gateway.discord.gg/?v=10",
+            ],
+            1,
+            "credential_not_granted",
+        ),
         (
             &["--capability", "websocket", "not a url"],
             1,

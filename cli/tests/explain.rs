@@ -45,7 +45,7 @@ const CASES: &[Case] = &[
         policy: &BRIDGE,
         args: &["--capability", "websocket", "wss://gateway.discord.gg/?v=10&encoding=json"],
         code: "allowed",
-        expect: &["matched", "websocket:wss://gateway.discord.gg/", "plugin.toml:19", "grant.toml:6"],
+        expect: &["matched", "websocket:wss://gateway.discord.gg/", "plugin.toml:22", "grant.toml:6"],
     },
     Case {
         name: "allowed_through_narrowing_grant",
@@ -81,7 +81,7 @@ const CASES: &[Case] = &[
         args: &["--capability", "request", "https://cdn.discordapp.com/attachments/1/a.png"],
         code: "not_granted",
         expect: &[
-            "add to examples/discord-bridge/grant.toml (it approves the request at examples/discord-bridge/plugin.toml:14)",
+            "add to examples/discord-bridge/grant.toml (it approves the request at examples/discord-bridge/plugin.toml:17)",
             "url = \"https://cdn.discordapp.com/attachments/\"",
         ],
     },
@@ -98,7 +98,7 @@ const CASES: &[Case] = &[
         code: "method_not_allowed",
         expect: &[
             "requested: GET, POST",
-            "replace the entry at examples/discord-bridge/grant.toml:9",
+            "replace the entry at examples/discord-bridge/grant.toml:10",
             "methods = [\"GET\", \"POST\"]",
         ],
     },

@@ -794,6 +794,7 @@ pub fn run(input: &Input) -> String {
         method: method.as_deref(),
         headers: &headers,
         subprotocols: &subprotocols,
+        credentials: &[],
     };
     let d = authz.authorize(&req, answers.as_deref());
 

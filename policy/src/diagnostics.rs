@@ -141,6 +141,24 @@ codes! {
     InvalidNetwork = "netgrant::network::invalid", Error, "a network is not a CIDR block or IP address";
     /// A network that lies entirely in never-reachable ranges.
     ForbiddenNetwork = "netgrant::network::forbidden", Error, "a network lies entirely in never-reachable ranges";
+    /// A credential name that does not match `[a-z0-9][a-z0-9-]{0,63}`.
+    CredentialName = "netgrant::credential::name", Error, "a credential name does not match [a-z0-9][a-z0-9-]{0,63}";
+    /// The same credential name twice on one target.
+    CredentialDuplicateName = "netgrant::credential::duplicate_name", Error, "the same credential name is declared twice on one target";
+    /// A credential without exactly one placement (`header` or `message = true`), or `message` on a request target.
+    CredentialPlacement = "netgrant::credential::placement", Error, "a credential needs exactly one placement: header = \"…\", or message = true on a websocket target";
+    /// A credential header that is never allowed, always allowed, not a token, or also in `headers`.
+    CredentialHeader = "netgrant::credential::header", Error, "a credential's header is never allowed, always allowed, not a token, or also declared in headers";
+    /// A credential `format` without exactly one `{secret}`, or with characters its placement cannot hold.
+    CredentialFormat = "netgrant::credential::format", Error, "a credential format lacks exactly one {secret} or holds characters its placement cannot carry";
+    /// A credential on a broad target.
+    CredentialBroadTarget = "netgrant::credential::broad_target", Error, "a credential is declared or bound on a broad target";
+    /// A credential on plaintext `http`/`ws` to a host that is not loopback.
+    CredentialPlaintextTarget = "netgrant::credential::plaintext_target", Error, "a credential is declared or bound on plaintext http/ws to a host that is not loopback";
+    /// A credential on a target with port `*`.
+    CredentialAnyPortTarget = "netgrant::credential::any_port_target", Error, "a credential is declared or bound on a target with port *";
+    /// A SecretRef that does not match `[a-z0-9][a-z0-9._/-]{0,127}` (or holds `://` or whitespace).
+    SecretRef = "netgrant::credential::secret_ref", Error, "a secret reference does not match [a-z0-9][a-z0-9._/-]{0,127}";
     /// The grant is for another plugin.
     PluginMismatch = "netgrant::grant::plugin_mismatch", Error, "the grant names another plugin";
     /// `approved_digest` is not `sha256:` and 64 hex digits.
@@ -153,6 +171,8 @@ codes! {
     NotRequested = "netgrant::grant::not_requested", EntryError, "granted but not requested: no requested target contains this grant entry";
     /// A broad grant entry without `broad = true` (entry-level: dropped, listed under `ignored`).
     BroadNotApproved = "netgrant::grant::broad_not_approved", EntryError, "a broad grant entry lacks broad = true";
+    /// A grant entry binds a credential its target does not declare (entry-level: dropped, listed under `ignored`).
+    CredentialNotDeclared = "netgrant::grant::credential_not_declared", EntryError, "a grant entry binds a credential the matching manifest target does not declare";
     /// `broad = true` on an entry that is not broad.
     BroadUnneeded = "netgrant::grant::broad_unneeded", Warning, "broad = true on an entry that is not broad";
     /// An IR file that is not valid JSON for the IR schema.

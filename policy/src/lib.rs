@@ -74,6 +74,8 @@ mod capability;
 mod compile;
 #[path = "compile/compiled.rs"]
 mod compiled;
+#[path = "grammar/credential.rs"]
+mod credential;
 #[path = "authorize/decision.rs"]
 mod decision;
 pub mod diagnostics;
@@ -120,6 +122,10 @@ mod target;
 
 // Parse: documents and the target grammar.
 pub use capability::{Capability, Scheme};
+pub use credential::{
+    BoundCredential, Credential, CredentialPlacement, EntryCredential, FormatError, SecretRef,
+    SecretRefError, MAX_CREDENTIALS_PER_TARGET,
+};
 pub use document::{Grant, Manifest, Parsed, MAX_FILE_BYTES, MAX_TARGETS};
 pub use path::{PathReadingError, PathReadings, Reading};
 pub use permission::{broad_reason, broad_reason_ir, Flags, Method, Methods, Permission};

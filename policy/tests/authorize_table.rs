@@ -13,6 +13,7 @@
 //! * `headers` (optional): `"Name: value"` strings, split at the first `:`
 //!   (one space after the colon is dropped);
 //! * `subprotocols` (optional);
+//! * `credentials` (optional): names of credentials the plugin asks for;
 //! * `resolve` (optional): DNS answers. Absent decides on the URL alone;
 //!   `[]` means the name did not resolve;
 //! * `decision` (`allow` / `deny`) and `code` (`allowed` or a deny code);
@@ -96,6 +97,7 @@ fn run_case(authz: &Authorizer, c: &Case) -> Result<(), String> {
         method: c.method.as_deref(),
         headers: &headers,
         subprotocols: &c.subprotocols,
+        credentials: &c.credentials,
     };
     let d = authz.authorize(&req, answers.as_deref());
 
@@ -185,8 +187,15 @@ fn validate_table(table: &Table) -> Vec<String> {
             errors.push(format!("{at}: empty `why`"));
         }
         let key = format!(
-            "{}|{}|{}|{:?}|{:?}|{:?}|{:?}",
-            c.policy, c.capability, c.url, c.method, c.headers, c.subprotocols, c.resolve
+            "{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            c.policy,
+            c.capability,
+            c.url,
+            c.method,
+            c.headers,
+            c.subprotocols,
+            c.credentials,
+            c.resolve
         );
         if !seen.insert(key) {
             errors.push(format!("{at}: duplicate case"));

@@ -20,7 +20,7 @@
 use netgrant_policy::PathReadings;
 use netgrant_policy::UrlHost;
 use netgrant_policy::{
-    compile, load_policy, Authorizer, Capability, Grant, Manifest, Request, Target,
+    compile, load_policy, Authorizer, Capability, Code, Grant, Manifest, Request, Target,
 };
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
@@ -1204,6 +1204,7 @@ proptest! {
                 method: (u.capability() == Capability::Request).then_some(u.method),
                 headers: &[],
                 subprotocols: &[],
+                credentials: &[],
             };
             let got = authz.authorize(&req, None);
             let want = reference(&policy, u);
@@ -2014,6 +2015,91 @@ fn approve_all(p: &RPolicy) -> String {
     all.texts().1
 }
 
+/// The manifest with credential `k` declared on every target that may
+/// carry one (docs/spec.md §9.1: not broad, not plaintext except loopback,
+/// not `:*`): declared everywhere, then removed where the walker refuses it.
+fn declare_credential(manifest: &str) -> String {
+    const LINE: &str = "credentials = [{ name = \"k\", header = \"X-Netgrant-K\" }]";
+    let with: String = manifest
+        .lines()
+        .flat_map(|l| {
+            let extra = l.starts_with("url = ").then_some(LINE);
+            std::iter::once(l).chain(extra)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let refused: Vec<usize> = Manifest::parse("plugin.toml", &with)
+        .diagnostics
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.code,
+                Code::CredentialBroadTarget
+                    | Code::CredentialPlaintextTarget
+                    | Code::CredentialAnyPortTarget
+            )
+        })
+        .filter_map(|d| d.primary_span())
+        .map(|s| with[..s.start].matches('\n').count())
+        .collect();
+    with.lines()
+        .enumerate()
+        .filter(|(i, _)| !refused.contains(i))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect()
+}
+
+/// The grant with `k` bound on every entry (an entry whose parent does not
+/// declare `k` is dropped as `credential_not_declared`: fewer allows).
+fn bind_credential(grant: &str) -> String {
+    grant
+        .lines()
+        .flat_map(|l| {
+            let extra = l
+                .starts_with("url = ")
+                .then_some("credentials = { k = \"s/k\" }");
+            std::iter::once(l).chain(extra)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(cases(300))]
+
+    /// With credentials: whatever a grant allows while the plugin asks for
+    /// credential `k`, the approve-everything grant (binding `k` wherever it
+    /// is declared) allows too. Bindings on narrower entries never reach
+    /// wider than the declaration.
+    #[test]
+    fn a_grant_never_widens_with_credentials((policy, urls) in r_policy().prop_flat_map(r_urls)) {
+        let (m, g) = policy.texts();
+        let m = declare_credential(&m);
+        let narrow = compile_texts(&m, &bind_credential(&g)).map_err(TestCaseError::fail)?;
+        let all = compile_texts(&m, &bind_credential(&approve_all(&policy)))
+            .map_err(TestCaseError::fail)?;
+        let (narrow, all) = (Authorizer::new(&narrow), Authorizer::new(&all));
+        let asked = ["k".to_string()];
+        for u in &urls {
+            let text = u.text();
+            let req = Request {
+                capability: u.capability(),
+                url: &text,
+                method: (u.capability() == Capability::Request).then_some(u.method),
+                headers: &[],
+                subprotocols: &[],
+                credentials: &asked,
+            };
+            if narrow.authorize(&req, None).is_allowed() {
+                prop_assert!(
+                    all.authorize(&req, None).is_allowed(),
+                    "{} allowed with `k` by the grant but not by approve-all\n{}\n{}", text, m, g
+                );
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(cases(1000))]
 
@@ -2034,6 +2120,7 @@ proptest! {
                 method: (u.capability() == Capability::Request).then_some(u.method),
                 headers: &[],
                 subprotocols: &[],
+                credentials: &[],
             };
             // Also with DNS answers, so the address checks take part.
             let answers = [ips[i % ips.len()]];

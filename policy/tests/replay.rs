@@ -57,7 +57,13 @@ fn replay_decides_like_authorize_on_the_table() {
     for (name, src) in &table.policy {
         let p = policy(&src.manifest, &src.grant);
         let authz = Authorizer::new(&p);
-        let cases: Vec<&table::Case> = table.case.iter().filter(|c| &c.policy == name).collect();
+        // Log lines carry no credentials yet (audit records of credential
+        // use come with runtime injection), so those cases are not replayed.
+        let cases: Vec<&table::Case> = table
+            .case
+            .iter()
+            .filter(|c| &c.policy == name && c.credentials.is_empty())
+            .collect();
         // Each case as a JSON line, with headers as [name, value] pairs (exact
         // bytes, no "Name: value" splitting ambiguity).
         let mut log = String::new();
@@ -82,6 +88,7 @@ fn replay_decides_like_authorize_on_the_table() {
                 method: c.method.as_deref(),
                 headers: &headers,
                 subprotocols: &c.subprotocols,
+                credentials: &[],
             };
             expected.push(authz.authorize(&req, answers.as_deref()));
         }

@@ -61,6 +61,30 @@ const WALKER_ONLY: &[(Code, &str)] = &[
         "full semver (no leading zeros in pre-release identifiers, at most 128 bytes)",
     ),
     (
+        Code::CredentialHeader,
+        "never-allowed and always-allowed credential headers, and a header also in `headers`",
+    ),
+    (
+        Code::CredentialFormat,
+        "`{secret}` exactly once; the schema checks only that it is there",
+    ),
+    (
+        Code::CredentialDuplicateName,
+        "credential names unique per target",
+    ),
+    (
+        Code::CredentialBroadTarget,
+        "a credential on a broad target (derived flags)",
+    ),
+    (
+        Code::CredentialPlaintextTarget,
+        "a credential on plaintext http/ws except loopback",
+    ),
+    (
+        Code::CredentialAnyPortTarget,
+        "a credential on a target with port `*`",
+    ),
+    (
         Code::TooMany,
         "the 10,000-target limit counts both capabilities together; the schema limits each array",
     ),

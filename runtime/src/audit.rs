@@ -284,6 +284,7 @@ mod tests {
             method: Some("GET"),
             headers: &headers,
             subprotocols: &[],
+            credentials: &[],
         };
         let url = netgrant_policy::redact::redact_url(req.url);
         let d = Decision::deny(DenyCode::NotRequested, url, None, "m".into());

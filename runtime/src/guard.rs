@@ -68,6 +68,7 @@ impl RequestGuard {
             method: Some(method),
             headers,
             subprotocols: &[],
+            credentials: &[],
         };
         connect::authorize_and_resolve(
             &self.authorizer,

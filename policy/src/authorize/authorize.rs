@@ -13,7 +13,8 @@
 
 use crate::address::{self, AddressClass};
 use crate::capability::{Capability, Scheme};
-use crate::compiled::CompiledPolicy;
+use crate::compiled::{CompiledPolicy, PolicyEntry};
+use crate::credential::BoundCredential;
 use crate::decision::{Decision, DenyCode};
 use crate::ir::Status;
 use crate::path;
@@ -36,6 +37,9 @@ pub struct Request<'a> {
     pub headers: &'a [(String, String)],
     /// WebSocket subprotocols the plugin asks for.
     pub subprotocols: &'a [String],
+    /// Names of the credentials the plugin asks the host to inject
+    /// (docs/spec.md §9.3). Each must be bound by the allowing rule.
+    pub credentials: &'a [String],
 }
 
 impl<'a> Request<'a> {
@@ -47,6 +51,7 @@ impl<'a> Request<'a> {
             method: None,
             headers: &[],
             subprotocols: &[],
+            credentials: &[],
         }
     }
 
@@ -58,6 +63,15 @@ impl<'a> Request<'a> {
             method: Some(method),
             headers: &[],
             subprotocols: &[],
+            credentials: &[],
+        }
+    }
+
+    /// The same request, asking for these credentials.
+    pub fn with_credentials(self, credentials: &'a [String]) -> Self {
+        Request {
+            credentials,
+            ..self
         }
     }
 }
@@ -88,6 +102,11 @@ struct Rule {
     /// `permission.headers` as a list, for `check_headers` (built once here,
     /// not on every call).
     declared_headers: Vec<String>,
+    /// The header placements of every credential the rule declares
+    /// (lowercase): the host owns them, the plugin may not send them.
+    credential_headers: Vec<String>,
+    /// The credentials this rule's grant binds, by name.
+    credentials: Vec<BoundCredential>,
 }
 
 impl Rule {
@@ -97,7 +116,24 @@ impl Rule {
             id,
             permission,
             declared_headers,
+            credential_headers: Vec::new(),
+            credentials: Vec::new(),
         }
+    }
+
+    /// A granted rule, with its entry's credentials.
+    fn granted(e: &PolicyEntry) -> Rule {
+        let mut r = Rule::new(e.id.clone(), e.permission.clone());
+        r.credential_headers = e
+            .declared_credentials()
+            .filter_map(|c| c.placement.header().map(str::to_string))
+            .collect();
+        r.credentials = e.credentials.iter().filter_map(|c| c.bound()).collect();
+        r
+    }
+
+    fn binds(&self, name: &str) -> bool {
+        self.credentials.iter().any(|c| c.name == name)
     }
 }
 
@@ -207,7 +243,7 @@ impl Authorizer {
             if e.status == Status::Granted {
                 let i = a.rules.len() as u32;
                 a.granted[cap_idx(e.capability())].insert(&e.permission.target.host, i);
-                a.rules.push(Rule::new(e.id.clone(), e.permission.clone()));
+                a.rules.push(Rule::granted(e));
             }
             let req = &e.requested;
             let id = format!("{}:{}", req.capability, req.target);
@@ -246,6 +282,7 @@ impl Authorizer {
         };
         Ok(Prepared {
             authorizer: self,
+            credentials: req.credentials.to_vec(),
             url: m.url,
             shown: m.shown,
             host,
@@ -456,7 +493,8 @@ impl Authorizer {
                 .target
                 .specificity_cmp(&self.rules[b as usize].permission.target)
         });
-        // Per-rule checks: declared headers, subprotocols, method.
+        // Per-rule checks: declared headers (and none a credential of the
+        // rule is placed in), subprotocols, method, credentials.
         // The rules that pass are compacted to the front of `matched`.
         let mut first_failure: Option<Decision> = None;
         let mut passing = 0;
@@ -468,6 +506,25 @@ impl Authorizer {
             {
                 first_failure.get_or_insert_with(|| {
                     Decision::deny(v.code, shown.clone(), Some(rule.id.clone()), v.message)
+                });
+                continue;
+            }
+            if let Some((h, _)) = req.headers.iter().find(|(h, _)| {
+                rule.credential_headers
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(h))
+            }) {
+                first_failure.get_or_insert_with(|| {
+                    Decision::deny(
+                        DenyCode::ForbiddenHeader,
+                        shown.clone(),
+                        Some(rule.id.clone()),
+                        format!(
+                            "header `{}` carries a credential of `{}`; the host sets it, the plugin cannot",
+                            redact::escape_terminal(h),
+                            rule.permission.target
+                        ),
+                    )
                 });
                 continue;
             }
@@ -510,6 +567,21 @@ impl Authorizer {
                     });
                     continue;
                 }
+            }
+            if let Some(c) = req.credentials.iter().find(|c| !rule.binds(c)) {
+                first_failure.get_or_insert_with(|| {
+                    Decision::deny(
+                        DenyCode::CredentialNotGranted,
+                        shown.clone(),
+                        Some(rule.id.clone()),
+                        format!(
+                            "credential `{}` is not granted for `{}`",
+                            redact::escape_terminal(&shorten(c)),
+                            rule.permission.target
+                        ),
+                    )
+                });
+                continue;
             }
             matched.as_mut_slice()[passing] = i;
             passing += 1;
@@ -570,6 +642,8 @@ impl Authorizer {
 #[derive(Debug)]
 pub struct Prepared<'a> {
     authorizer: &'a Authorizer,
+    /// The credentials the request asked for.
+    credentials: Vec<String>,
     url: url::Url,
     shown: String,
     host: UrlHost,
@@ -632,6 +706,25 @@ impl Prepared<'_> {
         if !decision.is_allowed() {
             return Err(decision);
         }
+        // The rule that allowed (the decision names it) binds every
+        // requested credential: each passing rule does.
+        let credentials = match (&decision.rule, self.credentials.is_empty()) {
+            (Some(id), false) => self
+                .rules
+                .as_slice()
+                .iter()
+                .map(|&i| &self.authorizer.rules[i as usize])
+                .find(|r| &r.id == id)
+                .map(|r| {
+                    r.credentials
+                        .iter()
+                        .filter(|c| self.credentials.contains(&c.name))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let Prepared {
             authorizer,
             url,
@@ -645,6 +738,7 @@ impl Prepared<'_> {
             host,
             port,
             digest: authorizer.digest.clone(),
+            credentials,
         })
     }
 
@@ -663,6 +757,15 @@ struct Decided {
     shown: String,
     port: u16,
     rules: RuleIds,
+}
+
+/// A plugin-given name, bounded for messages (at most 64 chars).
+fn shorten(s: &str) -> String {
+    if s.chars().count() <= 64 {
+        s.to_string()
+    } else {
+        s.chars().take(63).chain(['…']).collect()
+    }
 }
 
 /// `URL has no valid host`.
@@ -858,9 +961,18 @@ pub struct Authorized {
     host: UrlHost,
     port: u16,
     digest: String,
+    credentials: Vec<BoundCredential>,
 }
 
 impl Authorized {
+    /// The credentials the request asked for, as the allowing rule binds
+    /// them (sorted by name, each once): what the host injects. References
+    /// only; the host resolves each [`BoundCredential::secret_ref`] in its
+    /// store at the last moment (docs/spec.md §9.3).
+    pub fn credentials(&self) -> &[BoundCredential] {
+        &self.credentials
+    }
+
     /// The allow decision (redacted URL, rule, message), as `authorize` prints it.
     pub fn decision(&self) -> &Decision {
         &self.decision

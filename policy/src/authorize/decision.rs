@@ -68,6 +68,10 @@ deny_codes! {
     /// The target is granted, but not for this HTTP method.
     MethodNotAllowed = "method_not_allowed",
         "the target is granted but not for this method (CONNECT and TRACE never are)";
+    /// The plugin asked for a credential that the rule allowing the URL does
+    /// not bind (not declared, or declared but not granted).
+    CredentialNotGranted = "credential_not_granted",
+        "the plugin asked for a credential the matching rule does not declare or the grant does not bind";
     /// An address (IP literal or DNS answer) is never reachable: unspecified,
     /// multicast, broadcast or a cloud metadata endpoint.
     ForbiddenAddress = "forbidden_address",

@@ -3,13 +3,14 @@
 
 use crate::capability::{Capability, Scheme};
 use crate::compiled::{CompiledPolicy, IgnoredGrant, PolicyEntry};
+use crate::credential::{self, Credential, CredentialPlacement, EntryCredential, SecretRef};
 use crate::diagnostics::{self, quote, Code, Diagnostic};
 use crate::document::{self, Grant, GrantEntry, Manifest, Requested};
 use crate::ir::{self, Entry, Ignored, IgnoredCode, Narrowed, PluginInfo, Policy, Port, Status};
 use crate::permission::{Method, Methods, Permission};
 use crate::target::{HostPattern, PortPattern, Target};
 use ipnet::IpNet;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::ops::Range;
 
@@ -442,6 +443,24 @@ fn build(
             req_index.insert(k, i);
         }
     }
+    // The walker already refuses these in a manifest; requests rebuilt from
+    // an IR (or built by hand) pass here, so check again.
+    for r in requested {
+        if r.credentials.is_empty() {
+            continue;
+        }
+        for p in credential::target_problems(&r.permission) {
+            let span = r
+                .origin
+                .as_ref()
+                .and_then(|o| o.credentials.clone())
+                .unwrap_or(0..0);
+            diags.push((
+                Side::Manifest,
+                document::credential_target_diagnostic(p, &r.permission, span, "declared"),
+            ));
+        }
+    }
     let mut grant_index: HashMap<(Capability, String), usize> = HashMap::new();
     for (i, g) in grant_entries.iter().enumerate() {
         let k = key(g.capability, &g.target);
@@ -469,7 +488,7 @@ fn build(
     // requests that can contain it, not every request of its capability.
     let index = RequestIndex::new(requested);
     let mut parent_of_some = vec![false; requested.len()];
-    let mut granted: Vec<(Permission, usize, bool)> = Vec::new();
+    let mut granted: Vec<(Permission, usize, bool, &BTreeMap<String, SecretRef>)> = Vec::new();
     let mut ignored: Vec<(Ignored, IgnoredGrant)> = Vec::new();
     let mut candidates: Vec<usize> = Vec::new();
     for g in grant_entries {
@@ -536,6 +555,77 @@ fn build(
             ));
             continue;
         }
+        // Bindings: every name must be declared by the parent, the request
+        // this entry narrows (docs/spec.md §9.2). The effective entry is
+        // inside that request, so a binding never reaches wider than its
+        // declaration.
+        let declared = &requested[parent].credentials;
+        if let Some(name) = g
+            .credentials
+            .keys()
+            .find(|n| !declared.iter().any(|c| &c.name == *n))
+        {
+            let span = g
+                .origin
+                .as_ref()
+                .and_then(|o| o.credential_keys.iter().find(|(k, _)| k == name))
+                .map(|(_, s)| s.clone())
+                .or_else(|| url_span(&g.origin));
+            let known: Vec<&str> = declared.iter().map(|c| c.name.as_str()).collect();
+            let help = if known.is_empty() {
+                format!(
+                    "`{}` declares no credentials; remove the binding, or ask the plugin to declare it in its manifest",
+                    requested[parent].permission.target
+                )
+            } else {
+                format!(
+                    "`{}` declares {}; bind one of those, or remove the binding",
+                    requested[parent].permission.target,
+                    known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let d = Diagnostic::new(
+                Code::CredentialNotDeclared,
+                format!(
+                    "{} binds credential {}, which its target does not declare",
+                    quote(&g.target.to_string()),
+                    quote(name)
+                ),
+            )
+            .with_help(format!("{help}; until then this entry has no effect"));
+            diags.push((Side::Grant, labelled(d, span, "not declared")));
+            ignored.push(ignored_entry(
+                g,
+                IgnoredCode::CredentialNotDeclared,
+                format!(
+                    "binds credential {}, which `{}` does not declare",
+                    quote(name),
+                    requested[parent].permission.target
+                ),
+            ));
+            continue;
+        }
+        if !g.credentials.is_empty() {
+            // Unreachable while the entry is inside a valid request (a
+            // request that may carry a credential contains only entries
+            // that may), but a binding must never rest on that argument.
+            let span = g
+                .origin
+                .as_ref()
+                .and_then(|o| o.credentials.clone())
+                .or_else(|| url_span(&g.origin))
+                .unwrap_or(0..0);
+            for p in credential::target_problems(&eff) {
+                diags.push((
+                    Side::Grant,
+                    document::credential_target_diagnostic(p, &eff, span.clone(), "bound"),
+                ));
+            }
+        }
         if !flags.broad && g.broad {
             let d = Diagnostic::new(
                 Code::BroadUnneeded,
@@ -549,13 +639,13 @@ fn build(
             diags.push((Side::Grant, labelled(d, span, "not needed")));
         }
         parent_of_some[parent] = true;
-        granted.push((eff, parent, g.broad && flags.broad));
+        granted.push((eff, parent, g.broad && flags.broad, &g.credentials));
     }
 
     // The IR entries and their typed twins are built together, from the same
     // permissions, and sorted together: they cannot disagree.
     let mut entries: Vec<(Entry, PolicyEntry)> = Vec::new();
-    for (eff, parent, approved_broad) in granted {
+    for (eff, parent, approved_broad, bindings) in granted {
         let p = &requested[parent];
         let narrows = (p.permission != eff).then(|| narrowed(&p.permission));
         entries.push(entry(
@@ -565,8 +655,10 @@ fn build(
             p.reason.clone(),
             approved_broad,
             narrows,
+            entry_credentials(&p.credentials, bindings),
         ));
     }
+    let unbound = BTreeMap::new();
     for (i, r) in requested.iter().enumerate() {
         if !parent_of_some[i] {
             entries.push(entry(
@@ -576,6 +668,7 @@ fn build(
                 r.reason.clone(),
                 false,
                 None,
+                entry_credentials(&r.credentials, &unbound),
             ));
         }
     }
@@ -628,6 +721,44 @@ fn narrowed(p: &Permission) -> Narrowed {
     }
 }
 
+/// A request's declarations, each with its binding from `bindings` (every
+/// key of which the caller checked is declared).
+fn entry_credentials(
+    declared: &[Credential],
+    bindings: &BTreeMap<String, SecretRef>,
+) -> Vec<EntryCredential> {
+    let mut out: Vec<EntryCredential> = declared
+        .iter()
+        .map(|c| EntryCredential {
+            credential: c.clone(),
+            secret_ref: bindings.get(&c.name).cloned(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.credential.name.cmp(&b.credential.name));
+    out
+}
+
+/// The IR form of an entry's credential.
+fn wire_credential(c: &EntryCredential) -> ir::Credential {
+    let (placement, header) = match &c.credential.placement {
+        CredentialPlacement::Header(h) => (ir::Placement::Header, Some(h.clone())),
+        CredentialPlacement::Message => (ir::Placement::Message, None),
+    };
+    ir::Credential {
+        name: c.credential.name.clone(),
+        placement,
+        header,
+        format: c.credential.format.clone(),
+        reason: c.credential.reason.clone(),
+        status: if c.is_granted() {
+            Status::Granted
+        } else {
+            Status::NotGranted
+        },
+        secret_ref: c.secret_ref.as_ref().map(|r| r.as_str().to_string()),
+    }
+}
+
 fn entry(
     p: Permission,
     requested: Permission,
@@ -635,6 +766,7 @@ fn entry(
     reason: Option<String>,
     approved_broad: bool,
     narrows: Option<Narrowed>,
+    credentials: Vec<EntryCredential>,
 ) -> (Entry, PolicyEntry) {
     let target = p.target.to_string();
     let wire = Entry {
@@ -654,6 +786,7 @@ fn entry(
         headers: strings(&p.headers),
         subprotocols: strings(&p.subprotocols),
         networks: strings(&p.networks),
+        credentials: credentials.iter().map(wire_credential).collect(),
         flags: p.flags(),
         reason: reason.clone(),
         approved_broad,
@@ -666,6 +799,7 @@ fn entry(
         requested,
         approved_broad,
         reason,
+        credentials,
     };
     (wire, typed)
 }
@@ -679,6 +813,11 @@ fn ignored_entry(g: &GrantEntry, code: IgnoredCode, message: String) -> (Ignored
         subprotocols: g.subprotocols.as_ref().map(strings),
         networks: g.networks.as_ref().map(strings),
         broad: g.broad,
+        credentials: g
+            .credentials
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().to_string()))
+            .collect(),
         code,
         message: message.clone(),
     };
@@ -727,10 +866,36 @@ pub fn requested_digest(plugin: &str, requested: &[Requested]) -> String {
             }
         }
     }
-    // Fields in sorted key order (see the doc comment).
+    /// A declaration as the digest covers it: not its reason (decision 13).
+    struct CredentialItem<'a>(&'a Credential);
+    impl Serialize for CredentialItem<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            #[derive(serde::Serialize)]
+            struct View<'a> {
+                format: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                header: Option<&'a str>,
+                name: &'a str,
+                placement: &'a str,
+            }
+            let c = self.0;
+            View {
+                format: &c.format,
+                header: c.placement.header(),
+                name: &c.name,
+                placement: c.placement.kind(),
+            }
+            .serialize(s)
+        }
+    }
+    // Fields in sorted key order (see the doc comment). `credentials` is
+    // left out when empty, so requested sets without credentials keep the
+    // digest they always had.
     #[derive(serde::Serialize)]
     struct Item<'a> {
         capability: Capability,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        credentials: Vec<CredentialItem<'a>>,
         headers: &'a BTreeSet<String>,
         methods: Option<MethodsView<'a>>,
         networks: ShownSeq<'a, IpNet>,
@@ -749,6 +914,7 @@ pub fn requested_digest(plugin: &str, requested: &[Requested]) -> String {
             let p = &r.permission;
             Item {
                 capability: p.capability,
+                credentials: r.credentials.iter().map(CredentialItem).collect(),
                 headers: &p.headers,
                 methods: p.methods.as_ref().map(MethodsView),
                 networks: ShownSeq(&p.networks),
@@ -1036,12 +1202,18 @@ pub(crate) fn rebuild(p: &Policy) -> Result<Rebuilt, String> {
             requested: entry_requested_permission(e)?,
             approved_broad: e.approved_broad,
             reason: e.reason.clone(),
+            credentials: entry_credentials_from(e)?,
         });
     }
     for (i, t) in typed.iter().enumerate() {
         let req = &t.requested;
         match seen.get(&(req.capability, &req.target)) {
-            Some(&first) if typed[first].requested != *req => {
+            Some(&first)
+                if typed[first].requested != *req
+                    || !typed[first]
+                        .declared_credentials()
+                        .eq(typed[i].declared_credentials()) =>
+            {
                 return Err(format!(
                     "requested target {} appears with different details",
                     quote(&req.target.to_string())
@@ -1069,11 +1241,79 @@ pub(crate) fn rebuild(p: &Policy) -> Result<Rebuilt, String> {
                     .transpose()?,
                 networks: ig.networks.as_deref().map(parse_networks).transpose()?,
                 broad: ig.broad,
+                credentials: ig
+                    .credentials
+                    .iter()
+                    .map(|(k, v)| {
+                        if !credential::is_valid_name(k) {
+                            return Err(format!("invalid credential name {}", quote(k)));
+                        }
+                        let r = SecretRef::parse(v).map_err(|e| e.to_string())?;
+                        Ok((k.clone(), r))
+                    })
+                    .collect::<Result<_, String>>()?,
                 origin: None,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
     Ok(crate::compiled::documents_of(&typed, ignored))
+}
+
+/// An IR entry's credentials, typed: each declaration re-checked as the
+/// walker checks it, names sorted and unique, a SecretRef exactly on the
+/// granted ones, and none granted on a `not_granted` entry.
+fn entry_credentials_from(e: &Entry) -> Result<Vec<EntryCredential>, String> {
+    let mut out: Vec<EntryCredential> = Vec::with_capacity(e.credentials.len());
+    for c in &e.credentials {
+        let bad = |what: &str| {
+            format!(
+                "entry {}: credential {}: {what}",
+                quote(&e.id),
+                quote(&c.name)
+            )
+        };
+        if !credential::is_valid_name(&c.name) {
+            return Err(bad("invalid name"));
+        }
+        if out.last().is_some_and(|p| p.credential.name >= c.name) {
+            return Err(bad("credentials are not sorted by name or repeat a name"));
+        }
+        let placement = match (c.placement, &c.header) {
+            (ir::Placement::Header, Some(h)) => {
+                if crate::headers::check_credential_header(h).as_deref() != Ok(h.as_str()) {
+                    return Err(bad("invalid header"));
+                }
+                CredentialPlacement::Header(h.clone())
+            }
+            (ir::Placement::Message, None) if e.capability == Capability::Websocket => {
+                CredentialPlacement::Message
+            }
+            _ => return Err(bad("invalid placement")),
+        };
+        credential::check_format(&c.format, &placement).map_err(|x| bad(&x.to_string()))?;
+        if let Some(r) = &c.reason {
+            if let Some(m) = document::reason_problem(r) {
+                return Err(bad(&m));
+            }
+        }
+        let secret_ref = match (c.status, &c.secret_ref, e.status) {
+            (Status::Granted, Some(r), Status::Granted) => {
+                Some(SecretRef::parse(r).map_err(|x| bad(&x.to_string()))?)
+            }
+            (Status::NotGranted, None, _) => None,
+            _ => return Err(bad("status and secret_ref disagree")),
+        };
+        out.push(EntryCredential {
+            credential: Credential {
+                name: c.name.clone(),
+                placement,
+                format: c.format.clone(),
+                reason: c.reason.clone(),
+            },
+            secret_ref,
+        });
+    }
+    Ok(out)
 }
 
 /// The normalized permission an IR entry describes (its own fields, not the
@@ -1124,6 +1364,7 @@ mod tests {
                     networks: BTreeSet::new(),
                 },
                 reason: None,
+                credentials: Vec::new(),
                 origin: None,
             })
             .collect()
@@ -1138,6 +1379,7 @@ mod tests {
             subprotocols: None,
             networks: None,
             broad: false,
+            credentials: BTreeMap::new(),
             origin: None,
         }
     }

@@ -7,6 +7,7 @@
 //! typed entries; nothing parses IR strings again.
 
 use crate::capability::Capability;
+use crate::credential::{Credential, EntryCredential};
 use crate::document::{GrantEntry, Requested};
 use crate::ir::{IgnoredCode, Policy, Status};
 use crate::permission::Permission;
@@ -43,9 +44,18 @@ pub struct PolicyEntry {
     pub approved_broad: bool,
     /// The plugin's reason, if given.
     pub reason: Option<String>,
+    /// The credentials the request declares, sorted by name, each with the
+    /// SecretRef this entry's grant binds (none on a `not_granted` entry).
+    pub credentials: Vec<EntryCredential>,
 }
 
 impl PolicyEntry {
+    /// The declarations behind [`PolicyEntry::credentials`], as the
+    /// manifest wrote them.
+    pub fn declared_credentials(&self) -> impl Iterator<Item = &Credential> {
+        self.credentials.iter().map(|c| &c.credential)
+    }
+
     /// The capability.
     pub fn capability(&self) -> Capability {
         self.permission.capability
@@ -133,6 +143,7 @@ pub(crate) fn documents_of(
             requested.push(Requested {
                 permission: e.requested.clone(),
                 reason: e.reason.clone(),
+                credentials: e.declared_credentials().cloned().collect(),
                 origin: None,
             });
         }
@@ -146,6 +157,11 @@ pub(crate) fn documents_of(
                 subprotocols: Some(p.subprotocols.clone()),
                 networks: Some(p.networks.clone()),
                 broad: e.approved_broad,
+                credentials: e
+                    .credentials
+                    .iter()
+                    .filter_map(|c| Some((c.credential.name.clone(), c.secret_ref.clone()?)))
+                    .collect(),
                 origin: None,
             });
         }

@@ -107,6 +107,11 @@ pub struct Entry {
     pub subprotocols: Vec<String>,
     /// Non-public networks the host may resolve to (canonical CIDR, sorted).
     pub networks: Vec<String>,
+    /// Credentials the target declares, sorted by name, each with its status
+    /// and, when granted, the bound SecretRef (docs/spec.md §9.2). Absent
+    /// when there are none, so policies without credentials keep their bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<Credential>,
     /// Derived flags.
     pub flags: Flags,
     /// The plugin's reason, if given.
@@ -115,6 +120,50 @@ pub struct Entry {
     pub approved_broad: bool,
     /// For a grant that narrows a request: the request it narrows.
     pub narrows: Option<Narrowed>,
+}
+
+/// A credential of an entry: the manifest's declaration and the grant's
+/// binding. Never a value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    /// The declared name.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(regex(pattern = r"^[a-z0-9][a-z0-9-]{0,63}$"))
+    )]
+    pub name: String,
+    /// `header` or `message`.
+    pub placement: Placement,
+    /// The header (lowercase), for a header placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// The value's shape, with exactly one `{secret}`.
+    pub format: String,
+    /// The plugin's reason, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `granted` when this entry's grant binds it, else `not_granted`.
+    pub status: Status,
+    /// The bound SecretRef, for a granted credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(regex(pattern = r"^[a-z0-9][a-z0-9._/-]{0,127}$"))
+    )]
+    pub secret_ref: Option<String>,
+}
+
+/// Where a credential goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// A request (or websocket handshake) header.
+    Header,
+    /// Websocket text messages.
+    Message,
 }
 
 /// A port: a number or `"*"`.
@@ -164,6 +213,8 @@ pub enum IgnoredCode {
     NotRequested,
     /// It is broad and lacks `broad = true`.
     BroadNotApproved,
+    /// It binds a credential its target does not declare.
+    CredentialNotDeclared,
 }
 
 /// A dropped grant entry, as written (unset fields stay `null`).
@@ -185,6 +236,9 @@ pub struct Ignored {
     pub networks: Option<Vec<String>>,
     /// `broad = true` was written.
     pub broad: bool,
+    /// Credential bindings as written (name → SecretRef); absent when none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub credentials: std::collections::BTreeMap<String, String>,
     /// Why it was dropped.
     pub code: IgnoredCode,
     /// A human sentence.
@@ -321,6 +375,8 @@ pub(crate) mod canonical {
             struct View<'a> {
                 approved_broad: bool,
                 capability: Capability,
+                #[serde(skip_serializing_if = "Vec::is_empty")]
+                credentials: Vec<CredentialView<'a>>,
                 flags: FlagsView,
                 headers: &'a [String],
                 host: &'a str,
@@ -342,6 +398,7 @@ pub(crate) mod canonical {
             View {
                 approved_broad: e.approved_broad,
                 capability: e.capability,
+                credentials: e.credentials.iter().map(CredentialView).collect(),
                 flags: FlagsView(e.flags),
                 headers: &e.headers,
                 host: &e.host,
@@ -357,6 +414,37 @@ pub(crate) mod canonical {
                 status: e.status,
                 subprotocols: &e.subprotocols,
                 target: &e.target,
+            }
+            .serialize(s)
+        }
+    }
+
+    struct CredentialView<'a>(&'a Credential);
+
+    impl Serialize for CredentialView<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            struct View<'a> {
+                format: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                header: &'a Option<String>,
+                name: &'a str,
+                placement: Placement,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                reason: &'a Option<String>,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                secret_ref: &'a Option<String>,
+                status: Status,
+            }
+            let c = self.0;
+            View {
+                format: &c.format,
+                header: &c.header,
+                name: &c.name,
+                placement: c.placement,
+                reason: &c.reason,
+                secret_ref: &c.secret_ref,
+                status: c.status,
             }
             .serialize(s)
         }
@@ -422,6 +510,8 @@ pub(crate) mod canonical {
                 broad: bool,
                 capability: Capability,
                 code: IgnoredCode,
+                #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+                credentials: &'a std::collections::BTreeMap<String, String>,
                 headers: &'a Option<Vec<String>>,
                 message: &'a str,
                 methods: &'a Option<Vec<String>>,
@@ -434,6 +524,7 @@ pub(crate) mod canonical {
                 broad: i.broad,
                 capability: i.capability,
                 code: i.code,
+                credentials: &i.credentials,
                 headers: &i.headers,
                 message: &i.message,
                 methods: &i.methods,
@@ -484,6 +575,10 @@ version = "1.2.3-rc.1"
 url = "https://api.example.com/v1"
 methods = ["GET", "POST"]
 headers = ["X-Trace", "X-Lang"]
+credentials = [
+  { name = "api-key", header = "X-Api-Key", reason = "as the app" },
+  { name = "bot", header = "Authorization", format = "Bot {secret}" },
+]
 reason = "quote \" backslash \\ unicode é ✓ \u00e9"
 
 [[host_api.request]]
@@ -499,6 +594,7 @@ methods = ["GET"]
 [[host_api.websocket]]
 url = "wss://ws.example.com/"
 subprotocols = ["json", "mqtt"]
+credentials = [{ name = "bot", message = true, format = "é {secret}" }]
 reason = "socket"
 
 [[host_api.websocket]]
@@ -513,6 +609,7 @@ url = "wss://*/"
 [[host_api.request]]
 url = "https://api.example.com/v1/users/"
 methods = ["GET"]
+credentials = {{ bot = "app/bot" }}
 [[host_api.request]]
 url = "https://a.example.net/"
 [[host_api.request]]
@@ -520,9 +617,11 @@ url = "https://gone.example.org/"
 methods = ["PUT"]
 headers = ["X-Gone"]
 networks = ["10.0.0.0/8"]
+credentials = {{ k = "a/b" }}
 [[host_api.websocket]]
 url = "wss://ws.example.com/"
 subprotocols = []
+credentials = {{ bot = "app/bot" }}
 [[host_api.websocket]]
 url = "wss://*/"
 "#
@@ -551,6 +650,15 @@ url = "wss://*/"
             let p = c.policy.unwrap_or_else(|| panic!("{:?}", c.diagnostics));
             assert_eq!(p.compute_digest(), value_digest(&p));
             assert_eq!(p.digest, value_digest(&p));
+            // Credentials take part, bound and not, and on ignored entries.
+            assert!(p.entries.iter().any(|e| !e.credentials.is_empty()));
+            if grant.is_some() {
+                assert!(p
+                    .entries
+                    .iter()
+                    .any(|e| e.credentials.iter().any(|c| c.secret_ref.is_some())));
+                assert!(p.ignored.iter().any(|i| !i.credentials.is_empty()));
+            }
             seen += p.entries.len() + p.ignored.len();
             // Every field changed somewhere still agrees (and still matters).
             let mut q = p.ir().clone();
@@ -558,6 +666,7 @@ url = "wss://*/"
                 e.reason = None;
                 e.narrows = None;
                 e.methods = None;
+                e.credentials.clear();
             }
             q.approved_digest = Some("x".into());
             q.ignored.clear();

@@ -72,6 +72,10 @@ pub struct RequestTarget {
     #[serde(default)]
     #[schemars(length(max = 32))]
     pub networks: Option<Vec<Network>>,
+    /// Credentials the host injects for this target (in a header), bound in the grant.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub credentials: Option<Vec<RequestCredential>>,
     /// Why the plugin needs this, shown at review (at most 200 printable characters).
     #[serde(default)]
     #[schemars(length(max = 200), regex(pattern = NO_CONTROL))]
@@ -100,6 +104,10 @@ pub struct WebsocketTarget {
     #[serde(default)]
     #[schemars(length(max = 32))]
     pub networks: Option<Vec<Network>>,
+    /// Credentials the host injects for this target (a handshake header, or text messages), bound in the grant.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub credentials: Option<Vec<WebsocketCredential>>,
     /// Why the plugin needs this, shown at review (at most 200 printable characters).
     #[serde(default)]
     #[schemars(length(max = 200), regex(pattern = NO_CONTROL))]
@@ -158,6 +166,9 @@ pub struct GrantRequest {
     #[serde(default)]
     #[schemars(length(max = 32))]
     pub networks: Option<Vec<Network>>,
+    /// Credential bindings: declared credential name → SecretRef in the host's store.
+    #[serde(default)]
+    pub credentials: Option<Bindings>,
     /// Required (`true`) for broad entries: broad access approved consciously.
     #[serde(default)]
     pub broad: Option<bool>,
@@ -185,10 +196,81 @@ pub struct GrantWebsocket {
     #[serde(default)]
     #[schemars(length(max = 32))]
     pub networks: Option<Vec<Network>>,
+    /// Credential bindings: declared credential name → SecretRef in the host's store.
+    #[serde(default)]
+    pub credentials: Option<Bindings>,
     /// Required (`true`) for broad entries: broad access approved consciously.
     #[serde(default)]
     pub broad: Option<bool>,
 }
+
+/// A credential of a request target: always a header.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCredential {
+    /// The credential's name, bound in the grant.
+    pub name: CredentialName,
+    /// The header the host puts it in (e.g. `Authorization`).
+    pub header: HeaderName,
+    /// The value's shape, with exactly one `{secret}` (default `{secret}`).
+    #[serde(default)]
+    #[schemars(
+        length(max = 256),
+        regex(pattern = r"^[\t\x20-\x7e]*\{secret\}[\t\x20-\x7e]*$")
+    )]
+    pub format: Option<String>,
+    /// Why the plugin needs it, shown at review (at most 200 printable characters).
+    #[serde(default)]
+    #[schemars(length(max = 200), regex(pattern = NO_CONTROL))]
+    pub reason: Option<String>,
+}
+
+/// A credential of a websocket target: a handshake header, or text messages.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WebsocketCredential {
+    /// In a handshake header.
+    Header(RequestCredential),
+    /// In text messages (`{{credential:<name>}}` placeholders).
+    Message(MessageCredential),
+}
+
+/// A credential the host substitutes into websocket text messages.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageCredential {
+    /// The credential's name, bound in the grant.
+    pub name: CredentialName,
+    /// Must be `true`.
+    #[schemars(extend("const" = true))]
+    pub message: bool,
+    /// The value's shape, with exactly one `{secret}` (default `{secret}`).
+    #[serde(default)]
+    #[schemars(length(max = 256), regex(pattern = NO_CONTROL))]
+    pub format: Option<String>,
+    /// Why the plugin needs it, shown at review (at most 200 printable characters).
+    #[serde(default)]
+    #[schemars(length(max = 200), regex(pattern = NO_CONTROL))]
+    pub reason: Option<String>,
+}
+
+/// A credential name.
+#[derive(Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct CredentialName(#[schemars(regex(pattern = r"^[a-z0-9][a-z0-9-]{0,63}$"))] pub String);
+
+/// Credential name → SecretRef (a name in the host's secret store, never a value).
+#[derive(Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Bindings(
+    #[schemars(extend("propertyNames" = {"pattern": "^[a-z0-9][a-z0-9-]{0,63}$"}, "maxProperties" = 16))]
+    pub std::collections::BTreeMap<String, SecretRefName>,
+);
+
+/// A SecretRef: `[a-z0-9][a-z0-9._/-]{0,127}` (so never `://` or whitespace).
+#[derive(Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct SecretRefName(#[schemars(regex(pattern = r"^[a-z0-9][a-z0-9._/-]{0,127}$"))] pub String);
 
 /// `"*"` or a non-empty list of methods.
 #[derive(Deserialize, JsonSchema)]

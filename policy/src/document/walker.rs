@@ -7,13 +7,14 @@
 //! keeps the two in agreement.
 
 use crate::capability::Capability;
+use crate::credential::{self, Credential, CredentialPlacement, SecretRef};
 use crate::diagnostics::{self, quote, Code, Diagnostic};
 use crate::headers;
 use crate::permission::{Method, Methods};
 use crate::target::{Target, TargetErrorKind};
 use ipnet::IpNet;
 use miette::NamedSource;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::Arc;
 use toml::de::{DeTable, DeValue};
@@ -41,6 +42,10 @@ pub struct Origin {
     pub methods: Option<Range<usize>>,
     /// The `broad` value, if written.
     pub broad: Option<Range<usize>>,
+    /// The `credentials` value, if written.
+    pub credentials: Option<Range<usize>>,
+    /// Each credential binding's key in a grant (name and span).
+    pub credential_keys: Vec<(String, Range<usize>)>,
 }
 
 /// A requested target from the manifest.
@@ -50,6 +55,8 @@ pub struct Requested {
     pub permission: crate::permission::Permission,
     /// The plugin's reason, shown at review.
     pub reason: Option<String>,
+    /// The credentials it declares (docs/spec.md §9.1), sorted by name.
+    pub credentials: Vec<Credential>,
     /// Source location.
     pub origin: Option<Origin>,
 }
@@ -71,6 +78,9 @@ pub struct GrantEntry {
     pub networks: Option<BTreeSet<IpNet>>,
     /// `broad = true`: broad access approved consciously.
     pub broad: bool,
+    /// Credential bindings, name → SecretRef (docs/spec.md §9.2). Never
+    /// inherited: an unbound credential is not granted.
+    pub credentials: BTreeMap<String, SecretRef>,
     /// Source location.
     pub origin: Option<Origin>,
 }
@@ -645,18 +655,38 @@ impl Walker {
         _index: usize,
     ) -> Option<Entry> {
         let allowed: &[&str] = match (kind, cap) {
-            (FileKind::Manifest, Capability::Request) => {
-                &["url", "methods", "headers", "networks", "reason"]
-            }
-            (FileKind::Manifest, Capability::Websocket) => {
-                &["url", "subprotocols", "headers", "networks", "reason"]
-            }
-            (FileKind::Grant, Capability::Request) => {
-                &["url", "methods", "headers", "networks", "broad"]
-            }
-            (FileKind::Grant, Capability::Websocket) => {
-                &["url", "subprotocols", "headers", "networks", "broad"]
-            }
+            (FileKind::Manifest, Capability::Request) => &[
+                "url",
+                "methods",
+                "headers",
+                "networks",
+                "credentials",
+                "reason",
+            ],
+            (FileKind::Manifest, Capability::Websocket) => &[
+                "url",
+                "subprotocols",
+                "headers",
+                "networks",
+                "credentials",
+                "reason",
+            ],
+            (FileKind::Grant, Capability::Request) => &[
+                "url",
+                "methods",
+                "headers",
+                "networks",
+                "credentials",
+                "broad",
+            ],
+            (FileKind::Grant, Capability::Websocket) => &[
+                "url",
+                "subprotocols",
+                "headers",
+                "networks",
+                "credentials",
+                "broad",
+            ],
         };
         let ctx = format!("a `{}` entry", cap.table());
         self.check_keys(t, allowed, &ctx, &|k| match (k, cap, kind) {
@@ -666,6 +696,7 @@ impl Walker {
             ("reason", _, FileKind::Grant) => Some("reasons belong in the manifest; write a TOML comment in the grant instead".into()),
             ("method", Capability::Request, _) => Some("did you mean `methods`?".into()),
             ("header", _, _) => Some("did you mean `headers`?".into()),
+            ("credential" | "secrets" | "secret", _, _) => Some("did you mean `credentials`?".into()),
             ("network" | "cidrs" | "cidr", _, _) => Some("did you mean `networks`?".into()),
             ("protocols" | "protocol", Capability::Websocket, _) => Some("did you mean `subprotocols`?".into()),
             ("description" | "why" | "note", _, FileKind::Manifest) => Some("did you mean `reason`?".into()),
@@ -728,6 +759,22 @@ impl Walker {
             Capability::Request => None,
         };
         let networks = t.get("networks").and_then(|v| self.networks(v));
+        let (declared, bindings) = match (kind, t.get("credentials")) {
+            (_, None) => (Vec::new(), BTreeMap::new()),
+            (FileKind::Manifest, Some(v)) => {
+                origin.credentials = Some(v.span());
+                (
+                    self.credential_decls(v, cap, headers.as_ref())
+                        .unwrap_or_default(),
+                    BTreeMap::new(),
+                )
+            }
+            (FileKind::Grant, Some(v)) => {
+                origin.credentials = Some(v.span());
+                let b = self.credential_bindings(v, &mut origin).unwrap_or_default();
+                (Vec::new(), b)
+            }
+        };
         let reason = match kind {
             FileKind::Manifest => t.get("reason").and_then(|v| self.reason(v)),
             FileKind::Grant => None,
@@ -760,16 +807,33 @@ impl Walker {
                     Capability::Request => Some(methods?),
                     Capability::Websocket => None,
                 };
+                let permission = crate::permission::Permission {
+                    capability: cap,
+                    target,
+                    methods,
+                    headers: headers.unwrap_or_default(),
+                    subprotocols: subprotocols.unwrap_or_default(),
+                    networks: networks.unwrap_or_default(),
+                };
+                if !declared.is_empty() {
+                    let span = origin.credentials.clone().unwrap_or(span);
+                    let problems = credential::target_problems(&permission);
+                    for p in &problems {
+                        self.push(credential_target_diagnostic(
+                            *p,
+                            &permission,
+                            span.clone(),
+                            "declared",
+                        ));
+                    }
+                    if !problems.is_empty() {
+                        return None;
+                    }
+                }
                 Some(Entry::Requested(Requested {
-                    permission: crate::permission::Permission {
-                        capability: cap,
-                        target,
-                        methods,
-                        headers: headers.unwrap_or_default(),
-                        subprotocols: subprotocols.unwrap_or_default(),
-                        networks: networks.unwrap_or_default(),
-                    },
+                    permission,
                     reason,
+                    credentials: declared,
                     origin: Some(origin),
                 }))
             }
@@ -781,6 +845,7 @@ impl Walker {
                 subprotocols,
                 networks,
                 broad,
+                credentials: bindings,
                 origin: Some(origin),
             })),
         }
@@ -998,12 +1063,17 @@ impl Walker {
                 }
                 Err(headers::DeclareError::NeverAllowed(why)) => {
                     ok = false;
+                    let help = if h.eq_ignore_ascii_case("authorization") {
+                        "a plugin never sends a credential itself: declare it under `credentials` instead, e.g. `credentials = [{ name = \"api-token\", header = \"Authorization\", format = \"Bearer {secret}\" }]`, and bind it in the grant"
+                    } else {
+                        "remove it: the host sets this header itself, or it would let a plugin bypass the policy"
+                    };
                     self.error(
                         Code::ForbiddenHeader,
                         span,
                         why,
                         format!("header {} is never allowed ({why})", quote(h)),
-                        "remove it: the host sets this header itself, or it would let a plugin bypass the policy",
+                        help,
                     );
                 }
                 Err(headers::DeclareError::CredentialLike(frag)) => {
@@ -1013,7 +1083,7 @@ impl Walker {
                         span,
                         "looks like a credential",
                         format!("header {} looks like a credential (contains `{frag}`)", quote(h)),
-                        "credentials have no place in a manifest; plugins cannot send them until netgrant has a secret reference model",
+                        &format!("a plugin never sends a credential itself: declare it under `credentials` instead, e.g. `credentials = [{{ name = \"api-key\", header = \"{}\" }}]`, and bind it in the grant", h),
                     );
                 }
             }
@@ -1098,6 +1168,356 @@ impl Walker {
         ok.then(|| crate::address::aggregate_networks(&out))
     }
 
+    /// A manifest target's `credentials = [{ name, header | message, format, reason }]`
+    /// (docs/spec.md §9.1), sorted by name. `headers` is the target's own
+    /// list, which may not name a credential's header too.
+    fn credential_decls(
+        &mut self,
+        v: &Sv<'_>,
+        cap: Capability,
+        declared_headers: Option<&BTreeSet<String>>,
+    ) -> Option<Vec<Credential>> {
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(
+                v,
+                "`credentials`",
+                "an array of tables",
+                "write `credentials = [{ name = \"bot-token\", header = \"Authorization\" }]`",
+            );
+            return None;
+        };
+        if items.len() > credential::MAX_CREDENTIALS_PER_TARGET {
+            self.error(
+                Code::TooMany,
+                items[credential::MAX_CREDENTIALS_PER_TARGET].span(),
+                "one too many",
+                format!(
+                    "{} credentials; at most {} per target",
+                    items.len(),
+                    credential::MAX_CREDENTIALS_PER_TARGET
+                ),
+                "declare only the credentials the plugin uses",
+            );
+            return None;
+        }
+        let mut out: Vec<Credential> = Vec::new();
+        let mut names: BTreeMap<String, Range<usize>> = BTreeMap::new();
+        let mut ok = true;
+        for it in items.iter() {
+            let DeValue::Table(t) = it.get_ref() else {
+                self.wrong_type(
+                    it,
+                    "each item of `credentials`",
+                    "a table",
+                    "write `{ name = \"bot-token\", header = \"Authorization\" }`",
+                );
+                ok = false;
+                continue;
+            };
+            match self.credential_decl(t, it.span(), cap, declared_headers) {
+                Some((c, name_span)) => {
+                    if let Some(first) = names.get(&c.name) {
+                        self.push(
+                            Diagnostic::new(
+                                Code::CredentialDuplicateName,
+                                format!(
+                                    "credential {} is declared twice on this target",
+                                    quote(&c.name)
+                                ),
+                            )
+                            .with_label(name_span, "duplicate")
+                            .with_label(first.clone(), "first declared here")
+                            .with_help(
+                                "merge the two declarations, or give each credential its own name",
+                            ),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    names.insert(c.name.clone(), name_span);
+                    out.push(c);
+                }
+                None => ok = false,
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        ok.then_some(out)
+    }
+
+    /// One declaration, and the span of its name.
+    fn credential_decl(
+        &mut self,
+        t: &DeTable<'_>,
+        span: Range<usize>,
+        cap: Capability,
+        declared_headers: Option<&BTreeSet<String>>,
+    ) -> Option<(Credential, Range<usize>)> {
+        self.check_keys(
+            t,
+            &["name", "header", "message", "format", "reason"],
+            "a credential",
+            &|k| match k {
+                "value" | "secret" | "token" | "password" | "key" => Some(
+                    "a manifest never holds a secret: declare `name` and where it goes, and bind it to a SecretRef in the grant".into(),
+                ),
+                "headers" => Some("did you mean `header`? a credential goes into one header".into()),
+                "messages" => Some("did you mean `message = true`?".into()),
+                _ => None,
+            },
+        );
+        let before = self
+            .diags
+            .iter()
+            .filter(|d| d.severity().is_error())
+            .count();
+        let name = match t.get("name") {
+            None => {
+                self.push(
+                    Diagnostic::new(Code::MissingKey, "credential has no `name`")
+                        .with_label(span.clone(), "this credential")
+                        .with_help("add `name = \"bot-token\"` ([a-z0-9][a-z0-9-]{0,63})"),
+                );
+                None
+            }
+            Some(v) => self.credential_name(v),
+        };
+        let header = t.get("header").and_then(|v| {
+            let h = self.string(v, "`header`")?;
+            match crate::headers::check_credential_header(h) {
+                Ok(lower) => {
+                    if declared_headers.is_some_and(|d| d.contains(&lower)) {
+                        self.error(
+                            Code::CredentialHeader,
+                            v.span(),
+                            "also in `headers`",
+                            format!("header {} is a credential's placement and also in `headers`", quote(h)),
+                            "remove it from `headers`: the host owns a credential's header, the plugin cannot set it",
+                        );
+                        return None;
+                    }
+                    Some((lower, v.span()))
+                }
+                Err(e) => {
+                    let (label, why, help) = match e {
+                        crate::headers::CredentialHeaderError::Invalid => (
+                            "not a header name",
+                            "is not an HTTP token (at most 128 characters)".to_string(),
+                            "header names are letters, digits and !#$%&'*+-.^_`|~ only",
+                        ),
+                        crate::headers::CredentialHeaderError::NeverAllowed(why) => (
+                            why,
+                            format!("can never carry a credential ({why})"),
+                            "use the header the API expects for its credential, such as `Authorization` or `X-Api-Key`",
+                        ),
+                        crate::headers::CredentialHeaderError::AlwaysAllowed => (
+                            "always allowed",
+                            "is always allowed, so the plugin could set it too".to_string(),
+                            "use the header the API expects for its credential, such as `Authorization` or `X-Api-Key`",
+                        ),
+                    };
+                    self.error(
+                        Code::CredentialHeader,
+                        v.span(),
+                        label,
+                        format!("credential header {} {why}", quote(h)),
+                        help,
+                    );
+                    None
+                }
+            }
+        });
+        let message = match t.get("message") {
+            None => None,
+            Some(v) => match v.get_ref() {
+                DeValue::Boolean(true) => Some(v.span()),
+                DeValue::Boolean(false) => {
+                    self.error(
+                        Code::CredentialPlacement,
+                        v.span(),
+                        "not a placement",
+                        "`message = false` places the credential nowhere".into(),
+                        "write `message = true` (websocket text messages), or remove it and give a `header`",
+                    );
+                    None
+                }
+                _ => {
+                    self.wrong_type(v, "`message`", "a boolean", "write `message = true`");
+                    None
+                }
+            },
+        };
+        if let (Some(m), Capability::Request) = (&message, cap) {
+            self.error(
+                Code::CredentialPlacement,
+                m.clone(),
+                "websocket only",
+                "`message = true` applies to `host_api.websocket` targets only".into(),
+                "a one-shot request carries a credential in a header: write `header = \"Authorization\"` (or the header the API expects)",
+            );
+        }
+        let has_header = t.contains_key("header");
+        let has_message = t.contains_key("message");
+        match (has_header, has_message) {
+            (true, true) => self.error(
+                Code::CredentialPlacement,
+                span.clone(),
+                "two placements",
+                "a credential has both `header` and `message`".into(),
+                "keep one: `header = \"…\"` or `message = true`; declare two credentials for two placements",
+            ),
+            (false, false) => self.error(
+                Code::CredentialPlacement,
+                span.clone(),
+                "no placement",
+                "a credential has no placement".into(),
+                match cap {
+                    Capability::Request => "add `header = \"Authorization\"` (or the header the API expects)",
+                    Capability::Websocket => "add `header = \"Authorization\"` (the handshake) or `message = true` (text messages)",
+                },
+            ),
+            _ => {}
+        }
+        let placement = match (header, message) {
+            (Some((h, _)), None) => Some(CredentialPlacement::Header(h)),
+            (None, Some(_)) => Some(CredentialPlacement::Message),
+            _ => None,
+        };
+        let format = match t.get("format") {
+            None => Some(credential::SECRET_PLACEHOLDER.to_string()),
+            Some(v) => {
+                let f = self.string(v, "`format`");
+                match (f, &placement) {
+                    (Some(f), Some(p)) => match credential::check_format(f, p) {
+                        Ok(()) => Some(f.to_string()),
+                        Err(e) => {
+                            self.error(
+                                Code::CredentialFormat,
+                                v.span(),
+                                "invalid format",
+                                e.to_string(),
+                                "write the value's shape with one `{secret}`, e.g. `format = \"Bot {secret}\"`",
+                            );
+                            None
+                        }
+                    },
+                    (Some(f), None) => Some(f.to_string()),
+                    (None, _) => None,
+                }
+            }
+        };
+        let reason = t.get("reason").and_then(|v| self.reason(v));
+        let after = self
+            .diags
+            .iter()
+            .filter(|d| d.severity().is_error())
+            .count();
+        if after > before {
+            return None;
+        }
+        let (name, name_span) = name?;
+        Some((
+            Credential {
+                name,
+                placement: placement?,
+                format: format?,
+                reason,
+            },
+            name_span,
+        ))
+    }
+
+    /// A credential name (a declaration's `name` value).
+    fn credential_name(&mut self, v: &Sv<'_>) -> Option<(String, Range<usize>)> {
+        let s = self.string(v, "`name`")?;
+        if !credential::is_valid_name(s) {
+            self.error(
+                Code::CredentialName,
+                v.span(),
+                "invalid credential name",
+                format!(
+                    "credential name {} does not match [a-z0-9][a-z0-9-]{{0,63}}",
+                    quote(s)
+                ),
+                &plugin_name_help(s),
+            );
+            return None;
+        }
+        Some((s.to_string(), v.span()))
+    }
+
+    /// A grant entry's `credentials = { name = "secret/ref" }` (docs/spec.md §9.2).
+    fn credential_bindings(
+        &mut self,
+        v: &Sv<'_>,
+        origin: &mut Origin,
+    ) -> Option<BTreeMap<String, SecretRef>> {
+        let DeValue::Table(t) = v.get_ref() else {
+            self.wrong_type(
+                v,
+                "`credentials`",
+                "a table of name = \"secret/ref\"",
+                "write `credentials = { bot-token = \"discord/bot\" }`",
+            );
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (i, (k, val)) in t.iter().enumerate() {
+            let name: &str = k.get_ref();
+            if i == credential::MAX_CREDENTIALS_PER_TARGET {
+                self.error(
+                    Code::TooMany,
+                    k.span(),
+                    "one too many",
+                    format!(
+                        "{} credential bindings; at most {} per entry",
+                        t.len(),
+                        credential::MAX_CREDENTIALS_PER_TARGET
+                    ),
+                    "bind only the credentials the manifest declares for this target",
+                );
+                return None;
+            }
+            if !credential::is_valid_name(name) {
+                ok = false;
+                self.error(
+                    Code::CredentialName,
+                    k.span(),
+                    "invalid credential name",
+                    format!(
+                        "credential name {} does not match [a-z0-9][a-z0-9-]{{0,63}}",
+                        quote(name)
+                    ),
+                    &plugin_name_help(name),
+                );
+                continue;
+            }
+            let Some(r) = self.string(val, &format!("credential {}", quote(name))) else {
+                ok = false;
+                continue;
+            };
+            match SecretRef::parse(r) {
+                Ok(r) => {
+                    origin.credential_keys.push((name.to_string(), k.span()));
+                    out.insert(name.to_string(), r);
+                }
+                Err(e) => {
+                    ok = false;
+                    // Never echo the text: a malformed reference may be a
+                    // pasted secret value.
+                    self.error(
+                        Code::SecretRef,
+                        val.span(),
+                        "not a secret reference",
+                        format!("the binding of credential {} is not a secret reference: {e}", quote(name)),
+                        "bind a reference to a secret in the host's store, never the value itself, e.g. `discord/bot`",
+                    );
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
     fn reason(&mut self, v: &Sv<'_>) -> Option<String> {
         let s = self.string(v, "`reason`")?;
         if let Some(msg) = reason_problem(s) {
@@ -1112,6 +1532,58 @@ impl Walker {
         }
         Some(s.to_string())
     }
+}
+
+/// The error for a credential on a target that cannot carry one
+/// (docs/spec.md §9.1); `verb` is `declared` (manifest) or `bound` (grant).
+pub(crate) fn credential_target_diagnostic(
+    p: credential::TargetProblem,
+    perm: &crate::permission::Permission,
+    span: Range<usize>,
+    verb: &str,
+) -> Diagnostic {
+    use credential::TargetProblem;
+    let target = perm.target.to_string();
+    let (code, label, msg, help) = match p {
+        TargetProblem::Broad => (
+            Code::CredentialBroadTarget,
+            "broad target",
+            format!(
+                "a credential cannot be {verb} on broad target {} ({})",
+                quote(&target),
+                perm.broad_reason().unwrap_or_else(|| "broad".into())
+            ),
+            "a secret goes only to hosts a reviewer can name: narrow the target to exact hosts, or drop the credential".to_string(),
+        ),
+        TargetProblem::Plaintext => {
+            let tls = match perm.target.scheme {
+                crate::capability::Scheme::Ws => "wss",
+                _ => "https",
+            };
+            let fixed = format!("{tls}{}", &target[perm.target.scheme.as_str().len()..]);
+            (
+                Code::CredentialPlaintextTarget,
+                "plaintext",
+                format!(
+                    "a credential cannot be {verb} on plaintext target {}",
+                    quote(&target)
+                ),
+                format!("a secret travels over TLS only (plaintext is allowed to loopback): did you mean `{fixed}`?"),
+            )
+        }
+        TargetProblem::AnyPort => (
+            Code::CredentialAnyPortTarget,
+            "any port",
+            format!(
+                "a credential cannot be {verb} on target {} with port `*`",
+                quote(&target)
+            ),
+            "any service on the host could receive the secret: name the port (or drop `:*` for the scheme's default)".to_string(),
+        ),
+    };
+    Diagnostic::new(code, msg)
+        .with_label(span, label)
+        .with_help(help)
 }
 
 enum Entry {

@@ -133,6 +133,38 @@ pub fn check_declared(name: &str) -> Result<String, DeclareError> {
     Ok(name.to_ascii_lowercase())
 }
 
+/// Why a header name cannot be a credential's placement (docs/spec.md §9.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialHeaderError {
+    /// Not an RFC 9110 token, or longer than 128 characters.
+    Invalid,
+    /// Never allowed even for the host's own credentials (`Host`, hop-by-hop,
+    /// `Cookie`, `Sec-*`, `Proxy-*`, `Content-Length`, …); the text says why.
+    NeverAllowed(&'static str),
+    /// Always allowed, so a plugin may send it too: the host could not own it.
+    AlwaysAllowed,
+}
+
+/// Checks a credential's `header` placement and returns its lowercase form.
+///
+/// Credential and credential-like names (`Authorization`, `X-Api-Key`) are
+/// legal here and only here; every other never-allowed name stays an error,
+/// and so does an always-allowed one (the plugin may set it itself).
+pub fn check_credential_header(name: &str) -> Result<String, CredentialHeaderError> {
+    if !is_token(name) || name.len() > 128 {
+        return Err(CredentialHeaderError::Invalid);
+    }
+    if !name.eq_ignore_ascii_case("authorization") {
+        if let Some(why) = never_allowed_reason(name) {
+            return Err(CredentialHeaderError::NeverAllowed(why));
+        }
+    }
+    if is_always_allowed(name) {
+        return Err(CredentialHeaderError::AlwaysAllowed);
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
 /// A header that a request may not send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeaderViolation {
@@ -610,6 +642,50 @@ mod tests {
             assert_eq!(check_declared(h), Err(AlwaysAllowed), "{h}");
             assert_eq!(h.to_ascii_lowercase(), *h);
         }
+    }
+
+    #[test]
+    fn credential_headers() {
+        use CredentialHeaderError::*;
+        for (name, want) in [
+            ("Authorization", Ok("authorization")),
+            ("X-Api-Key", Ok("x-api-key")),
+            ("X-Bot-Token", Ok("x-bot-token")),
+            ("X-Custom", Ok("x-custom")),
+            (
+                "Host",
+                Err(NeverAllowed("set by the HTTP client from the URL")),
+            ),
+            ("Cookie", Err(NeverAllowed("credential header"))),
+            (
+                "Proxy-Authorization",
+                Err(NeverAllowed("credential header")),
+            ),
+            ("Proxy-Foo", Err(NeverAllowed("proxy header"))),
+            ("Connection", Err(NeverAllowed("hop-by-hop header"))),
+            (
+                "Content-Length",
+                Err(NeverAllowed("message framing, set by the HTTP client")),
+            ),
+            (
+                "Sec-WebSocket-Key",
+                Err(NeverAllowed("reserved for the WebSocket handshake")),
+            ),
+            (
+                "Sec-Fetch-Mode",
+                Err(NeverAllowed("reserved for the user agent")),
+            ),
+            ("Accept", Err(AlwaysAllowed)),
+            ("Bad Name", Err(Invalid)),
+            ("", Err(Invalid)),
+        ] {
+            assert_eq!(
+                check_credential_header(name),
+                want.map(str::to_string),
+                "{name:?}"
+            );
+        }
+        assert_eq!(check_credential_header(&"x".repeat(129)), Err(Invalid));
     }
 
     #[test]

@@ -406,6 +406,7 @@ impl Parsed<'_> {
             method: self.method.as_deref(),
             headers: &self.headers,
             subprotocols: &self.subprotocols,
+            credentials: &[],
         }
     }
 }
@@ -1236,6 +1237,7 @@ mod tests {
                 method: None,
                 headers: &[],
                 subprotocols: &[],
+                credentials: &[],
             };
             origin_of(&a.authorize(&req, None))
         };

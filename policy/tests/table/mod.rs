@@ -41,6 +41,8 @@ pub struct Case {
     pub headers: Vec<String>,
     #[serde(default)]
     pub subprotocols: Vec<String>,
+    #[serde(default)]
+    pub credentials: Vec<String>,
     pub resolve: Option<Vec<String>>,
     pub decision: String,
     pub code: String,

@@ -69,6 +69,7 @@ pub(crate) async fn run(shared: Arc<Shared>, call: Call) -> Result<Response, Hos
         method: Some(&call.method),
         headers: &call.headers,
         subprotocols: &[],
+        credentials: &[],
     };
     // DNS has its own deadline, never longer than the whole call's.
     let authorized = connect::authorize_and_resolve(

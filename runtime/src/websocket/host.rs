@@ -174,6 +174,7 @@ impl WebSocketHost {
             method: None,
             headers: &options.headers,
             subprotocols: &options.subprotocols,
+            credentials: &[],
         };
         let authorized = connect::authorize_and_resolve(
             &self.inner.authorizer,

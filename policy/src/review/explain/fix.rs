@@ -104,6 +104,7 @@ impl Shape {
         Requested {
             permission: self.permission(),
             reason: self.reason.clone(),
+            credentials: Vec::new(),
             origin: None,
         }
     }
@@ -117,6 +118,7 @@ impl Shape {
             subprotocols: self.subprotocols.clone(),
             networks: self.networks.clone(),
             broad: self.broad,
+            credentials: Default::default(),
             origin: None,
         }
     }

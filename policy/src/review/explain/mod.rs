@@ -572,6 +572,10 @@ impl<'a> Explainer<'a> {
             DenyCode::ResolutionFailed => {
                 return no("the name did not resolve; that is DNS, not policy".into())
             }
+            DenyCode::CredentialNotGranted => {
+                // Proposing credential lines is for a later pass.
+                return Some("the matching rule does not bind a credential the plugin asked for: the manifest must declare it on that target (`credentials = [{ name = \"…\", header = \"…\" }]`) and the grant bind it (`credentials = { name = \"secret/ref\" }`)".into());
+            }
             DenyCode::ForbiddenAddress => {
                 return no("never-class addresses (unspecified, multicast, broadcast, cloud metadata endpoints) are unreachable by design, and declaring one is an error".into())
             }
