@@ -65,7 +65,8 @@ pub struct DecisionRecord {
     pub rule: Option<String>,
     /// The policy's digest.
     pub digest: String,
-    /// Names of the credentials the host injected (never values).
+    /// Names of the credentials the plugin asked for, sorted — injected
+    /// when the decision allows (never values, never SecretRefs).
     pub credentials: Vec<String>,
 }
 
@@ -200,7 +201,12 @@ impl Audit {
             code: d.code.as_str().to_owned(),
             rule: d.rule.clone(),
             digest: self.digest.to_string(),
-            credentials: Vec::new(),
+            credentials: {
+                let mut c = req.credentials.to_vec();
+                c.sort_unstable();
+                c.dedup();
+                c
+            },
         }));
     }
 

@@ -33,6 +33,13 @@ pub enum ErrorKind {
     Shutdown,
     /// A local I/O error.
     Io,
+    /// A credential could not be injected (docs/spec.md §9.3); the code
+    /// says why: `secret_not_found` and `secret_store_failed` (the host's
+    /// store), `credential_format` and `credential_not_header_safe` (the
+    /// value cannot go in its header), `credential_not_granted` (a text
+    /// message names a credential not bound to this connection) and
+    /// `malformed_placeholder`. Nothing was sent.
+    Credential(&'static str),
 }
 
 impl ErrorKind {
@@ -51,6 +58,7 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::Shutdown => "shutdown",
             ErrorKind::Io => "io_error",
+            ErrorKind::Credential(code) => code,
         }
     }
 }

@@ -4,30 +4,10 @@
 //! and never a payload, header value or query value.
 
 mod support;
-use netgrant_runtime::{AuditRecord, AuditSink, HostConfig, Incoming, OpenOptions, StaticResolver};
-use std::sync::{Arc, Mutex};
+use netgrant_runtime::{HostConfig, Incoming, OpenOptions, StaticResolver};
+use std::sync::Arc;
 use std::time::Duration;
 use support::*;
-
-/// The host's side of auditing: it keeps what it is given.
-#[derive(Default)]
-struct Collect(Mutex<Vec<AuditRecord>>);
-
-impl AuditSink for Collect {
-    fn record(&self, record: &AuditRecord) {
-        self.0.lock().unwrap().push(record.clone());
-    }
-}
-
-impl Collect {
-    fn json(&self) -> Vec<serde_json::Value> {
-        let records = self.0.lock().unwrap();
-        records
-            .iter()
-            .map(|r| serde_json::to_value(r).unwrap())
-            .collect()
-    }
-}
 
 /// Each record as (`record`, its code or outcome).
 fn shape(records: &[serde_json::Value]) -> Vec<(&str, &str)> {
@@ -73,6 +53,7 @@ async fn every_decision_and_every_end_is_recorded() {
     let options = OpenOptions {
         subprotocols: vec![],
         headers: vec![("X-Trace".into(), SENTINEL.into())],
+        ..OpenOptions::default()
     };
     let url = format!("ws://localhost:{port}/echo/?token={SENTINEL}");
     let id = h.open(&url, options).await.unwrap();

@@ -36,7 +36,7 @@ async fn allowed_target_echoes_and_counts() {
             &url,
             OpenOptions {
                 subprotocols: vec!["json".into()],
-                headers: vec![],
+                ..OpenOptions::default()
             },
         )
         .await

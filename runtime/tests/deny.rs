@@ -52,7 +52,7 @@ async fn deny(
 fn sub(p: &[&str]) -> OpenOptions {
     OpenOptions {
         subprotocols: p.iter().map(|s| s.to_string()).collect(),
-        headers: vec![],
+        ..OpenOptions::default()
     }
 }
 
@@ -60,6 +60,7 @@ fn hdr(k: &str, v: &str) -> OpenOptions {
     OpenOptions {
         subprotocols: vec![],
         headers: vec![(k.to_string(), v.to_string())],
+        ..OpenOptions::default()
     }
 }
 

@@ -1371,6 +1371,7 @@ async fn huge_configured_deadlines_and_bounds_do_not_overflow() {
             RequestOptions {
                 timeout: Some(Duration::MAX),
                 max_response_body_bytes: Some(usize::MAX),
+                ..RequestOptions::default()
             },
         ),
     )

@@ -17,6 +17,7 @@
 
 mod file;
 mod inject;
+mod injection;
 mod mask;
 #[cfg(test)]
 mod mask_tests;
@@ -27,6 +28,7 @@ pub use inject::{
     format_header_value, placeholder, substitute_placeholders, HeaderValueError, SubstituteError,
     PLACEHOLDER_PREFIX, PLACEHOLDER_SUFFIX,
 };
+pub(crate) use injection::Injection;
 pub use mask::{MaskError, Masker, StreamMasker, MAX_MASKED_VALUE_BYTES};
 pub use store::{
     InvalidSecretRef, MemorySecretStore, SecretError, SecretFuture, SecretRef, SecretStore,

@@ -13,6 +13,7 @@ use super::types::Response;
 use crate::audit::{Audit, Finished};
 use crate::config::RequestConfig;
 use crate::connect::{self, connect_tcp};
+use crate::credentials::{Injection, SecretStore};
 use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
 use http_body_util::{BodyExt, Full};
@@ -32,6 +33,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 /// What every request task of one host shares.
+#[derive(Clone)]
 pub(crate) struct Shared {
     /// Where decisions and ends are recorded.
     pub audit: Audit,
@@ -42,6 +44,8 @@ pub(crate) struct Shared {
     pub tls: Arc<rustls::ClientConfig>,
     /// Idle connections for reuse (this host's only).
     pub pool: Arc<Pool>,
+    /// Where credential values come from (docs/spec.md §9.4), if anywhere.
+    pub secrets: Option<Arc<dyn SecretStore>>,
 }
 
 /// One call, owned by its task.
@@ -56,6 +60,8 @@ pub(crate) struct Call {
     pub total: Duration,
     /// The response body bound (the configured one, or less).
     pub max_body: usize,
+    /// Credentials the plugin asks for, by name.
+    pub credentials: Vec<String>,
 }
 
 /// Runs one call within its total deadline.
@@ -69,7 +75,7 @@ pub(crate) async fn run(shared: Arc<Shared>, call: Call) -> Result<Response, Hos
         method: Some(&call.method),
         headers: &call.headers,
         subprotocols: &[],
-        credentials: &[],
+        credentials: &call.credentials,
     };
     // DNS has its own deadline, never longer than the whole call's.
     let authorized = connect::authorize_and_resolve(
@@ -93,7 +99,19 @@ pub(crate) async fn run(shared: Arc<Shared>, call: Call) -> Result<Response, Hos
     // `timeout` (not `timeout_at(now + total)`): any configured duration,
     // however large, is a deadline and never an overflow.
     let remaining = total.saturating_sub(started.elapsed());
-    let result = match tokio::time::timeout(remaining, send(&shared, &authorized, call)).await {
+    let work = async {
+        // Values are fetched after the decision (which checked that the
+        // rule binds every name) and before any socket.
+        let injection = Injection::resolve(
+            shared.secrets.as_deref(),
+            authorized.credentials(),
+            remaining,
+            &shown,
+        )
+        .await?;
+        send(&shared, &authorized, call, &injection).await
+    };
+    let result = match tokio::time::timeout(remaining, work).await {
         Ok(r) => r,
         Err(_) => Err(HostError::new(
             ErrorKind::Timeout,
@@ -163,7 +181,12 @@ impl Drop for End<'_> {
 /// response. A pooled connection the server closed before taking the
 /// request is given up and the request goes on a new connection; a request
 /// that may have been sent is never sent again.
-async fn send(shared: &Shared, a: &Authorized, call: Call) -> Result<Response, HostError> {
+async fn send(
+    shared: &Shared,
+    a: &Authorized,
+    call: Call,
+    injection: &Injection,
+) -> Result<Response, HostError> {
     let cfg = &shared.config;
     let shown = a.redacted_url();
     // The request is built before any socket is opened. Method, URL and
@@ -187,6 +210,15 @@ async fn send(shared: &Shared, a: &Authorized, call: Call) -> Result<Response, H
         let name =
             HeaderName::from_bytes(k.as_bytes()).map_err(|_| unbuildable("a header name"))?;
         let value = HeaderValue::from_str(v).map_err(|_| unbuildable("a header value"))?;
+        header_map.append(name, value);
+    }
+    for (k, v) in &injection.headers {
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| unbuildable("a credential header"))?;
+        let mut value =
+            HeaderValue::from_str(v).map_err(|_| unbuildable("a credential header value"))?;
+        // Never indexed by HPACK, never shown by hyper's Debug.
+        value.set_sensitive(true);
         header_map.append(name, value);
     }
     let outgoing = Outgoing {
@@ -214,7 +246,7 @@ async fn send(shared: &Shared, a: &Authorized, call: Call) -> Result<Response, H
                 if reusable {
                     shared.pool.checkin(conn);
                 }
-                return Ok(response);
+                return Ok(mask(response, injection));
             }
             // Not sent: the server had closed the connection. A new one.
             Err(Attempt::NotSent(_)) => {}
@@ -231,10 +263,29 @@ async fn send(shared: &Shared, a: &Authorized, call: Call) -> Result<Response, H
             if reusable {
                 shared.pool.checkin(conn);
             }
-            Ok(response)
+            Ok(mask(response, injection))
         }
         Err(Attempt::NotSent(e) | Attempt::Failed(e)) => Err(e),
     }
+}
+
+/// Every injected value in the response (header values and body) becomes
+/// its placeholder: the plugin never reads a value, also not when the
+/// server echoes it (docs/spec.md §9.3).
+fn mask(mut r: Response, injection: &Injection) -> Response {
+    if injection.is_empty() {
+        return r;
+    }
+    let m = &injection.masker;
+    for (_, v) in &mut r.headers {
+        if let std::borrow::Cow::Owned(masked) = m.mask_bytes(v) {
+            *v = masked;
+        }
+    }
+    if let std::borrow::Cow::Owned(masked) = m.mask_bytes(&r.body) {
+        r.body = masked;
+    }
+    r
 }
 
 /// Connects to a checked address, does TLS, and the HTTP handshake.

@@ -8,6 +8,7 @@ use super::types::{RequestOptions, Response};
 use crate::audit::{Audit, AuditSink};
 use crate::config::{GlobalLimit, RequestConfig};
 use crate::connect;
+use crate::credentials::SecretStore;
 use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
 use netgrant_policy::Authorizer;
@@ -104,6 +105,7 @@ impl RequestHost {
                 authorizer,
                 resolver,
                 pool: Pool::new(config.pool_max_idle, config.pool_idle_timeout),
+                secrets: None,
                 config,
                 tls: Arc::new(tls),
             }),
@@ -122,15 +124,19 @@ impl RequestHost {
     /// [`AuditRecord`](crate::AuditRecord) (docs/spec.md §11). Without a
     /// sink they are only `tracing` events (target `netgrant`).
     pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
-        let s = &self.shared;
-        self.shared = Arc::new(Shared {
-            audit: Audit::new(Some(sink), s.authorizer.plugin(), s.authorizer.digest()),
-            authorizer: s.authorizer.clone(),
-            resolver: s.resolver.clone(),
-            config: s.config.clone(),
-            tls: s.tls.clone(),
-            pool: s.pool.clone(),
-        });
+        let mut s = (*self.shared).clone();
+        s.audit = Audit::new(Some(sink), s.authorizer.plugin(), s.authorizer.digest());
+        self.shared = Arc::new(s);
+        self
+    }
+
+    /// Looks credential values up in `store` (docs/spec.md §9.4). Without a
+    /// store, a call asking for a credential fails `secret_store_failed`
+    /// before anything is connected.
+    pub fn with_secrets(mut self, store: Arc<dyn SecretStore>) -> Self {
+        let mut s = (*self.shared).clone();
+        s.secrets = Some(store);
+        self.shared = Arc::new(s);
         self
     }
 
@@ -236,6 +242,7 @@ impl RequestHost {
                 .map_or(cfg.max_response_body_bytes, |b| {
                     b.min(cfg.max_response_body_bytes)
                 }),
+            credentials: options.credentials,
         };
         let shared = self.shared.clone();
         // Registered under the lock `shutdown` drains: a call that starts

@@ -12,6 +12,13 @@ pub struct RequestOptions {
     pub timeout: Option<Duration>,
     /// A response body bound for this call (default: `max_response_body_bytes`).
     pub max_response_body_bytes: Option<usize>,
+    /// Credentials to inject, by declared name (docs/spec.md §9.3). Each
+    /// must be bound by the rule that allows the URL, else the call is
+    /// denied `credential_not_granted` before anything is connected. The
+    /// host looks the values up in its [`SecretStore`](crate::SecretStore)
+    /// and puts them in their headers; every occurrence of a value in the
+    /// response is replaced by its placeholder `{{credential:NAME}}`.
+    pub credentials: Vec<String>,
 }
 
 /// A complete response: status, filtered headers and the whole body.

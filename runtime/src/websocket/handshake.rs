@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::MaybeTlsStream;
+use zeroize::Zeroizing;
 
 pub(crate) struct Connected {
     pub ws: Ws,
@@ -30,6 +31,7 @@ pub(crate) struct Connected {
 pub(crate) async fn connect_ws(
     authorized: &Authorized,
     options: &OpenOptions,
+    credentials: &[(String, Zeroizing<String>)],
     cfg: &HostConfig,
     tls: Arc<rustls::ClientConfig>,
 ) -> Result<Connected, HostError> {
@@ -52,6 +54,14 @@ pub(crate) async fn connect_ws(
         let name =
             HeaderName::from_bytes(k.as_bytes()).map_err(|_| unbuildable("a header name"))?;
         let value = HeaderValue::from_str(v).map_err(|_| unbuildable("a header value"))?;
+        request.headers_mut().append(name, value);
+    }
+    for (k, v) in credentials {
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| unbuildable("a credential header"))?;
+        let mut value =
+            HeaderValue::from_str(v).map_err(|_| unbuildable("a credential header value"))?;
+        value.set_sensitive(true);
         request.headers_mut().append(name, value);
     }
     if !options.subprotocols.is_empty() {

@@ -7,6 +7,7 @@ use super::types::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State}
 use crate::audit::{Audit, AuditSink};
 use crate::config::{GlobalLimit, HostConfig};
 use crate::connect;
+use crate::credentials::{Injection, SecretStore};
 use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
 use netgrant_policy::{Authorizer, Capability, Request};
@@ -40,6 +41,8 @@ struct Inner {
     tasks: Arc<AtomicUsize>,
     shutdown: watch::Sender<bool>,
     is_shut: AtomicBool,
+    /// Where credential values come from (docs/spec.md §9.4), if anywhere.
+    secrets: Option<Arc<dyn SecretStore>>,
 }
 
 impl Drop for Inner {
@@ -93,6 +96,7 @@ impl WebSocketHost {
                 tasks: Arc::new(AtomicUsize::new(0)),
                 shutdown,
                 is_shut: AtomicBool::new(false),
+                secrets: None,
             },
         })
     }
@@ -103,6 +107,14 @@ impl WebSocketHost {
     pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
         let a = &self.inner.authorizer;
         self.inner.audit = Audit::new(Some(sink), a.plugin(), a.digest());
+        self
+    }
+
+    /// Looks credential values up in `store` (docs/spec.md §9.4). Without a
+    /// store, an open asking for a credential fails `secret_store_failed`
+    /// before anything is connected.
+    pub fn with_secrets(mut self, store: Arc<dyn SecretStore>) -> Self {
+        self.inner.secrets = Some(store);
         self
     }
 
@@ -174,7 +186,7 @@ impl WebSocketHost {
             method: None,
             headers: &options.headers,
             subprotocols: &options.subprotocols,
-            credentials: &[],
+            credentials: &options.credentials,
         };
         let authorized = connect::authorize_and_resolve(
             &self.inner.authorizer,
@@ -186,23 +198,41 @@ impl WebSocketHost {
         )
         .await?;
         let opened = std::time::Instant::now();
+        let failed = |e: &HostError| {
+            audit.failed(
+                &audit_id,
+                Capability::Websocket,
+                authorized.redacted_url(),
+                e,
+            )
+        };
+        // Values are fetched after the decision (which checked that the
+        // rule binds every name) and before any socket.
+        let injection = Injection::resolve(
+            self.inner.secrets.as_deref(),
+            authorized.credentials(),
+            cfg.handshake_timeout,
+            authorized.redacted_url(),
+        )
+        .await
+        .inspect_err(failed)?;
         let Connected {
             ws,
             remote,
             subprotocol,
             tracker,
-        } = handshake::connect_ws(&authorized, &options, cfg, self.inner.tls.clone())
-            .await
-            .inspect_err(|e| {
-                audit.failed(
-                    &audit_id,
-                    Capability::Websocket,
-                    authorized.redacted_url(),
-                    e,
-                )
-            })?;
+        } = handshake::connect_ws(
+            &authorized,
+            &options,
+            &injection.headers,
+            cfg,
+            self.inner.tls.clone(),
+        )
+        .await
+        .inspect_err(failed)?;
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox::default()),
+            injection,
             budget: Arc::new(Semaphore::new(write_budget(cfg))),
             readable: Notify::new(),
             room: Notify::new(),
@@ -320,7 +350,12 @@ impl WebSocketHost {
         id: ConnectionId,
         text: impl Into<String>,
     ) -> Result<(), HostError> {
-        let text = text.into();
+        let (shared, _) = self.lookup(id)?;
+        // `{{credential:NAME}}` becomes this connection's value; a name not
+        // bound to it fails the send (docs/spec.md §9.3). The wire buffers
+        // beyond this point are tungstenite's and are not zeroized.
+        let mut text = shared.injection.substitute(text.into())?;
+        let text = std::mem::take(&mut *text);
         let len = text.len();
         self.send(id, Message::text(text), len).await
     }

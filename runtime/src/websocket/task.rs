@@ -6,9 +6,11 @@ use super::frames::{ReadTracker, Ws};
 use super::types::{ConnectionStatus, Incoming, State};
 use crate::audit::{Audit, Finished};
 use crate::config::HostConfig;
+use crate::credentials::Injection;
 use crate::error::bound;
 use futures_util::{SinkExt, StreamExt};
 use netgrant_policy::Capability;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +30,9 @@ pub(super) struct Inbox {
 
 pub(super) struct Shared {
     pub(super) inbox: Mutex<Inbox>,
+    /// This connection's credentials: message values to substitute, and the
+    /// masker for everything handed back.
+    pub(super) injection: Injection,
     /// Bytes queued or being written, bounded by `max_write_buffer_bytes`.
     pub(super) budget: Arc<Semaphore>,
     pub(super) readable: Notify,
@@ -294,15 +299,20 @@ async fn run(
                     Some(Ok(m)) => {
                         last_activity = Instant::now();
                         let (incoming, len) = match m {
+                            // Every injected value becomes its placeholder.
                             Message::Text(t) => {
-                                let s = t.as_str().to_string();
+                                let s = shared.injection.masker.mask_str(t.as_str()).into_owned();
                                 let n = s.len();
                                 (Incoming::Text(s), n)
                             }
                             Message::Binary(b) => {
-                                let n = b.len();
                                 // No copy when the frame's buffer is ours alone.
-                                (Incoming::Binary(Vec::from(b)), n)
+                                let mut v = Vec::from(b);
+                                if let Cow::Owned(m) = shared.injection.masker.mask_bytes(&v) {
+                                    v = m;
+                                }
+                                let n = v.len();
+                                (Incoming::Binary(v), n)
                             }
                             Message::Close(frame) => {
                                 match (frame, tracker.peer_close_code()) {
@@ -312,7 +322,7 @@ async fn run(
                                         shared.finish(1002, "protocol_error", Some(("protocol_error", format!("the peer closed with code {wire}, which is not valid on the wire; answered 1002"))));
                                     }
                                     // Peer text: escaped and bounded in finish(); never logged.
-                                    (Some(f), _) => shared.finish(u16::from(f.code), f.reason.as_str(), None),
+                                    (Some(f), _) => shared.finish(u16::from(f.code), &shared.injection.masker.mask_str(f.reason.as_str()), None),
                                     // No code: 1005 is how RFC 6455 reports that locally.
                                     (None, _) => shared.finish(1005, "", None),
                                 }

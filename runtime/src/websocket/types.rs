@@ -31,6 +31,14 @@ pub struct OpenOptions {
     pub subprotocols: Vec<String>,
     /// Extra handshake headers; the header allow-list of docs/spec.md §5.6 applies (no credentials).
     pub headers: Vec<(String, String)>,
+    /// Credentials to inject, by declared name (docs/spec.md §9.3). Each
+    /// must be bound by the rule that allows the URL (else the open is
+    /// denied `credential_not_granted` before anything is connected).
+    /// Header credentials go in the handshake; `message = true` ones
+    /// replace `{{credential:NAME}}` in text messages this connection
+    /// sends. Every occurrence of a value in what the connection hands back
+    /// (messages, close reason) becomes its placeholder.
+    pub credentials: Vec<String>,
 }
 
 /// What `recv` returns.

@@ -7,7 +7,7 @@ use netgrant_runtime::{HostConfig, StaticResolver, WebSocketHost};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -385,5 +385,31 @@ pub async fn drain_until_eof(mut tcp: TcpStream) {
         if n == 0 {
             break;
         }
+    }
+}
+
+/// The host's side of auditing: it keeps what it is given.
+#[derive(Default)]
+pub struct Collect(pub Mutex<Vec<netgrant_runtime::AuditRecord>>);
+
+impl netgrant_runtime::AuditSink for Collect {
+    fn record(&self, record: &netgrant_runtime::AuditRecord) {
+        self.0.lock().unwrap().push(record.clone());
+    }
+}
+
+impl Collect {
+    /// Every record as JSON.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        let records = self.0.lock().unwrap();
+        records
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect()
+    }
+
+    /// Every record as a JSON line, as `JsonLinesSink` writes them.
+    pub fn text(&self) -> String {
+        self.json().iter().map(|v| format!("{v}\n")).collect()
     }
 }
