@@ -37,8 +37,8 @@ pub use audit::{AuditRecord, AuditSink, DecisionRecord, FinishedRecord, JsonLine
 pub use config::{GlobalLimit, HostConfig, RequestConfig, Roots};
 pub use credentials::{
     format_header_value, placeholder, substitute_placeholders, FileSecretStore, HeaderValueError,
-    InvalidSecretRef, MaskError, Masker, MemorySecretStore, SecretError, SecretFileError,
-    SecretFuture, SecretRef, SecretStore, StreamMasker, SubstituteError, MAX_MASKED_VALUE_BYTES,
+    MaskError, Masker, MemorySecretStore, SecretError, SecretFileError, SecretFuture, SecretRef,
+    SecretRefError, SecretStore, StreamMasker, SubstituteError, MAX_MASKED_VALUE_BYTES,
     MAX_SECRETS_FILE_BYTES, PLACEHOLDER_PREFIX, PLACEHOLDER_SUFFIX,
 };
 pub use error::{ErrorKind, HostError};

@@ -24,7 +24,7 @@ const S: Sentinel = Sentinel::DEFAULT;
 
 fn store(value: &str) -> Arc<MemorySecretStore> {
     Arc::new(MemorySecretStore::new().with(
-        SecretRef::new("test/token").unwrap(),
+        SecretRef::parse("test/token").unwrap(),
         SecretString::from(value.to_owned()),
     ))
 }

@@ -119,6 +119,13 @@ impl SecretRef {
     }
 }
 
+impl std::str::FromStr for SecretRef {
+    type Err = SecretRefError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SecretRef::parse(s)
+    }
+}
+
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -1,7 +1,7 @@
 //! The secret store netgrant ships: a TOML file of `ref = "value"`, opened
 //! explicitly by path (docs/spec.md §9, docs/runtime.md "Credentials").
 
-use super::store::{is_valid_ref, MemorySecretStore, SecretFuture, SecretRef, SecretStore};
+use super::store::{MemorySecretStore, SecretFuture, SecretRef, SecretStore};
 use secrecy::SecretString;
 use std::fmt;
 use std::io::Read;
@@ -279,7 +279,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<MemorySecretStore, SecretFileError
     for (key, is_table, value) in &entries {
         // A table comes from a dotted key or a `[section]`: the key is what
         // is wrong (an unquoted `discord.bot`).
-        if !is_valid_ref(key) {
+        if SecretRef::parse(key).is_err() {
             return Err(SecretFileError::InvalidKey {
                 path: path.to_path_buf(),
                 key: None,
@@ -289,11 +289,11 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<MemorySecretStore, SecretFileError
         if *is_table {
             return Err(SecretFileError::InvalidKey {
                 path: path.to_path_buf(),
-                key: SecretRef::new(key).ok(),
+                key: SecretRef::parse(key).ok(),
                 reason: "holds a table",
             });
         }
-        let secret = SecretRef::new(key).expect("checked");
+        let secret = SecretRef::parse(key).expect("checked");
         match value.as_deref() {
             Some(v) if valid_value(v) => {
                 // A fresh exact-size copy: the SecretString owns its own

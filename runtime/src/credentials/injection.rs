@@ -4,7 +4,7 @@
 
 use super::inject::{format_header_value, placeholder, substitute_placeholders};
 use super::mask::Masker;
-use super::store::{SecretRef, SecretStore};
+use super::store::SecretStore;
 use crate::error::{ErrorKind, HostError};
 use netgrant_policy::{BoundCredential, CredentialPlacement};
 use secrecy::{ExposeSecret, SecretString};
@@ -73,13 +73,7 @@ impl Injection {
         let fetch = async {
             let mut values = Vec::with_capacity(bound.len());
             for b in bound {
-                let r = SecretRef::new(b.secret_ref.as_str()).map_err(|_| {
-                    HostError::new(
-                        ErrorKind::Credential("secret_store_failed"),
-                        format!("credential `{}` has an invalid secret reference", b.name),
-                    )
-                })?;
-                let v = store.get(&r).await.map_err(|e| {
+                let v = store.get(&b.secret_ref).await.map_err(|e| {
                     HostError::new(
                         ErrorKind::Credential(e.code()),
                         format!("credential `{}` for {shown}: {e}", b.name),

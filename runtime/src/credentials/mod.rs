@@ -31,5 +31,5 @@ pub use inject::{
 pub(crate) use injection::Injection;
 pub use mask::{MaskError, Masker, StreamMasker, MAX_MASKED_VALUE_BYTES};
 pub use store::{
-    InvalidSecretRef, MemorySecretStore, SecretError, SecretFuture, SecretRef, SecretStore,
+    MemorySecretStore, SecretError, SecretFuture, SecretRef, SecretRefError, SecretStore,
 };

@@ -6,78 +6,19 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 
-/// The longest [`SecretRef`], in bytes.
-const MAX_REF_BYTES: usize = 128;
-
-/// The name of a secret in the host's store (docs/spec.md §9):
-/// `[a-z0-9][a-z0-9._/-]{0,127}`. It names a secret and is shown in reviews
-/// and errors; it is never a value.
+/// The name of a secret in the host's store: the policy's type, so a
+/// reference is checked by one grammar (`netgrant_policy::SecretRef`).
 ///
 /// ```
 /// use netgrant_runtime::SecretRef;
-/// let r: SecretRef = "discord/bot".parse().unwrap();
+/// let r = SecretRef::parse("discord/bot").unwrap();
 /// assert_eq!(r.as_str(), "discord/bot");
-/// assert!(SecretRef::new("Discord/Bot").is_err());
-/// assert!(SecretRef::new("https://vault/x").is_err());
+/// assert!(SecretRef::parse("Discord/Bot").is_err());
+/// assert!(SecretRef::parse("https://vault/x").is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SecretRef(Box<str>);
-
-/// A string that is not a valid [`SecretRef`]. Carries no part of the
-/// string: a mistyped reference may be a pasted value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("invalid secret reference: expected [a-z0-9][a-z0-9._/-]{{0,127}}")]
-pub struct InvalidSecretRef;
-
-impl SecretRef {
-    /// Checks the grammar.
-    pub fn new(s: &str) -> Result<Self, InvalidSecretRef> {
-        if is_valid_ref(s) {
-            Ok(SecretRef(s.into()))
-        } else {
-            Err(InvalidSecretRef)
-        }
-    }
-
-    /// The reference as written.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// `[a-z0-9][a-z0-9._/-]{0,127}`. The grammar already excludes `://` (no
-/// `:`) and whitespace.
-pub(crate) fn is_valid_ref(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= MAX_REF_BYTES
-        && matches!(b[0], b'a'..=b'z' | b'0'..=b'9')
-        && b[1..]
-            .iter()
-            .all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'/' | b'-'))
-}
-
-impl FromStr for SecretRef {
-    type Err = InvalidSecretRef;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SecretRef::new(s)
-    }
-}
-
-impl fmt::Display for SecretRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for SecretRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretRef({:?})", &*self.0)
-    }
-}
+pub use netgrant_policy::{SecretRef, SecretRefError};
 
 /// Why a store gave no value. Neither variant carries a value or a store's
 /// own message (which might quote one): the host logs its store's details
@@ -195,32 +136,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ref_grammar() {
-        for ok in ["a", "0", "discord/bot", "a.b_c-d/e", &"a".repeat(128)] {
-            assert!(SecretRef::new(ok).is_ok(), "{ok:?}");
-        }
-        for bad in [
-            "",
-            "A",
-            "/a",
-            ".a",
-            "-a",
-            "_a",
-            "a b",
-            "a\n",
-            "https://x",
-            "a:b",
-            "é",
-            &"a".repeat(129),
-        ] {
-            assert_eq!(SecretRef::new(bad), Err(InvalidSecretRef), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn invalid_ref_error_does_not_quote_the_input() {
         let sentinel = "Sentinel-Value-123";
-        let e = SecretRef::new(sentinel).unwrap_err();
+        let e = SecretRef::parse(sentinel).unwrap_err();
         assert!(!e.to_string().contains(sentinel));
         assert!(!format!("{e:?}").contains(sentinel));
     }
