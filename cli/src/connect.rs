@@ -11,19 +11,18 @@
 //! 1000/1001; 1 when the open is denied or fails, or the connection ends any
 //! other way; 2 for invalid input (bad flags, unreadable policy or CA file).
 
-use crate::authorize::{parse_header_and_resolve_flags, ResolveFlags};
+use crate::authorize::parse_header_and_resolve_flags;
 use crate::input;
 use crate::output::{print_stderr, usage};
+use crate::runtime_args::{resolver_for, HostArgs};
 use crate::Exit;
 use clap::Args;
 use netgrant_policy::redact::escape_terminal;
 use netgrant_policy::Authorizer;
 use netgrant_runtime::{
-    AuditSink, ConnectionId, ErrorKind, HickoryResolver, HostConfig, HostError, Incoming,
-    JsonLinesSink, OpenOptions, ResolveFuture, Resolver, Roots, StaticResolver, WebSocketHost,
+    ConnectionId, ErrorKind, HostConfig, HostError, Incoming, OpenOptions, WebSocketHost,
 };
 use std::io::{BufRead, Read, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -34,15 +33,6 @@ pub struct ConnectArgs {
     /// `--manifest` (and `--grant`), or `--policy`.
     #[command(flatten)]
     pub input: input::PolicyInput,
-    /// Fixed DNS answers, `HOST=IP[,IP…]` (repeatable). When given, names are
-    /// resolved only from this table (an unlisted name does not resolve);
-    /// otherwise the system DNS configuration is used.
-    #[arg(long = "resolve", value_name = "HOST=IP[,IP…]")]
-    pub resolve: Vec<String>,
-    /// Trust exactly the CA certificates in this PEM file for `wss`
-    /// (default: the bundled Mozilla roots; SSL_CERT_FILE is never read).
-    #[arg(long, value_name = "FILE.pem")]
-    pub ca: Option<PathBuf>,
     /// A WebSocket subprotocol to offer (repeatable; must be declared by the target).
     #[arg(long = "subprotocol", value_name = "P")]
     pub subprotocols: Vec<String>,
@@ -53,75 +43,16 @@ pub struct ConnectArgs {
     /// seconds (replies still in flight), then close.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub linger: f64,
-    /// Append an audit record (JSON line) per decision and per finished
-    /// connection to FILE: the format `netgrant replay` reads
-    /// (docs/spec.md §11).
-    #[arg(long, value_name = "FILE")]
-    pub audit: Option<PathBuf>,
+    /// `--resolve`, `--ca`, `--audit`, `--credential`, `--secrets`.
+    #[command(flatten)]
+    pub host: HostArgs,
     /// The ws:// or wss:// URL to open.
     pub url: String,
 }
 
-/// A resolver standing in for the system one when its configuration cannot
-/// be read: every name fails to resolve (`resolution_failed`).
-pub(crate) struct Unavailable;
-
-impl Resolver for Unavailable {
-    fn resolve<'a>(&'a self, _host: &'a str) -> ResolveFuture<'a> {
-        Box::pin(async {
-            Err(std::io::Error::other(
-                "the system DNS configuration is unavailable",
-            ))
-        })
-    }
-}
-
-/// Reads the CA certificates of a PEM file into a root store.
-pub(crate) fn load_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let bytes = input::read(path, 1024 * 1024).map_err(|d| input::render_human(&[d]))?;
-    let shown = path.display().to_string();
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("error: --ca {shown:?} is not a valid PEM file: {e}\n"))?;
-    let mut store = rustls::RootCertStore::empty();
-    let (added, _ignored) = store.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(format!(
-            "error: --ca {shown:?} holds no usable CA certificate (expected PEM `CERTIFICATE` blocks)\n"
-        ));
-    }
-    Ok(store)
-}
-
-/// The resolver the `--resolve` flags ask for: exactly their table when any
-/// is given, else the system DNS configuration (or, when that cannot be
-/// read, a warning and a resolver under which nothing resolves).
-pub(crate) fn resolver_for(resolve: &ResolveFlags) -> Arc<dyn Resolver> {
-    if resolve.is_empty() {
-        match HickoryResolver::from_system() {
-            Ok(r) => Arc::new(r),
-            Err(e) => {
-                print_stderr(&format!(
-                    "warning: cannot read the system DNS configuration ({}); names will not resolve\n",
-                    escape_terminal(&e.to_string())
-                ));
-                Arc::new(Unavailable)
-            }
-        }
-    } else {
-        let mut r = StaticResolver::new();
-        for (host, ips) in resolve.iter() {
-            r = r.with(host, ips.iter().copied());
-        }
-        Arc::new(r)
-    }
-}
-
 /// Runs `connect`.
 pub fn run(a: &ConnectArgs) -> Exit {
-    let (headers, resolve) = match parse_header_and_resolve_flags(&a.headers, &a.resolve) {
+    let (headers, resolve) = match parse_header_and_resolve_flags(&a.headers, &a.host.resolve) {
         Ok(x) => x,
         Err(msg) => return usage(&msg),
     };
@@ -133,33 +64,29 @@ pub fn run(a: &ConnectArgs) -> Exit {
         Ok(p) => p,
         Err(e) => return e,
     };
+    let wiring = match a.host.wire() {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
     let mut config = HostConfig::default();
-    if let Some(ca) = &a.ca {
-        match load_roots(ca) {
-            Ok(store) => config.roots = Roots::Custom(Arc::new(store)),
-            Err(msg) => {
-                print_stderr(&msg);
-                return Exit::Invalid;
-            }
-        }
+    if let Some(roots) = wiring.roots {
+        config.roots = roots;
     }
     let resolver = resolver_for(&resolve);
     let mut host = match WebSocketHost::new(Arc::new(Authorizer::new(&policy)), resolver, config) {
         Ok(h) => h,
         Err(e) => return usage(&e.to_string()),
     };
-    if let Some(path) = &a.audit {
-        match open_audit(path) {
-            Ok(sink) => host = host.with_audit(sink),
-            Err(msg) => {
-                print_stderr(&msg);
-                return Exit::Invalid;
-            }
-        }
+    if let Some(sink) = wiring.audit {
+        host = host.with_audit(sink);
+    }
+    if let Some(store) = wiring.secrets {
+        host = host.with_secrets(store);
     }
     let options = OpenOptions {
         subprotocols: a.subprotocols.clone(),
         headers,
+        credentials: a.host.credentials.clone(),
     };
     // The only async runtime the CLI ever starts, and only here.
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -178,23 +105,6 @@ pub fn run(a: &ConnectArgs) -> Exit {
     // plain thread that ends with the process.
     drop(rt);
     exit
-}
-
-/// Opens (creating, appending to) an audit file: records of earlier runs
-/// are kept, as a log is.
-pub(crate) fn open_audit(path: &Path) -> Result<Arc<dyn AuditSink>, String> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map(|f| Arc::new(JsonLinesSink::new(f)) as Arc<dyn AuditSink>)
-        .map_err(|e| {
-            format!(
-                "error: cannot open the audit file {}: {}\n",
-                escape_terminal(&path.display().to_string()),
-                e.kind()
-            )
-        })
 }
 
 /// One line of stdin, as the reader thread saw it.

@@ -12,6 +12,7 @@ mod list;
 mod output;
 mod replay;
 mod request;
+mod runtime_args;
 mod show;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -12,16 +12,17 @@
 //! unreadable policy, CA or `--data` file).
 
 use crate::authorize::parse_header_and_resolve_flags;
-use crate::connect::{load_roots, report_open_error, resolver_for};
+use crate::connect::report_open_error;
 use crate::input;
 use crate::output::{print_stderr, usage};
+use crate::runtime_args::{resolver_for, HostArgs};
 use crate::Exit;
 use clap::Args;
 use netgrant_policy::redact::escape_terminal;
 use netgrant_policy::Authorizer;
-use netgrant_runtime::{RequestConfig, RequestHost, RequestOptions, Response, Roots};
+use netgrant_runtime::{RequestConfig, RequestHost, RequestOptions, Response};
 use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Inputs of `request`.
@@ -41,20 +42,9 @@ pub struct RequestArgs {
     /// process list and shell history.
     #[arg(long, value_name = "@FILE|-")]
     pub data: Option<String>,
-    /// Fixed DNS answers, `HOST=IP[,IP…]` (repeatable). When given, names are
-    /// resolved only from this table (an unlisted name does not resolve);
-    /// otherwise the system DNS configuration is used.
-    #[arg(long = "resolve", value_name = "HOST=IP[,IP…]")]
-    pub resolve: Vec<String>,
-    /// Trust exactly the CA certificates in this PEM file for `https`
-    /// (default: the bundled Mozilla roots; SSL_CERT_FILE is never read).
-    #[arg(long, value_name = "FILE.pem")]
-    pub ca: Option<PathBuf>,
-    /// Append an audit record (JSON line) for the decision and for the
-    /// finished request to FILE: the format `netgrant replay` reads
-    /// (docs/spec.md §11).
-    #[arg(long, value_name = "FILE")]
-    pub audit: Option<PathBuf>,
+    /// `--resolve`, `--ca`, `--audit`, `--credential`, `--secrets`.
+    #[command(flatten)]
+    pub host: HostArgs,
     /// The http:// or https:// URL.
     pub url: String,
 }
@@ -94,7 +84,7 @@ fn read_body(data: Option<&str>, max: usize) -> Result<Vec<u8>, Exit> {
 
 /// Runs `request`.
 pub fn run(a: &RequestArgs) -> Exit {
-    let (headers, resolve) = match parse_header_and_resolve_flags(&a.headers, &a.resolve) {
+    let (headers, resolve) = match parse_header_and_resolve_flags(&a.headers, &a.host.resolve) {
         Ok(x) => x,
         Err(msg) => return usage(&msg),
     };
@@ -102,15 +92,13 @@ pub fn run(a: &RequestArgs) -> Exit {
         Ok(p) => p,
         Err(e) => return e,
     };
+    let wiring = match a.host.wire() {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
     let mut config = RequestConfig::default();
-    if let Some(ca) = &a.ca {
-        match load_roots(ca) {
-            Ok(store) => config.roots = Roots::Custom(Arc::new(store)),
-            Err(msg) => {
-                print_stderr(&msg);
-                return Exit::Invalid;
-            }
-        }
+    if let Some(roots) = wiring.roots {
+        config.roots = roots;
     }
     let body = match read_body(a.data.as_deref(), config.max_request_body_bytes) {
         Ok(b) => b,
@@ -121,15 +109,16 @@ pub fn run(a: &RequestArgs) -> Exit {
         Ok(h) => h,
         Err(e) => return usage(&e.to_string()),
     };
-    if let Some(path) = &a.audit {
-        match crate::connect::open_audit(path) {
-            Ok(sink) => host = host.with_audit(sink),
-            Err(msg) => {
-                print_stderr(&msg);
-                return Exit::Invalid;
-            }
-        }
+    if let Some(sink) = wiring.audit {
+        host = host.with_audit(sink);
     }
+    if let Some(store) = wiring.secrets {
+        host = host.with_secrets(store);
+    }
+    let options = RequestOptions {
+        credentials: a.host.credentials.clone(),
+        ..RequestOptions::default()
+    };
     // The only other place the CLI starts an async runtime (see `connect`).
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -139,7 +128,7 @@ pub fn run(a: &RequestArgs) -> Exit {
         Err(e) => return usage(&format!("cannot start the async runtime: {e}")),
     };
     let result = rt.block_on(async {
-        let call = host.request(&a.method, &a.url, &headers, body, RequestOptions::default());
+        let call = host.request(&a.method, &a.url, &headers, body, options);
         let r = tokio::select! {
             biased;
             _ = tokio::signal::ctrl_c() => None,

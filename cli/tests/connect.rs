@@ -646,11 +646,18 @@ struct PyServer {
 
 impl PyServer {
     fn start() -> PyServer {
+        PyServer::start_logging(None)
+    }
+
+    /// With `log`, the peer writes what it receives there.
+    fn start_logging(log: Option<&Path>) -> PyServer {
         let script = root().join("cli/tests/data/py_echo_server.py");
-        let mut child = python_with_websockets()
-            .arg(&script)
-            .arg("0")
-            .arg("60")
+        let mut cmd = python_with_websockets();
+        cmd.arg(&script).arg("0").arg("60");
+        if let Some(log) = log {
+            cmd.arg(log);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -697,6 +704,68 @@ fn interop_with_python_websockets() {
     let (code, out, err) = run_connect(&args, "a\nb\n");
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "a\nb\n");
+}
+
+/// Credentials through the Python peer: the handshake header and the
+/// substituted message reach it with the value; the plugin side (stdout,
+/// stderr, the audit file) shows only placeholders (docs/spec.md §9.3).
+#[test]
+fn credentials_reach_the_python_peer_and_only_placeholders_reach_the_output() {
+    use std::os::unix::fs::PermissionsExt;
+    const SENTINEL: &str = "SENTINEL-py-8e1d0c-token";
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("peer.log");
+    let server = PyServer::start_logging(Some(&log));
+    let url = format!("ws://localhost:{}/", server.port);
+    let manifest = format!(
+        "[plugin]\nname = \"echo\"\nversion = \"1.0.0\"\n\n[[host_api.websocket]]\nurl = \"{url}\"\nreason = \"test peer\"\ncredentials = [{{ name = \"hs\", header = \"X-Gateway-Auth\", format = \"Bot {{secret}}\" }}, {{ name = \"gw\", message = true }}]\n"
+    );
+    let grant = format!(
+        "plugin = \"echo\"\n\n[[host_api.websocket]]\nurl = \"{url}\"\ncredentials = {{ hs = \"test/token\", gw = \"test/token\" }}\n"
+    );
+    std::fs::write(dir.path().join("plugin.toml"), manifest).unwrap();
+    std::fs::write(dir.path().join("grant.toml"), grant).unwrap();
+    let secrets = dir.path().join("secrets.toml");
+    std::fs::write(&secrets, format!("\"test/token\" = \"{SENTINEL}\"\n")).unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let p = |f: &str| path_str(&dir.path().join(f));
+    let args = strs(&[
+        "--manifest",
+        &p("plugin.toml"),
+        "--grant",
+        &p("grant.toml"),
+        "--credential",
+        "hs",
+        "--credential",
+        "gw",
+        "--secrets",
+        &path_str(&secrets),
+        "--audit",
+        &path_str(&audit),
+        "--linger",
+        "3",
+        &url,
+    ]);
+    let (code, out, err) = run_connect(&args, "IDENTIFY {{credential:gw}}\nplain\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "IDENTIFY {{credential:gw}}\nplain\n");
+    let heard = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        heard.contains(&format!("header x-gateway-auth: Bot {SENTINEL}\n")),
+        "{heard}"
+    );
+    assert!(
+        heard.contains(&format!("message IDENTIFY {SENTINEL}\n")),
+        "{heard}"
+    );
+    let audit = std::fs::read_to_string(&audit).unwrap();
+    for (what, text) in [("stdout", &out), ("stderr", &err), ("audit", &audit)] {
+        assert!(
+            !text.contains(SENTINEL),
+            "the value leaked into {what}: {text}"
+        );
+    }
 }
 
 /// `connect --audit` writes one decision record per open (and a finished

@@ -136,6 +136,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             binary_body(),
         ),
         "/v1/echo" => ("200 OK", String::new(), body),
+        // Echoes the credential it got, in a header and in the body.
+        "/v1/whoami" => {
+            let auth = seen_header(&log.lock().unwrap().last().unwrap().head, "authorization");
+            ("200 OK", format!("X-Echo: {auth}\r\n"), auth.into_bytes())
+        }
         "/v1/redirect" => ("302 Found", format!("Location: {redirect}\r\n"), b"moved".to_vec()),
         "/v1/close" => return,
         "/v1/hang" => {
@@ -154,6 +159,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     out.extend_from_slice(&payload);
     let _ = s.write_all(&out).await;
     let _ = s.flush().await;
+}
+
+/// A header's value in a request head (empty when absent).
+fn seen_header(head: &str, name: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
 }
 
 /// A local CA and a TLS acceptor for `localhost`; returns the CA as PEM.
@@ -187,16 +204,23 @@ struct Policy {
 
 impl Policy {
     fn allow(urls: &[&str], extra: &str) -> Policy {
+        Policy::allow_with(urls, extra, extra)
+    }
+
+    /// Like `allow`, with different extra lines for the manifest and the grant.
+    fn allow_with(urls: &[&str], manifest_extra: &str, grant_extra: &str) -> Policy {
         let dir = tempfile::tempdir().unwrap();
         let mut m = String::from("[plugin]\nname = \"http\"\nversion = \"1.0.0\"\n");
         let mut g = String::from("plugin = \"http\"\n");
         for u in urls {
-            let entry = format!(
-                "\n[[host_api.request]]\nurl = \"{u}\"\nmethods = [\"GET\", \"POST\"]\nheaders = [\"X-Trace\"]\n{extra}\n"
-            );
-            m.push_str(&entry);
+            let entry = |extra: &str| {
+                format!(
+                    "\n[[host_api.request]]\nurl = \"{u}\"\nmethods = [\"GET\", \"POST\"]\nheaders = [\"X-Trace\"]\n{extra}\n"
+                )
+            };
+            m.push_str(&entry(manifest_extra));
             m.push_str("reason = \"test peer\"\n");
-            g.push_str(&entry);
+            g.push_str(&entry(grant_extra));
         }
         std::fs::write(dir.path().join("plugin.toml"), m).unwrap();
         std::fs::write(dir.path().join("grant.toml"), g).unwrap();
@@ -560,4 +584,157 @@ fn audit_records_replay_to_the_same_decisions() {
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(summary["recorded"]["lines"], 2, "{summary}");
     assert_eq!(summary["recorded"]["changed"], 0, "{summary}");
+}
+
+/// A secrets file with `mode`, holding `test/token`.
+fn secrets_file(dir: &Path, value: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("secrets.toml");
+    std::fs::write(&path, format!("\"test/token\" = \"{value}\"\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+const SENTINEL: &str = "SENTINEL-cli-4f2b9d-token";
+
+#[test]
+fn a_credential_reaches_the_server_and_only_its_placeholder_reaches_the_output() {
+    let server = Server::start("127.0.0.1:0", None, "");
+    let base = format!("http://localhost:{}/v1/", server.port());
+    let policy = Policy::allow_with(
+        &[&base],
+        "credentials = [{ name = \"token\", header = \"Authorization\", format = \"Bearer {secret}\" }]",
+        "credentials = { token = \"test/token\" }",
+    );
+    let secrets = secrets_file(policy.dir.path(), SENTINEL, 0o600);
+    let audit = policy.dir.path().join("audit.jsonl");
+    let (code, out, err) = request(
+        &with(
+            &policy,
+            &[
+                "--credential",
+                "token",
+                "--secrets",
+                &path_str(&secrets),
+                "--audit",
+                &path_str(&audit),
+                &format!("{base}whoami"),
+            ],
+        ),
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, b"Bearer {{credential:token}}");
+    assert!(
+        err.contains("x-echo: Bearer {{credential:token}}\n"),
+        "{err}"
+    );
+    let seen = server.seen();
+    assert_eq!(
+        seen_header(&seen[0].head, "authorization"),
+        format!("Bearer {SENTINEL}"),
+        "the server got the value"
+    );
+    let audit = std::fs::read_to_string(&audit).unwrap();
+    for (what, text) in [
+        ("stdout", String::from_utf8_lossy(&out).into_owned()),
+        ("stderr", err.clone()),
+        ("audit", audit.clone()),
+    ] {
+        assert!(
+            !text.contains(SENTINEL),
+            "the value leaked into {what}: {text}"
+        );
+    }
+    assert!(audit.contains(r#""credentials":["token"]"#), "{audit}");
+
+    // Without --credential nothing is injected; without --secrets the
+    // request fails before connecting (exit 1).
+    let (code, out, err) = request(&with(&policy, &[&format!("{base}whoami")]), b"");
+    assert_eq!((code, out.as_slice()), (0, b"".as_slice()), "{err}");
+    let before = server.accepted();
+    let (code, _, err) = request(
+        &with(
+            &policy,
+            &["--credential", "token", &format!("{base}whoami")],
+        ),
+        b"",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("secret_store_failed"), "{err}");
+    assert_eq!(server.accepted(), before, "connected without a value");
+}
+
+#[test]
+fn a_secrets_file_others_can_read_or_a_missing_one_is_invalid_input() {
+    let server = Server::start("127.0.0.1:0", None, "");
+    let base = format!("http://localhost:{}/v1/", server.port());
+    let policy = Policy::allow_with(
+        &[&base],
+        "credentials = [{ name = \"token\", header = \"Authorization\" }]",
+        "credentials = { token = \"test/token\" }",
+    );
+    for (mode, code) in [
+        (0o644, "secrets_file_permissions"),
+        (0o640, "secrets_file_permissions"),
+    ] {
+        let secrets = secrets_file(policy.dir.path(), SENTINEL, mode);
+        let (exit, _, err) = request(
+            &with(
+                &policy,
+                &[
+                    "--credential",
+                    "token",
+                    "--secrets",
+                    &path_str(&secrets),
+                    &format!("{base}whoami"),
+                ],
+            ),
+            b"",
+        );
+        assert_eq!(exit, 2, "{mode:o}: {err}");
+        assert!(err.contains(code), "{mode:o}: {err}");
+        assert!(!err.contains(SENTINEL), "{err}");
+    }
+    let (exit, _, err) = request(
+        &with(
+            &policy,
+            &[
+                "--secrets",
+                &path_str(&policy.dir.path().join("nope.toml")),
+                &format!("{base}whoami"),
+            ],
+        ),
+        b"",
+    );
+    assert_eq!(exit, 2, "{err}");
+    assert_eq!(server.accepted(), 0);
+}
+
+#[test]
+fn a_credential_the_grant_does_not_bind_is_denied_before_connecting() {
+    let server = Server::start("127.0.0.1:0", None, "");
+    let base = format!("http://localhost:{}/v1/", server.port());
+    let policy = Policy::allow_with(
+        &[&base],
+        "credentials = [{ name = \"token\", header = \"Authorization\" }]",
+        "",
+    );
+    let secrets = secrets_file(policy.dir.path(), SENTINEL, 0o600);
+    let (code, _, err) = request(
+        &with(
+            &policy,
+            &[
+                "--credential",
+                "token",
+                "--secrets",
+                &path_str(&secrets),
+                &format!("{base}whoami"),
+            ],
+        ),
+        b"",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("credential_not_granted"), "{err}");
+    assert_eq!(server.accepted(), 0);
 }

@@ -11,6 +11,11 @@ applies.
 
     python3 cli/tests/data/py_echo_server.py            # prints e.g. 40123
     python3 cli/tests/data/py_echo_server.py 9000 600   # fixed port, 10 minutes
+
+With a third argument, a file, it also logs what it receives there, one
+line each: `header NAME: VALUE` for every `X-*` handshake header, then
+`message TEXT` for every text message (the credential tests read it: the
+peer must receive the value the plugin never sees).
 """
 
 import asyncio
@@ -22,10 +27,31 @@ import threading
 import websockets
 
 
+LOG = sys.argv[3] if len(sys.argv) > 3 else None
+
+
+def log(line):
+    if LOG:
+        with open(LOG, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+def handshake_headers(ws):
+    # websockets >= 13 (new asyncio API) and the legacy API differ here.
+    request = getattr(ws, "request", None)
+    headers = getattr(request, "headers", None) or getattr(ws, "request_headers", {})
+    return headers.raw_items() if hasattr(headers, "raw_items") else headers.items()
+
+
 async def echo(ws, *_path):
     # `*_path`: websockets 12's legacy server may still pass the path.
+    for name, value in handshake_headers(ws):
+        if name.lower().startswith("x-"):
+            log(f"header {name.lower()}: {value}")
     try:
         async for message in ws:
+            if isinstance(message, str):
+                log(f"message {message}")
             await ws.send(message)
     except websockets.ConnectionClosed:
         pass
