@@ -18,7 +18,10 @@
 //! 4. Hand the plugin connection handles and responses; its messages come
 //!    back only as `recv` results, responses complete and bounded. Denials
 //!    carry a stable code.
-//! 5. Shut the host down with the plugin instance: every connection is
+//! 5. Give the hosts a [`SecretStore`] for the credentials the grant binds:
+//!    the plugin names one, the host injects its value and masks it in
+//!    everything handed back.
+//! 6. Shut the host down with the plugin instance: every connection is
 //!    closed and every task ends.
 //!
 //! The example starts its own WebSocket echo server and HTTP server on
@@ -28,9 +31,10 @@
 
 use futures_util::{SinkExt, StreamExt};
 use netgrant_policy::{compile, Authorizer, Grant, Manifest};
+use netgrant_runtime::secrecy::SecretString;
 use netgrant_runtime::{
-    AuditRecord, AuditSink, HostConfig, Incoming, OpenOptions, RequestConfig, RequestHost,
-    RequestOptions, StaticResolver, WebSocketHost,
+    AuditRecord, AuditSink, HostConfig, Incoming, MemorySecretStore, OpenOptions, RequestConfig,
+    RequestHost, RequestOptions, SecretRef, SecretStore, StaticResolver, WebSocketHost,
 };
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -79,6 +83,7 @@ reason = "The same service by name"
 url = "http://localhost:{http_port}/v1/"
 methods = ["GET"]
 reason = "Fetch status"
+credentials = [{{ name = "api-key", header = "X-Api-Key", reason = "The status API wants a key" }}]
 "#
     );
     let grant = format!(
@@ -93,6 +98,7 @@ url = "ws://echo.local.test:{port}/"
 
 [[host_api.request]]
 url = "http://localhost:{http_port}/v1/"
+credentials = {{ api-key = "status/key" }}
 "#
     );
     let manifest = Manifest::parse("plugin.toml", &manifest)
@@ -115,7 +121,14 @@ url = "http://localhost:{http_port}/v1/"
         },
     )?
     .with_audit(sink.clone());
-    let http = RequestHost::new(authorizer, resolver, RequestConfig::default())?.with_audit(sink);
+    // 5. The host's secret store (a vault, a keyring; here in memory).
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecretStore::new().with(
+        SecretRef::parse("status/key")?,
+        SecretString::from("k-2f9c-live".to_owned()),
+    ));
+    let http = RequestHost::new(authorizer, resolver, RequestConfig::default())?
+        .with_audit(sink)
+        .with_secrets(secrets);
 
     // 4. The plugin's calls: a handle, messages in and out, close.
     let id = host
@@ -161,7 +174,26 @@ url = "http://localhost:{http_port}/v1/"
         r.status,
         r.body.len()
     );
-    if r.status != 200 || r.body != b"up" {
+    if r.status != 401 {
+        return Err(format!("without the key: unexpected response {r:?}").into());
+    }
+    // With the credential the grant binds: the server gets the key and
+    // echoes it; the plugin reads only the placeholder.
+    let r = http
+        .request(
+            "GET",
+            &format!("http://localhost:{http_port}/v1/status"),
+            &[],
+            Vec::new(),
+            RequestOptions {
+                credentials: vec!["api-key".into()],
+                ..RequestOptions::default()
+            },
+        )
+        .await?;
+    let body = String::from_utf8_lossy(&r.body);
+    println!("plugin got HTTP {}: {body}", r.status);
+    if r.status != 200 || body != "up (key {{credential:api-key}})" {
         return Err(format!("unexpected response {r:?}").into());
     }
     match http
@@ -178,7 +210,7 @@ url = "http://localhost:{http_port}/v1/"
         other => return Err(format!("POST: expected method_not_allowed, got {other:?}").into()),
     }
 
-    // 5. With the plugin instance.
+    // 6. With the plugin instance.
     host.shutdown().await;
     http.shutdown().await;
     if host.active_tasks() != 0 {
@@ -191,13 +223,18 @@ url = "http://localhost:{http_port}/v1/"
         println!("{}", serde_json::to_string(r)?);
     }
     let text = format!("{records:?}");
-    if records.len() != 7 || text.contains("secret") || text.contains("hello") {
+    if records.len() != 9
+        || text.contains("secret")
+        || text.contains("hello")
+        || text.contains("k-2f9c-live")
+    {
         return Err(format!("unexpected audit records: {text}").into());
     }
     Ok(())
 }
 
-/// A loopback HTTP/1.1 server answering `up` to everything.
+/// A loopback HTTP/1.1 server: `401` without an `X-Api-Key`, else `up`
+/// and (carelessly) the key it got.
 async fn http_server() -> Result<u16, Error> {
     use http_body_util::Full;
     use hyper::body::Bytes;
@@ -206,10 +243,16 @@ async fn http_server() -> Result<u16, Error> {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
-                        Bytes::from_static(b"up"),
-                    )))
+                let service = hyper::service::service_fn(|req: hyper::Request<_>| async move {
+                    let resp = match req.headers().get("x-api-key") {
+                        None => hyper::Response::builder()
+                            .status(401)
+                            .body(Full::new(Bytes::from_static(b"no key"))),
+                        Some(k) => hyper::Response::builder().body(Full::new(Bytes::from(
+                            format!("up (key {})", k.to_str().unwrap_or("?")),
+                        ))),
+                    };
+                    Ok::<_, hyper::http::Error>(resp.expect("a valid response"))
                 });
                 let io = hyper_util::rt::TokioIo::new(tcp);
                 let _ = hyper::server::conn::http1::Builder::new()
