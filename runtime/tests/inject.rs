@@ -384,3 +384,84 @@ async fn a_websocket_credential_not_bound_is_denied_before_any_connection() {
     assert_eq!(e.code(), "credential_not_granted");
     assert_eq!(server.accepted(), 0);
 }
+
+/// Every `tracing` event both hosts emit while injecting, masking, failing
+/// and denying is free of the value (captured on this thread: a
+/// current-thread runtime drives everything inside the capture).
+#[test]
+fn no_tracing_event_carries_a_value() {
+    let ((), text) = S.assert_not_in_tracing(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let server = http_server(|s| {
+                    let auth = header_of(s, "authorization").unwrap_or_default();
+                    hyper::Response::builder()
+                        .status(302)
+                        .header("location", format!("http://10.0.0.1/?{auth}"))
+                        .body(http_body_util::Full::new(auth.into()))
+                        .unwrap()
+                })
+                .await;
+                let p = server.port();
+                let host = RequestHost::new(
+                    request_policy(p, true),
+                    Arc::new(StaticResolver::new()),
+                    RequestConfig::default(),
+                )
+                .unwrap()
+                .with_secrets(store(S.value()));
+                let url = format!("http://127.0.0.1:{p}/v1/me");
+                let r = host
+                    .request("GET", &url, &[], Vec::new(), with_token())
+                    .await
+                    .unwrap();
+                assert_eq!(r.status, 302);
+                // A denial and a failure are traced too.
+                let other = RequestOptions {
+                    credentials: vec!["other".into()],
+                    ..RequestOptions::default()
+                };
+                let e = host
+                    .request("GET", &url, &[], Vec::new(), other)
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.code(), "credential_not_granted");
+                host.shutdown().await;
+
+                let ws = RawServer::start(|mut tcp| async move {
+                    if accept_raw(&mut tcp).await.is_some() {
+                        if let Some((_, _, text)) = read_client_frame(&mut tcp).await {
+                            let _ = tcp.write_all(&frame(true, TEXT, &text)).await;
+                            let _ = tcp
+                                .write_all(&frame(true, CLOSE, &close_payload(4001, &text)))
+                                .await;
+                        }
+                        let _ = read_close_code(&mut tcp).await;
+                    }
+                })
+                .await;
+                let p = ws.port();
+                let h = ws_host(p);
+                let id = h
+                    .open(&format!("ws://127.0.0.1:{p}/"), creds(&["hs", "gw"]))
+                    .await
+                    .unwrap();
+                h.send_text(id, "{{credential:gw}}".to_string())
+                    .await
+                    .unwrap();
+                let m = h.recv(id, None).await.unwrap();
+                assert_eq!(m, Incoming::Text("{{credential:gw}}".into()));
+                let _ = h.recv(id, None).await.unwrap();
+                h.shutdown().await;
+            })
+    });
+    // The capture saw the runtime's events (so the search was not vacuous).
+    assert!(text.contains("netgrant"), "{text}");
+    assert!(
+        text.contains("allowed") && text.contains("denied"),
+        "{text}"
+    );
+}

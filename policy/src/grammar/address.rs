@@ -198,6 +198,52 @@ pub fn canonicalize(ip: IpAddr) -> IpAddr {
 /// Classifies an address (after [`canonicalize`]) by the most specific row of
 /// [`RANGES`] that contains it.
 pub fn classify(ip: IpAddr) -> Classification {
+    // The table as masks, most specific row first: the first row that
+    // contains the address is the longest-prefix match (the runtime
+    // classifies every DNS answer of every call, so this is on the hot
+    // path; `classify_linear` is the definition it must agree with).
+    static BY_PREFIX: std::sync::LazyLock<(Vec<(u32, u32, usize)>, Vec<(u128, u128, usize)>)> =
+        std::sync::LazyLock::new(|| {
+            // Longest prefix first; among equal prefixes the later row
+            // first, as `max_by_key` picks the last maximum.
+            let mut order: Vec<usize> = (0..RANGES.len()).collect();
+            order.sort_by_key(|&i| {
+                (
+                    std::cmp::Reverse(RANGES[i].range.prefix_len()),
+                    std::cmp::Reverse(i),
+                )
+            });
+            let (mut v4, mut v6) = (Vec::new(), Vec::new());
+            for i in order {
+                match RANGES[i].range {
+                    IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.netmask()), i)),
+                    IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.netmask()), i)),
+                }
+            }
+            (v4, v6)
+        });
+    let (v4, v6) = &*BY_PREFIX;
+    let row = match canonicalize(ip) {
+        IpAddr::V4(a) => {
+            let x = u32::from(a);
+            v4.iter()
+                .find(|(net, mask, _)| x & mask == *net)
+                .map(|r| r.2)
+        }
+        IpAddr::V6(a) => {
+            let x = u128::from(a);
+            v6.iter()
+                .find(|(net, mask, _)| x & mask == *net)
+                .map(|r| r.2)
+        }
+    };
+    RANGES[row.expect("the default rows cover every address")]
+}
+
+/// [`classify`] by its definition: the longest-prefix row, by a scan of
+/// the whole table. The fast version is checked against it.
+#[cfg(test)]
+fn classify_linear(ip: IpAddr) -> Classification {
     let ip = canonicalize(ip);
     *RANGES
         .iter()
@@ -387,6 +433,67 @@ mod article_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classify_agrees_with_the_linear_scan_at_every_row_edge() {
+        // Each row's first and last address and their neighbours, in both
+        // families and through the mapped and NAT64 forms, plus a spread.
+        let mut probes: Vec<IpAddr> = Vec::new();
+        for row in RANGES {
+            match row.range {
+                IpNet::V4(n) => {
+                    let (lo, hi) = (u32::from(n.network()), u32::from(n.broadcast()));
+                    for x in [
+                        lo.wrapping_sub(1),
+                        lo,
+                        lo.wrapping_add(1),
+                        hi.wrapping_sub(1),
+                        hi,
+                        hi.wrapping_add(1),
+                    ] {
+                        let a = Ipv4Addr::from(x);
+                        probes.push(IpAddr::V4(a));
+                        probes.push(IpAddr::V6(a.to_ipv6_mapped()));
+                        let [p, q, r, t] = a.octets();
+                        probes.push(IpAddr::V6(Ipv6Addr::new(
+                            0x64,
+                            0xff9b,
+                            0,
+                            0,
+                            0,
+                            0,
+                            u16::from_be_bytes([p, q]),
+                            u16::from_be_bytes([r, t]),
+                        )));
+                    }
+                }
+                IpNet::V6(n) => {
+                    let (lo, hi) = (u128::from(n.network()), u128::from(n.broadcast()));
+                    for x in [
+                        lo.wrapping_sub(1),
+                        lo,
+                        lo.wrapping_add(1),
+                        hi.wrapping_sub(1),
+                        hi,
+                        hi.wrapping_add(1),
+                    ] {
+                        probes.push(IpAddr::V6(Ipv6Addr::from(x)));
+                    }
+                }
+            }
+        }
+        for k in 0..20_000u32 {
+            let x = k.wrapping_mul(2_654_435_761);
+            probes.push(IpAddr::V4(Ipv4Addr::from(x)));
+            probes.push(IpAddr::V6(Ipv6Addr::from(
+                (u128::from(x) << 96) | u128::from(k),
+            )));
+        }
+        assert!(probes.len() > 40_000);
+        for ip in probes {
+            assert_eq!(classify(ip), classify_linear(ip), "{ip}");
+        }
+    }
     use proptest::prelude::*;
 
     fn ip(s: &str) -> IpAddr {
