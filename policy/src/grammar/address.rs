@@ -202,26 +202,27 @@ pub fn classify(ip: IpAddr) -> Classification {
     // contains the address is the longest-prefix match (the runtime
     // classifies every DNS answer of every call, so this is on the hot
     // path; `classify_linear` is the definition it must agree with).
-    static BY_PREFIX: std::sync::LazyLock<(Vec<(u32, u32, usize)>, Vec<(u128, u128, usize)>)> =
-        std::sync::LazyLock::new(|| {
-            // Longest prefix first; among equal prefixes the later row
-            // first, as `max_by_key` picks the last maximum.
-            let mut order: Vec<usize> = (0..RANGES.len()).collect();
-            order.sort_by_key(|&i| {
-                (
-                    std::cmp::Reverse(RANGES[i].range.prefix_len()),
-                    std::cmp::Reverse(i),
-                )
-            });
-            let (mut v4, mut v6) = (Vec::new(), Vec::new());
-            for i in order {
-                match RANGES[i].range {
-                    IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.netmask()), i)),
-                    IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.netmask()), i)),
-                }
-            }
-            (v4, v6)
+    /// (network, mask, row) per family.
+    type Masks = (Vec<(u32, u32, usize)>, Vec<(u128, u128, usize)>);
+    static BY_PREFIX: std::sync::LazyLock<Masks> = std::sync::LazyLock::new(|| {
+        // Longest prefix first; among equal prefixes the later row
+        // first, as `max_by_key` picks the last maximum.
+        let mut order: Vec<usize> = (0..RANGES.len()).collect();
+        order.sort_by_key(|&i| {
+            (
+                std::cmp::Reverse(RANGES[i].range.prefix_len()),
+                std::cmp::Reverse(i),
+            )
         });
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for i in order {
+            match RANGES[i].range {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.netmask()), i)),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.netmask()), i)),
+            }
+        }
+        (v4, v6)
+    });
     let (v4, v6) = &*BY_PREFIX;
     let row = match canonicalize(ip) {
         IpAddr::V4(a) => {
