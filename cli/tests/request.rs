@@ -597,6 +597,20 @@ fn secrets_file(dir: &Path, value: &str, mode: u32) -> PathBuf {
 
 const SENTINEL: &str = "SENTINEL-cli-4f2b9d-token";
 
+/// The policy's flags, asking for `token` from `secrets`, then `url`.
+fn token_args(policy: &Policy, secrets: &Path, url: &str) -> Vec<String> {
+    with(
+        policy,
+        &[
+            "--credential",
+            "token",
+            "--secrets",
+            &path_str(secrets),
+            url,
+        ],
+    )
+}
+
 #[test]
 fn a_credential_reaches_the_server_and_only_its_placeholder_reaches_the_output() {
     let server = Server::start("127.0.0.1:0", None, "");
@@ -680,16 +694,7 @@ fn a_secrets_file_others_can_read_or_a_missing_one_is_invalid_input() {
     ] {
         let secrets = secrets_file(policy.dir.path(), SENTINEL, mode);
         let (exit, _, err) = request(
-            &with(
-                &policy,
-                &[
-                    "--credential",
-                    "token",
-                    "--secrets",
-                    &path_str(&secrets),
-                    &format!("{base}whoami"),
-                ],
-            ),
+            &token_args(&policy, &secrets, &format!("{base}whoami")),
             b"",
         );
         assert_eq!(exit, 2, "{mode:o}: {err}");
@@ -722,16 +727,7 @@ fn a_credential_the_grant_does_not_bind_is_denied_before_connecting() {
     );
     let secrets = secrets_file(policy.dir.path(), SENTINEL, 0o600);
     let (code, _, err) = request(
-        &with(
-            &policy,
-            &[
-                "--credential",
-                "token",
-                "--secrets",
-                &path_str(&secrets),
-                &format!("{base}whoami"),
-            ],
-        ),
+        &token_args(&policy, &secrets, &format!("{base}whoami")),
         b"",
     );
     assert_eq!(code, 1, "{err}");
