@@ -75,8 +75,12 @@ fn request_for<'a>(cap: Capability, method: &'a str, url: &'a str) -> Request<'a
 }
 
 /// Lints about the manifest itself (not the grant `approve` wrote) are
-/// allowed in these checks; grant-side lints stay on.
+/// allowed in these checks; grant-side lints stay on, except
+/// `credential_not_bound`: approve binds only with `--bind-credential`
+/// (`bind_credential_writes_the_binding_and_the_grant_checks`).
 const MANIFEST_LINTS: &[&str] = &[
+    "-A",
+    "credential_not_bound",
     "-A",
     "redundant_target",
     "-A",
