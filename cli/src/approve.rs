@@ -7,6 +7,12 @@
 //! (`methods`, `headers`, `subprotocols`, `networks`), so a later manifest
 //! change can never widen it silently.
 //!
+//! Credentials are never bound by default: a binding names a secret in the
+//! host's store, which only the user knows, so it comes from
+//! `--bind-credential NAME=SECRET_REF`; in a terminal each binding is still
+//! asked about (it sends a secret), and without a terminal the flag itself is
+//! the approval. Declared credentials left unbound are listed in the summary.
+//!
 //! A run is four steps: the plan ([`netgrant_policy::approve_plan`]: what to
 //! approve, ask about, keep, change or remove — pure), `decide` (the
 //! prompts), `apply` (the `toml_edit` changes) and `verify` (the recompile
@@ -21,7 +27,9 @@ use netgrant_policy::diagnostics::Severity;
 use netgrant_policy::ir::Status;
 use netgrant_policy::redact::escape_terminal;
 use netgrant_policy::Permission;
-use netgrant_policy::{compile, Capability, Diagnostic, Grant, Manifest, Target};
+use netgrant_policy::{
+    compile, Capability, CredentialUse, Diagnostic, Grant, Manifest, SecretRef, Target,
+};
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, TableLike};
@@ -49,6 +57,22 @@ pub struct ApproveArgs {
     /// 'wss://*.discord.gg' (repeatable).
     #[arg(long, value_name = "PATTERN", num_args = 1..)]
     pub only: Vec<String>,
+    /// Bind the declared credential NAME to SECRET_REF (a name in the host's
+    /// secret store, never a value) on every entry this run approves or keeps
+    /// whose request declares NAME (repeatable). Asked about in a terminal.
+    #[arg(long, value_name = "NAME=SECRET_REF")]
+    pub bind_credential: Vec<String>,
+}
+
+/// One binding to write: on the grant entry (capability, canonical target),
+/// credential `name` → `secret_ref`.
+struct Binding {
+    capability: Capability,
+    target: String,
+    name: String,
+    secret_ref: SecretRef,
+    /// The review sentence (`sends secret … to …`).
+    text: String,
 }
 
 /// A user's answer to one prompt.
@@ -157,7 +181,10 @@ pub fn run_with<R: BufRead, W: Write>(
         let inputs = read_inputs(args)?;
         let plan = make_plan(&inputs)?;
         let decided = decide(&plan, args.allow_broad, interactive, answers, prompt)?;
-        let (text, report) = apply(&inputs, &plan, &decided)?;
+        let (bindings, unbound) =
+            decide_bindings(&inputs, &plan, &decided, interactive, answers, prompt)?;
+        let (text, mut report) = apply(&inputs, &plan, &decided)?;
+        let text = apply_bindings(&text, &bindings, &mut report, &unbound)?;
         verify(
             &inputs.manifest,
             &plan,
@@ -165,6 +192,7 @@ pub fn run_with<R: BufRead, W: Write>(
             &text,
             args.output.as_deref(),
         )?;
+        verify_bindings(&inputs.manifest, &bindings, &text)?;
         Ok(finish(args, &inputs.manifest, &plan, report, &text))
     };
     steps(answers, prompt).unwrap_or_else(|e| e)
@@ -176,6 +204,8 @@ struct Inputs {
     manifest: Manifest,
     existing: Option<(Grant, String)>,
     only: Vec<Target>,
+    /// `--bind-credential` pairs, checked.
+    binds: Vec<(String, SecretRef)>,
 }
 
 /// Reads and checks the inputs; `Err` is the exit code after the problem was
@@ -241,11 +271,211 @@ fn read_inputs(args: &ApproveArgs) -> Result<Inputs, Exit> {
             )));
         }
     }
+    // --bind-credential NAME=SECRET_REF: a declared name, a valid reference
+    // (never quoted back: a malformed one may be a pasted value).
+    let mut binds = Vec::new();
+    for raw in &args.bind_credential {
+        let Some((name, r)) = raw.split_once('=') else {
+            return Err(usage("--bind-credential takes NAME=SECRET_REF"));
+        };
+        if !manifest
+            .requested
+            .iter()
+            .any(|q| q.credentials.iter().any(|c| c.name == name))
+        {
+            return Err(usage(&format!(
+                "--bind-credential: no requested target declares a credential {}",
+                netgrant_policy::diagnostics::quote(name)
+            )));
+        }
+        let secret_ref =
+            SecretRef::parse(r).map_err(|e| usage(&format!("--bind-credential {name}=…: {e}")))?;
+        binds.push((name.to_string(), secret_ref));
+    }
     Ok(Inputs {
         manifest,
         existing,
         only,
+        binds,
     })
+}
+
+/// (b2) The bindings to write: for each `--bind-credential`, every entry
+/// that will be granted (approved now, or an existing one kept) whose request
+/// declares the name and that does not bind it yet. In a terminal each is
+/// asked about; otherwise the flag is the approval. Returns them, and the
+/// declared credentials left unbound (for the summary).
+fn decide_bindings<R: BufRead, W: Write>(
+    inputs: &Inputs,
+    plan: &Plan,
+    decided: &Decided,
+    interactive: bool,
+    answers: &mut R,
+    prompt: &mut W,
+) -> Result<(Vec<Binding>, Vec<String>), Exit> {
+    // (capability, target, declared credentials, already bound names)
+    let mut entries: Vec<(
+        Capability,
+        String,
+        Vec<netgrant_policy::Credential>,
+        Vec<String>,
+    )> = Vec::new();
+    for (c, _) in &decided.approved {
+        if let Subject::New(i) = c.subject {
+            let r = &inputs.manifest.requested[i];
+            entries.push((
+                c.capability,
+                c.target.clone(),
+                r.credentials.clone(),
+                Vec::new(),
+            ));
+        }
+    }
+    if let Some((g, _)) = &inputs.existing {
+        let kept: Vec<(Capability, &str)> = plan
+            .existing
+            .iter()
+            .filter(|e| matches!(e.action, Action::Keep | Action::DropBroad | Action::Decide))
+            .map(|e| (e.capability, e.target.as_str()))
+            .collect();
+        if let Some(p) = compile(&inputs.manifest, Some(g)).policy {
+            for e in p.entries().iter().filter(|e| e.status == Status::Granted) {
+                let t = e.permission.target.to_string();
+                if !kept.contains(&(e.capability(), t.as_str())) {
+                    continue;
+                }
+                let declared: Vec<_> = e.declared_credentials().cloned().collect();
+                let bound: Vec<String> = e
+                    .credentials
+                    .iter()
+                    .filter(|c| c.is_granted())
+                    .map(|c| c.credential.name.clone())
+                    .collect();
+                entries.push((e.capability(), t, declared, bound));
+            }
+        }
+    }
+    let mut bindings = Vec::new();
+    let mut unbound = Vec::new();
+    for (cap, target, declared, bound) in &entries {
+        for d in declared {
+            if bound.contains(&d.name) {
+                continue;
+            }
+            let Some((_, r)) = inputs.binds.iter().find(|(n, _)| *n == d.name) else {
+                unbound.push(format!(
+                    "{cap}:{target}: credential `{}` not bound (--bind-credential {}=SECRET_REF binds it)",
+                    d.name, d.name
+                ));
+                continue;
+            };
+            let ec = netgrant_policy::EntryCredential {
+                credential: d.clone(),
+                secret_ref: Some(r.clone()),
+            };
+            let text = CredentialUse::from_entry(&ec, target)
+                .render(&|s| format!("`{}`", escape_terminal(s)));
+            if interactive {
+                let q = format!(
+                    "bind credential on {cap} {}: {text}?",
+                    escape_terminal(target)
+                );
+                match ask(answers, prompt, &q) {
+                    Ok(Answer::Yes) => {}
+                    Ok(Answer::No) => {
+                        unbound.push(format!(
+                            "{cap}:{target}: credential `{}` not bound: you said no",
+                            d.name
+                        ));
+                        continue;
+                    }
+                    Ok(Answer::Quit) | Err(_) => {
+                        print_stderr("approve: stopped; nothing written\n");
+                        return Err(Exit::Deny);
+                    }
+                }
+            }
+            bindings.push(Binding {
+                capability: *cap,
+                target: target.clone(),
+                name: d.name.clone(),
+                secret_ref: r.clone(),
+                text,
+            });
+        }
+    }
+    Ok((bindings, unbound))
+}
+
+/// (c2) Writes the bindings into the edited grant: `credentials = { NAME =
+/// "SECRET_REF" }` on each entry (added to an existing table).
+fn apply_bindings(
+    text: &str,
+    bindings: &[Binding],
+    report: &mut Report,
+    unbound: &[String],
+) -> Result<String, Exit> {
+    for u in unbound {
+        report.0.push((3, format!("  · {}\n", escape_terminal(u))));
+    }
+    if bindings.is_empty() {
+        return Ok(text.to_string());
+    }
+    let mut doc = text.parse::<DocumentMut>().map_err(|_| {
+        print_stderr("error: approve produced a grant it cannot edit (a bug); nothing written\n");
+        Exit::Invalid
+    })?;
+    for b in bindings {
+        with_entry(&mut doc, b.capability, &b.target, |e| {
+            let item =
+                e.entry("credentials")
+                    .or_insert(Item::Value(toml_edit::Value::InlineTable(
+                        InlineTable::new(),
+                    )));
+            if let Some(t) = item.as_table_like_mut() {
+                t.insert(&b.name, value(b.secret_ref.as_str()));
+            }
+        });
+        report.0.push((
+            0,
+            format!(
+                "  + {:<9}  {}  SECRET: {}\n",
+                b.capability.as_str(),
+                escape_terminal(&b.target),
+                b.text
+            ),
+        ));
+    }
+    Ok(doc.to_string())
+}
+
+/// (d2) Every binding written is in force: the entry is granted and binds
+/// the credential to that reference. Anything else is a bug; write nothing.
+fn verify_bindings(manifest: &Manifest, bindings: &[Binding], text: &str) -> Result<(), Exit> {
+    if bindings.is_empty() {
+        return Ok(());
+    }
+    let policy = Grant::parse("grant.toml", text)
+        .value
+        .and_then(|g| compile(manifest, Some(&g)).policy);
+    let ok = policy.is_some_and(|p| {
+        bindings.iter().all(|b| {
+            p.entries().iter().any(|e| {
+                e.status == Status::Granted
+                    && e.capability() == b.capability
+                    && e.permission.target.to_string() == b.target
+                    && e.credentials.iter().any(|c| {
+                        c.credential.name == b.name && c.secret_ref.as_ref() == Some(&b.secret_ref)
+                    })
+            })
+        })
+    });
+    if ok {
+        Ok(())
+    } else {
+        print_stderr("error: approve wrote a credential binding that does not take effect (a bug); nothing written\n");
+        Err(Exit::Invalid)
+    }
 }
 
 /// (a) The plan. Fatal problems across the two files (duplicate targets, a
@@ -811,6 +1041,7 @@ mod tests {
             yes: false,
             allow_broad: false,
             only: Vec::new(),
+            bind_credential: Vec::new(),
         }
     }
 
@@ -849,6 +1080,46 @@ mod tests {
         let e = write_atomic(&dir.path().join("missing/grant.toml"), "").unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
         assert!(!e.to_string().contains("at path"), "{e}");
+    }
+
+    /// A binding is asked about in a terminal: "no" leaves the credential
+    /// unbound (and says so), "yes" writes it; without `--bind-credential`
+    /// nothing is bound and nothing is asked.
+    #[test]
+    fn credential_bindings_are_asked_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("grant.toml");
+        let mut a = args(&example("discord-bridge"), &out);
+        a.bind_credential = vec!["bot-token=discord/bot".into()];
+        // The loopback target (yes), then the two bindings (no, yes).
+        let mut answers = std::io::Cursor::new(
+            &b"y
+n
+y
+"[..],
+        );
+        let mut shown = Vec::new();
+        assert_eq!(run_with(&a, true, &mut answers, &mut shown), Exit::Ok);
+        let shown = String::from_utf8(shown).unwrap();
+        assert_eq!(shown.matches("bind credential on").count(), 2, "{shown}");
+        assert!(shown.contains("sends secret `discord/bot`"), "{shown}");
+        let g = std::fs::read_to_string(&out).unwrap();
+        // One of the two bindings was declined.
+        assert_eq!(g.matches("bot-token = \"discord/bot\"").count(), 1, "{g}");
+        // Without the flag: no binding question, nothing bound.
+        let out = dir.path().join("plain.toml");
+        let a = args(&example("discord-bridge"), &out);
+        let mut answers = std::io::Cursor::new(
+            &b"y
+"[..],
+        );
+        let mut shown = Vec::new();
+        assert_eq!(run_with(&a, true, &mut answers, &mut shown), Exit::Ok);
+        let shown = String::from_utf8(shown).unwrap();
+        assert!(!shown.contains("bind credential"), "{shown}");
+        assert!(!std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("credentials"));
     }
 
     /// The interactive path, driven with buffers: one prompt per broad,

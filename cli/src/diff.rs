@@ -1,6 +1,7 @@
 //! `netgrant diff`: the permission change between two manifests or IRs —
 //! added, removed, widened, narrowed, changed, newly broad / loopback /
-//! private, reason changed — with the existing grant's coverage and a CI gate.
+//! private, reason changed, credentials added, bound, sent wider or removed —
+//! with the existing grant's coverage and a CI gate.
 //!
 //! The semantics live in `netgrant_policy::diff`; this module loads the
 //! inputs, renders human / markdown / JSON output (every plugin-written string
@@ -15,7 +16,7 @@ use netgrant_policy::address;
 use netgrant_policy::diff::{self, Change, Class, Coverage, Delta, Diff, Item, Kind, ListChange};
 use netgrant_policy::redact::{escape_markdown, escape_terminal};
 use netgrant_policy::HostPattern;
-use netgrant_policy::{Capability, CompiledPolicy};
+use netgrant_policy::{Capability, CompiledPolicy, CredentialUse};
 use netgrant_policy::{Flags, Permission};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -143,6 +144,12 @@ pub struct Counts {
     pub newly_loopback: usize,
     /// Most severe class `newly_private`.
     pub newly_private: usize,
+    /// Most severe class `credential_added`.
+    pub credential_added: usize,
+    /// Most severe class `credential_bound`.
+    pub credential_bound: usize,
+    /// Most severe class `credential_widened`.
+    pub credential_widened: usize,
     /// Most severe class `widened`.
     pub widened: usize,
     /// Most severe class `changed`.
@@ -151,6 +158,8 @@ pub struct Counts {
     pub added: usize,
     /// Most severe class `reason_changed`.
     pub reason_changed: usize,
+    /// Most severe class `credential_removed`.
+    pub credential_removed: usize,
     /// Most severe class `narrowed`.
     pub narrowed: usize,
     /// Most severe class `removed`.
@@ -263,6 +272,34 @@ pub struct ChangeOut {
     pub flags_off: Vec<FlagName>,
     /// For an increase, when a grant was consulted.
     pub coverage: Option<Coverage>,
+    /// What happened to credentials: new side first, then the old side's
+    /// removals (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<CredentialOut>,
+}
+
+/// One credential of a change.
+#[derive(Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialOut {
+    /// What happened to it.
+    pub delta: diff::CredentialDelta,
+    /// The target it goes to (the old side's for `removed` / `unbound`).
+    pub target: String,
+    /// The declared name.
+    pub name: String,
+    /// `header` or `message`.
+    pub placement: String,
+    /// The header (lowercase), for a header placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// The value's shape.
+    pub format: String,
+    /// The bound SecretRef, if that side binds it (IR inputs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<String>,
+    /// The review sentence (`sends secret … to …`).
+    pub text: String,
 }
 
 fn strings<T: ToString>(it: impl IntoIterator<Item = T>) -> Vec<String> {
@@ -349,7 +386,15 @@ pub fn run(a: &DiffArgs) -> Exit {
         kind: new_kind,
         policy: new_p,
     };
-    let mut d = match diff::diff(&old_side.policy, &new_side.policy) {
+    // Bindings are compared only between two IRs: a manifest side's
+    // bindings come from the grant at hand, not from an earlier approval.
+    let both_ir = matches!(old_kind, InputKind::Ir) && new_is_ir;
+    let computed = if both_ir {
+        diff::diff(&old_side.policy, &new_side.policy)
+    } else {
+        diff::diff_declared(&old_side.policy, &new_side.policy)
+    };
+    let mut d = match computed {
         Ok(d) => d,
         Err(e) => return usage(&e.to_string()),
     };
@@ -423,6 +468,10 @@ impl View<'_> {
                 Class::NewlyBroad => &mut c.newly_broad,
                 Class::NewlyLoopback => &mut c.newly_loopback,
                 Class::NewlyPrivate => &mut c.newly_private,
+                Class::CredentialAdded => &mut c.credential_added,
+                Class::CredentialBound => &mut c.credential_bound,
+                Class::CredentialWidened => &mut c.credential_widened,
+                Class::CredentialRemoved => &mut c.credential_removed,
                 Class::Widened => &mut c.widened,
                 Class::Changed => &mut c.changed,
                 Class::Added => &mut c.added,
@@ -538,6 +587,7 @@ impl View<'_> {
                     flags_on: flag_names(c.flags_on),
                     flags_off: flag_names(c.flags_off),
                     coverage: c.coverage,
+                    credentials: credentials_out(self.d, c),
                 })
                 .collect(),
         }
@@ -716,6 +766,7 @@ impl View<'_> {
         if !off.is_empty() {
             lines.push(format!("no longer {}", off.join(" or ")));
         }
+        lines.extend(credential_lines(self.d, c));
         if let Some(cov) = c.coverage {
             lines.push(format!("grant: {}", cov.label()));
         }
@@ -832,10 +883,64 @@ impl View<'_> {
     }
 }
 
+/// The review sentence of one credential change ([`CredentialUse::render`]),
+/// unescaped: the caller escapes the line for its medium.
+fn credential_text(d: &Diff, cc: &diff::CredentialChange) -> String {
+    let item = if cc.delta.on_old_side() {
+        &d.old[cc.item]
+    } else {
+        &d.new[cc.item]
+    };
+    let target = item.target();
+    CredentialUse::from_entry(&cc.credential, &target).render_declared(&|s| format!("`{s}`"))
+}
+
+fn credential_lines(d: &Diff, c: &Change) -> Vec<String> {
+    c.credentials
+        .iter()
+        .map(|cc| {
+            let head = match cc.delta {
+                diff::CredentialDelta::Added => "SECRET added",
+                diff::CredentialDelta::Bound => "SECRET newly bound",
+                diff::CredentialDelta::Widened => "SECRET to a wider target",
+                diff::CredentialDelta::Removed => "credential removed",
+                diff::CredentialDelta::Unbound => "credential no longer bound",
+            };
+            format!("{head}: {}", credential_text(d, cc))
+        })
+        .collect()
+}
+
+fn credentials_out(d: &Diff, c: &Change) -> Vec<CredentialOut> {
+    c.credentials
+        .iter()
+        .map(|cc| {
+            let item = if cc.delta.on_old_side() {
+                &d.old[cc.item]
+            } else {
+                &d.new[cc.item]
+            };
+            let cred = &cc.credential.credential;
+            CredentialOut {
+                delta: cc.delta,
+                target: item.target(),
+                name: cred.name.clone(),
+                placement: cred.placement.kind().to_string(),
+                header: cred.placement.header().map(str::to_string),
+                format: cred.format.clone(),
+                secret_ref: cc.credential.secret_ref.as_ref().map(|r| r.to_string()),
+                text: credential_text(d, cc),
+            }
+        })
+        .collect()
+}
+
 fn mark(c: &Change) -> &'static str {
     match c.severity() {
         Class::NewlyBroad => "!!",
         Class::NewlyLoopback | Class::NewlyPrivate => " ~",
+        Class::CredentialAdded | Class::CredentialBound | Class::CredentialWidened => " $",
+        Class::CredentialRemoved => " -",
         Class::Widened | Class::Changed | Class::Added => " +",
         Class::ReasonChanged => " *",
         Class::Narrowed | Class::Removed => " -",
@@ -850,6 +955,7 @@ fn kind_label(k: Kind) -> &'static str {
         Kind::Narrowed => "narrowed",
         Kind::Changed => "changed",
         Kind::ReasonChanged => "reason changed",
+        Kind::CredentialsChanged => "credentials",
     }
 }
 
@@ -862,10 +968,20 @@ fn severity_md(c: &Change) -> String {
         .filter(|k| {
             matches!(
                 k,
-                Class::NewlyBroad | Class::NewlyLoopback | Class::NewlyPrivate
+                Class::NewlyBroad
+                    | Class::NewlyLoopback
+                    | Class::NewlyPrivate
+                    | Class::CredentialAdded
+                    | Class::CredentialBound
+                    | Class::CredentialWidened
             )
         })
-        .map(|k| format!("⚠️ **{}**", k.label()))
+        .map(|k| match k {
+            Class::CredentialAdded | Class::CredentialBound | Class::CredentialWidened => {
+                format!("🔑 **{}**", k.label())
+            }
+            _ => format!("⚠️ **{}**", k.label()),
+        })
         .collect();
     v.join("<br>")
 }

@@ -90,6 +90,9 @@ pub struct Row {
     pub loopback: Marker,
     /// Private-network targets: requested, and granted.
     pub private: Marker,
+    /// Credentials: declared by the requested targets, and bound on granted
+    /// entries (secrets the host sends; docs/spec.md §9.2).
+    pub credentials: Marker,
     /// Whether the grant is pinned to this manifest.
     pub pin: Pin,
     /// What the drift affects, when `pin` is `drift`.
@@ -441,6 +444,7 @@ fn empty_row(manifest: &Path) -> Row {
         broad: Marker::default(),
         loopback: Marker::default(),
         private: Marker::default(),
+        credentials: Marker::default(),
         pin: Pin::Unknown,
         drift: None,
         requested_digest: None,
@@ -523,6 +527,14 @@ fn row(manifest: &Path, grants: Option<&Path>) -> Row {
         requested: flags.iter().filter(|f| f.private).count(),
         granted: policy.granted().filter(|e| e.flags.private).count(),
     };
+    r.credentials = Marker {
+        requested: m.requested.iter().map(|q| q.credentials.len()).sum(),
+        granted: policy
+            .granted()
+            .flat_map(|e| e.credentials.iter())
+            .filter(|c| c.status == Status::Granted)
+            .count(),
+    };
     r.pin = match (&grant, &policy.approved_digest) {
         (None, _) => Pin::NoGrant,
         (Some(_), None) => Pin::Unpinned,
@@ -541,6 +553,7 @@ fn markers(r: &Row) -> String {
         ("broad", r.broad),
         ("loopback", r.loopback),
         ("private", r.private),
+        ("secrets", r.credentials),
     ] {
         if m.granted > 0 {
             v.push(word.to_string());

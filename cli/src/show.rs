@@ -1,4 +1,5 @@
-//! `netgrant show`: the review view. Broad access first and marked; every
+//! `netgrant show`: the review view. Broad access first and marked, then
+//! targets a secret is sent to, each credential spelled out; every
 //! plugin-written string escaped for the output medium.
 
 use crate::input;
@@ -7,8 +8,9 @@ use crate::Exit;
 use clap::ValueEnum;
 use netgrant_policy::broad_reason_ir;
 use netgrant_policy::idn::host_display;
-use netgrant_policy::ir::{Entry, Policy, Status};
+use netgrant_policy::ir::{Credential, Entry, Policy, Status};
 use netgrant_policy::redact::{escape_markdown, escape_markdown_code, escape_terminal};
+use netgrant_policy::CredentialUse;
 use netgrant_policy::Drift;
 use serde_json::json;
 use std::path::Path;
@@ -25,7 +27,8 @@ pub enum ShowFormat {
 }
 
 /// At most this many non-broad rows are listed in human and markdown output;
-/// the rest are summarized by count. Broad rows are always listed.
+/// the rest are summarized by count. Broad rows, and rows that send a secret,
+/// are always listed.
 const MAX_ROWS: usize = 200;
 /// Target column width.
 const TARGET_WIDTH: usize = 48;
@@ -63,13 +66,15 @@ pub fn run(input_path: &Path, grant: Option<&Path>, format: ShowFormat) -> Exit 
     print_stdout(&out)
 }
 
-/// Review order: broad first, then loopback/private, then the rest; granted
-/// before not granted; then capability and target.
+/// Review order: broad first, then targets a secret is sent to, then
+/// loopback/private, then the rest; granted before not granted; then
+/// capability and target.
 fn ordered(p: &Policy) -> Vec<&Entry> {
     let mut v: Vec<&Entry> = p.entries.iter().collect();
     v.sort_by_key(|e| {
         (
             !e.flags.broad,
+            !sends_secret(e),
             !(e.flags.loopback || e.flags.private || host_display(&e.host).confusable.is_some()),
             e.status,
             e.capability,
@@ -77,6 +82,50 @@ fn ordered(p: &Policy) -> Vec<&Entry> {
         )
     });
     v
+}
+
+/// The entry is granted and binds at least one credential: the host sends a
+/// secret to its target.
+pub(crate) fn sends_secret(e: &Entry) -> bool {
+    e.status == Status::Granted && e.credentials.iter().any(|c| c.status == Status::Granted)
+}
+
+/// A credential is sent (its own status; a `not_granted` entry binds none).
+fn credential_sent(e: &Entry, c: &Credential) -> bool {
+    e.status == Status::Granted && c.status == Status::Granted
+}
+
+/// The review sentence for one credential of an entry
+/// ([`CredentialUse::render`]), with code spans for a terminal.
+pub(crate) fn credential_text_terminal(e: &Entry, c: &Credential) -> String {
+    CredentialUse::from_ir(c, &e.target).render(&|s| format!("`{}`", escape_terminal(s)))
+}
+
+/// As [`credential_text_terminal`], for Markdown.
+pub(crate) fn credential_text_markdown(e: &Entry, c: &Credential) -> String {
+    CredentialUse::from_ir(c, &e.target).render(&|s| format!("`{}`", escape_markdown_code(s)))
+}
+
+/// As [`credential_text_terminal`], unescaped (JSON carries it as a string).
+fn credential_text_plain(e: &Entry, c: &Credential) -> String {
+    CredentialUse::from_ir(c, &e.target).render(&|s| format!("`{s}`"))
+}
+
+/// Credentials sent (granted entry, bound) and declared but not bound, over
+/// the granted entries.
+fn credential_counts(p: &Policy) -> (usize, usize) {
+    let mut sent = 0;
+    let mut unbound = 0;
+    for e in p.granted() {
+        for c in &e.credentials {
+            if credential_sent(e, c) {
+                sent += 1;
+            } else {
+                unbound += 1;
+            }
+        }
+    }
+    (sent, unbound)
 }
 
 /// Why an entry is broad, in the policy crate's wording
@@ -100,6 +149,28 @@ fn risk_parts(p: &Policy) -> (String, Vec<String>) {
             broad.len(),
             s(broad.len()),
             whys.join("; ")
+        ));
+    }
+    let (sent, unbound) = credential_counts(p);
+    if sent > 0 {
+        let mut refs: Vec<&str> = granted
+            .iter()
+            .flat_map(|e| e.credentials.iter())
+            .filter_map(|c| c.secret_ref.as_deref())
+            .collect();
+        refs.sort_unstable();
+        refs.dedup();
+        parts.push(format!(
+            "{sent} credential{} sent (secret{} {})",
+            s(sent),
+            s(refs.len()),
+            refs.join(", ")
+        ));
+    }
+    if unbound > 0 {
+        parts.push(format!(
+            "{unbound} credential{} declared but not bound",
+            s(unbound)
         ));
     }
     let lo = granted.iter().filter(|e| e.flags.loopback).count();
@@ -254,13 +325,15 @@ fn human(p: &Policy, drift: Option<&Drift>) -> String {
     let mut shown = 0usize;
     let mut hidden = 0usize;
     for e in rows {
-        if !e.flags.broad && shown >= MAX_ROWS {
+        if !e.flags.broad && !sends_secret(e) && shown >= MAX_ROWS {
             hidden += 1;
             continue;
         }
         shown += 1;
         let mark = if e.flags.broad {
             "!!"
+        } else if sends_secret(e) {
+            " $"
         } else if e.flags.loopback || e.flags.private {
             " ~"
         } else {
@@ -278,6 +351,17 @@ fn human(p: &Policy, drift: Option<&Drift>) -> String {
         ));
         if e.flags.broad {
             o.push_str(&format!("      BROAD: {}\n", broad_why(e)));
+        }
+        for c in &e.credentials {
+            let label = if credential_sent(e, c) {
+                "SECRET: "
+            } else {
+                ""
+            };
+            o.push_str(&format!(
+                "      {label}{}\n",
+                credential_text_terminal(e, c)
+            ));
         }
         let idn = host_display(&e.host);
         if let Some(u) = &idn.unicode {
@@ -387,19 +471,20 @@ fn markdown(p: &Policy, drift: Option<&Drift>) -> String {
         }
         o.push('\n');
     }
+    o.push_str(&markdown_credentials(p));
     o.push_str("| | status | capability | target | methods | flags | reason |\n|---|---|---|---|---|---|---|\n");
     let mut shown = 0usize;
     let mut hidden = 0usize;
     for e in ordered(p) {
-        if !e.flags.broad && shown >= MAX_ROWS {
+        if !e.flags.broad && !sends_secret(e) && shown >= MAX_ROWS {
             hidden += 1;
             continue;
         }
         shown += 1;
-        let mark = if e.flags.broad {
-            "⚠️ **BROAD**"
-        } else {
-            ""
+        let mark = match (e.flags.broad, sends_secret(e)) {
+            (true, _) => "⚠️ **BROAD**",
+            (false, true) => "🔑 **SECRET**",
+            (false, false) => "",
         };
         let idn = host_display(&e.host);
         let mut idn_note = String::new();
@@ -443,6 +528,59 @@ fn markdown(p: &Policy, drift: Option<&Drift>) -> String {
     o
 }
 
+/// The credentials section of the Markdown view, above the table: every
+/// secret sent, then every credential declared but not sent, in review
+/// order. Empty when there are none.
+fn markdown_credentials(p: &Policy) -> String {
+    let mut sent = Vec::new();
+    let mut unbound = Vec::new();
+    for e in ordered(p) {
+        for c in &e.credentials {
+            let line = format!("- {}\n", credential_text_markdown(e, c));
+            if credential_sent(e, c) {
+                sent.push(line);
+            } else {
+                unbound.push(line);
+            }
+        }
+    }
+    let mut o = String::new();
+    if !sent.is_empty() {
+        o.push_str("**🔑 Secrets sent:**\n\n");
+        o.extend(sent);
+        o.push('\n');
+    }
+    if !unbound.is_empty() {
+        o.push_str("**Credentials declared, not sent:**\n\n");
+        o.extend(unbound);
+        o.push('\n');
+    }
+    o
+}
+
+/// One object per credential of every entry, in review order: the entry,
+/// the IR credential fields, whether it is sent, and the review sentence.
+fn credentials_json(p: &Policy) -> Vec<serde_json::Value> {
+    ordered(p)
+        .into_iter()
+        .flat_map(|e| {
+            e.credentials.iter().map(move |c| {
+                json!({
+                    "capability": e.capability,
+                    "target": e.target,
+                    "name": c.name,
+                    "placement": c.placement,
+                    "header": c.header,
+                    "format": c.format,
+                    "secret_ref": c.secret_ref,
+                    "sent": credential_sent(e, c),
+                    "text": credential_text_plain(e, c),
+                })
+            })
+        })
+        .collect()
+}
+
 fn json_view(p: &Policy, drift: Option<&Drift>) -> serde_json::Value {
     let granted: Vec<&Entry> = p.granted().collect();
     json!({
@@ -460,7 +598,10 @@ fn json_view(p: &Policy, drift: Option<&Drift>) -> serde_json::Value {
             "broad": granted.iter().filter(|e| e.flags.broad).count(),
             "loopback": granted.iter().filter(|e| e.flags.loopback).count(),
             "private": granted.iter().filter(|e| e.flags.private).count(),
+            "credentials_sent": credential_counts(p).0,
+            "credentials_not_bound": credential_counts(p).1,
         },
+        "credentials": credentials_json(p),
         "entries": ordered(p),
         "ignored": p.ignored,
         "idn": idn_json(p),

@@ -75,8 +75,12 @@ fn request_for<'a>(cap: Capability, method: &'a str, url: &'a str) -> Request<'a
 }
 
 /// Lints about the manifest itself (not the grant `approve` wrote) are
-/// allowed in these checks; grant-side lints stay on.
+/// allowed in these checks; grant-side lints stay on, except
+/// `credential_not_bound`: approve binds only with `--bind-credential`
+/// (`bind_credential_writes_the_binding_and_the_grant_checks`).
 const MANIFEST_LINTS: &[&str] = &[
+    "-A",
+    "credential_not_bound",
     "-A",
     "redundant_target",
     "-A",
@@ -660,4 +664,60 @@ fn digest_drift_names_affected_entries() {
         json.contains("grant entries that no longer apply: `request:https://cdn.chat.example/`"),
         "{json}"
     );
+}
+
+/// `--bind-credential NAME=SECRET_REF` writes the binding on every approved
+/// entry whose request declares NAME; the grant passes `check` and `show`
+/// lists the secret as sent. Without the flag nothing is bound, and the
+/// summary says how to bind it. A malformed reference is refused unquoted.
+#[test]
+fn bind_credential_writes_the_binding_and_the_grant_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = root().join("examples/discord-bridge/plugin.toml");
+    let out = dir.path().join("grant.toml");
+    let o = out.to_str().unwrap();
+    let (code, _, err) = approve(
+        &m,
+        &[
+            "--yes",
+            "--bind-credential",
+            "bot-token=discord/bot",
+            "-o",
+            o,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("SECRET: sends secret `discord/bot`"), "{err}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        text.matches("credentials = { bot-token = \"discord/bot\" }")
+            .count(),
+        2,
+        "{text}"
+    );
+    let mut c = netgrant();
+    c.arg("check").arg(&m).arg("--grant").arg(&out);
+    let (code, _, err) = run(&mut c);
+    assert_eq!(code, 0, "{err}");
+    let mut c = netgrant();
+    c.arg("show").arg(&m).arg("--grant").arg(&out);
+    let (_, shown, _) = run(&mut c);
+    assert!(
+        shown.contains("2 credentials sent (secret discord/bot)"),
+        "{shown}"
+    );
+
+    let (code, text, err) = approve(&m, &["--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!text.contains("credentials"), "{text}");
+    assert!(
+        err.contains("--bind-credential bot-token=SECRET_REF"),
+        "{err}"
+    );
+
+    let (code, _, err) = approve(&m, &["--yes", "--bind-credential", "bot-token=Bot abc.def"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("abc.def"), "{err}");
+    let (code, _, err) = approve(&m, &["--yes", "--bind-credential", "nope=x/y"]);
+    assert_eq!(code, 2, "{err}");
 }

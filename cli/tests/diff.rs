@@ -117,7 +117,7 @@ fn human_and_markdown_snapshots() {
     assert!(err.is_empty(), "{err}");
     assert!(
         out.starts_with(
-            "4 changes: 1 newly broad, 3 widened\nplugin discord-bridge 0.3.1 → 0.4.0\n"
+            "4 changes: 1 newly broad, 2 credential to a wider target, 1 widened\nplugin discord-bridge 0.3.1 → 0.4.0\n"
         ),
         "{out}"
     );
@@ -272,7 +272,8 @@ fn json_content() {
     assert_eq!(v["old"]["kind"], "manifest");
     assert_eq!(v["counts"]["changes"], 4);
     assert_eq!(v["counts"]["newly_broad"], 1);
-    assert_eq!(v["counts"]["widened"], 3);
+    assert_eq!(v["counts"]["credential_widened"], 2);
+    assert_eq!(v["counts"]["widened"], 1);
     assert_eq!(v["counts"]["increases"], 4);
     assert_eq!(v["grant"]["covered"], 1);
     assert_eq!(v["grant"]["needs_reapproval"], 3);
@@ -478,7 +479,28 @@ fn ir_inputs() {
         serde_json::from_str(&by_ir).unwrap(),
         serde_json::from_str(&by_manifest).unwrap(),
     );
-    assert_eq!(a["changes"], b["changes"]);
+    // Bindings are compared (and shown) only between two IRs: the same
+    // changes, the IR side naming the bound SecretRef.
+    let strip = |v: &Value| {
+        let mut v = v["changes"].clone();
+        for c in v.as_array_mut().unwrap() {
+            c.as_object_mut().unwrap().remove("credentials");
+        }
+        v
+    };
+    assert_eq!(strip(&a), strip(&b));
+    let api = |v: &Value| {
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["new"][0]["target"] == "https://discord.com/api/")
+            .unwrap()["credentials"][0]
+            .clone()
+    };
+    assert_eq!(api(&a)["secret_ref"], "discord/bot");
+    assert!(api(&b)["secret_ref"].is_null());
+    assert_eq!(api(&a)["delta"], "widened");
     assert_eq!(a["grant"]["source"], "ir");
     assert_eq!(a["grant"]["covered"], 1);
     assert_eq!(a["old"]["kind"], "ir");

@@ -308,3 +308,34 @@ fn a_long_log_streams_through_stdin() {
         last["cache"]
     );
 }
+
+/// Audit records name the credentials asked for; replay passes them on, so
+/// a recorded `credential_not_granted` replays as itself and
+/// `--fail-on-change` stays quiet; without the names such a record is an
+/// invalid line, not a false change.
+#[test]
+fn audit_records_with_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let grant = dir.path().join("grant.toml");
+    std::fs::write(
+        &grant,
+        "plugin = \"discord-bridge\"\n[[host_api.request]]\nurl = \"https://discord.com/api/v10/\"\n",
+    )
+    .unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let deny = r#"{"record":"decision","time":"t","plugin":"discord-bridge","id":"1","capability":"request","url":"https://discord.com/api/v10/x","method":"GET","header_names":[],"subprotocols":[],"resolved":null,"decision":"deny","code":"credential_not_granted","rule":"r","digest":"sha256:x","credentials":["bot-token"]}"#;
+    std::fs::write(&log, format!("{deny}\n")).unwrap();
+    let g = grant.to_str().unwrap();
+    let l = log.to_str().unwrap();
+    let (code, out, err) = replay(&["--manifest", M, "--grant", g, "--fail-on-change", l]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("credential_not_granted"), "{out}");
+    // With the example grant, which binds bot-token, the same record is now
+    // allowed: a real change.
+    let (code, out, _) = replay(&["--manifest", M, "--grant", G, "--fail-on-change", l]);
+    assert_eq!(code, 1, "{out}");
+    let stale = deny.replace(r#","credentials":["bot-token"]"#, "");
+    std::fs::write(&log, format!("{stale}\n")).unwrap();
+    let (_, out, _) = replay(&["--manifest", M, "--grant", g, l]);
+    assert!(out.contains("1 invalid"), "{out}");
+}

@@ -126,3 +126,83 @@ fn long_lists_are_bounded_and_broad_rows_never_hidden() {
     assert!(out.contains("https://h000.example.com/seg/"));
     assert!(out.lines().all(|l| l.chars().count() < 160));
 }
+
+const CRED: &str = r#"[plugin]
+name = "cred-demo"
+version = "1.0.0"
+
+[[host_api.request]]
+url = "https://api.example.com/v1/"
+methods = ["GET"]
+credentials = [
+  { name = "api-key", header = "X-Api-Key", reason = "Call the API" },
+  { name = "bot-token", header = "Authorization", format = "Bot {secret}|`x`" },
+]
+
+[[host_api.websocket]]
+url = "wss://gateway.example.com/"
+credentials = [{ name = "bot-token", message = true, format = "tok:{secret}" }]
+
+[[host_api.request]]
+url = "https://other.example.com/"
+methods = ["GET"]
+credentials = [{ name = "other", header = "Authorization" }]
+"#;
+
+const CRED_GRANT: &str = r#"plugin = "cred-demo"
+
+[[host_api.request]]
+url = "https://api.example.com/v1/"
+credentials = { bot-token = "example/bot" }
+
+[[host_api.websocket]]
+url = "wss://gateway.example.com/"
+credentials = { bot-token = "example/bot" }
+"#;
+
+/// Credentials stand out in every format: sent secrets (header and message
+/// placement) with their SecretRef, declared but unbound ones, a target not
+/// granted at all; plugin-written formats escaped.
+#[test]
+fn credentials_are_shown_in_every_format() {
+    let (_d, m) = temp_file("plugin.toml", CRED);
+    let (_g, g) = temp_file("grant.toml", CRED_GRANT);
+    let (m, g) = (m.to_str().unwrap(), g.to_str().unwrap());
+    let (code, human, err) = show(&[m, "--grant", g]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        human.contains("2 credentials sent (secret example/bot)"),
+        "{human}"
+    );
+    assert!(
+        human.contains("1 credential declared but not bound"),
+        "{human}"
+    );
+    assert!(human.contains(
+        "SECRET: sends secret `example/bot` in text messages at `{{credential:bot-token}}`, formatted `tok:{secret}` to `wss://gateway.example.com/`"
+    ), "{human}");
+    insta::assert_snapshot!("show_credentials_human", human);
+
+    let (code, md, _) = show(&[m, "--grant", g, "--format", "markdown"]);
+    assert_eq!(code, 0);
+    assert!(md.contains("**🔑 Secrets sent:**"), "{md}");
+    assert!(
+        !md.contains("`x`"),
+        "a plugin-written backtick ends no code span: {md}"
+    );
+    insta::assert_snapshot!("show_credentials_markdown", md);
+
+    let (code, json, _) = show(&[m, "--grant", g, "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["counts"]["credentials_sent"], 2);
+    assert_eq!(v["counts"]["credentials_not_bound"], 1);
+    insta::assert_snapshot!(
+        "show_credentials_json",
+        serde_json::to_string_pretty(&v["credentials"]).unwrap()
+    );
+    let entries = v["entries"].as_array().unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e["credentials"][0]["secret_ref"] == "example/bot"));
+}

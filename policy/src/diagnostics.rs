@@ -195,6 +195,9 @@ codes! {
     LoopbackWithoutReason = "netgrant::lint::loopback_without_reason", Warning, "a loopback target has no reason";
     /// `ws://` or `http://` to a host that is not loopback (lint).
     Plaintext = "netgrant::lint::plaintext", Warning, "plaintext ws:// or http:// to a host that is not loopback";
+    /// A granted entry whose request declares a credential the grant does
+    /// not bind (lint).
+    CredentialNotBound = "netgrant::lint::credential_not_bound", Warning, "a granted entry does not bind a credential its request declares";
 }
 
 impl Code {

@@ -123,8 +123,8 @@ mod target;
 // Parse: documents and the target grammar.
 pub use capability::{Capability, Scheme};
 pub use credential::{
-    BoundCredential, Credential, CredentialPlacement, EntryCredential, FormatError, SecretRef,
-    SecretRefError, MAX_CREDENTIALS_PER_TARGET,
+    BoundCredential, Credential, CredentialPlacement, CredentialUse, EntryCredential, FormatError,
+    SecretRef, SecretRefError, MAX_CREDENTIALS_PER_TARGET,
 };
 pub use document::{Grant, Manifest, Parsed, MAX_FILE_BYTES, MAX_TARGETS};
 pub use path::{PathReadingError, PathReadings, Reading};

@@ -441,6 +441,11 @@ proptest! {
                     prop_assert_eq!(news.len(), 1);
                     prop_assert!(olds[0].reason != news[0].reason);
                 }
+                Kind::CredentialsChanged => {
+                    prop_assert_eq!(olds.len(), 1);
+                    prop_assert_eq!(news.len(), 1);
+                    prop_assert!(!c.credentials.is_empty());
+                }
             }
             let newly = |f: fn(&netgrant_policy::Flags) -> bool| {
                 union_flag(&d.new, &c.new, f) && !union_flag(&d.old, &c.old, f)

@@ -28,6 +28,10 @@ struct Case {
     old: String,
     new: String,
     grant: Option<String>,
+    /// A grant for the old manifest: its bindings are the old side's.
+    old_grant: Option<String>,
+    /// Whether `--fail-on widened` trips (some change is an increase).
+    fail_on_widened: Option<bool>,
     expect: Vec<Expect>,
 }
 
@@ -39,6 +43,8 @@ struct Expect {
     old: Vec<String>,
     new: Vec<String>,
     coverage: Option<Coverage>,
+    /// `"<delta> <name>"` per credential change, in the change's order.
+    credentials: Option<Vec<String>>,
 }
 
 fn policy(version: &str, body: &str, grant: Option<&str>) -> Result<CompiledPolicy, String> {
@@ -107,7 +113,7 @@ fn mirror_key(d: &Diff, c: &Change, backwards: bool) -> Mirror {
 }
 
 fn check(case: &Case) -> Result<(), String> {
-    let a = policy("1.0.0", &case.old, None)?;
+    let a = policy("1.0.0", &case.old, case.old_grant.as_deref())?;
     let b = policy("2.0.0", &case.new, case.grant.as_deref())?;
     let mut d = diff::diff(&a, &b).map_err(|e| e.to_string())?;
     if case.grant.is_some() {
@@ -151,6 +157,18 @@ fn check(case: &Case) -> Result<(), String> {
                 c.coverage
             ));
         }
+        if let Some(want) = &e.credentials {
+            let got: Vec<String> = c
+                .credentials
+                .iter()
+                .map(|cc| format!("{} {}", cc.delta.as_str(), cc.credential.credential.name))
+                .collect();
+            if &got != want {
+                problems.push(format!(
+                    "change {k}: credentials {got:?}, expected {want:?}"
+                ));
+            }
+        }
         if c.classes.iter().any(|x| x.is_increase()) != c.is_increase() {
             problems.push(format!("change {k}: is_increase disagrees with classes"));
         }
@@ -158,6 +176,12 @@ fn check(case: &Case) -> Result<(), String> {
         sorted.sort();
         if sorted != c.classes || c.severity() != c.classes[0] {
             problems.push(format!("change {k}: classes not in severity order"));
+        }
+    }
+    if let Some(want) = case.fail_on_widened {
+        let got = d.changes.iter().any(Change::is_increase);
+        if got != want {
+            problems.push(format!("--fail-on widened trips: {got}, expected {want}"));
         }
     }
     // Backwards: the mirror image, change for change.
@@ -235,12 +259,15 @@ fn runner_detects_a_wrong_expectation() {
             .into(),
         new: "[[host_api.request]]\nurl = \"https://a.example.com/\"\nmethods = [\"GET\"]\n".into(),
         grant: None,
+        old_grant: None,
+        fail_on_widened: None,
         expect: vec![Expect {
             classes: vec![Class::Narrowed],
             kind: None,
             old: vec!["https://a.example.com/v1/".into()],
             new: vec!["https://a.example.com/".into()],
             coverage: None,
+            credentials: None,
         }],
     };
     let err = check(&case).unwrap_err();

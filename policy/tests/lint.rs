@@ -139,3 +139,25 @@ fn many_targets_lint_through_the_index() {
     assert_eq!(got.len(), 5000);
     assert!(got.iter().all(|c| *c == Code::RedundantTarget));
 }
+
+#[test]
+fn credential_not_bound() {
+    use Code::CredentialNotBound as C;
+    let m = "[[host_api.request]]\nurl = \"https://api.example.com/v1/\"\nmethods = [\"GET\"]\nreason = \"r\"\ncredentials = [{ name = \"key\", header = \"X-Api-Key\" }, { name = \"tok\", header = \"Authorization\" }]\n";
+    let entry = "[[host_api.request]]\nurl = \"https://api.example.com/v1/\"\n";
+    // No grant: nothing granted, nothing to bind yet.
+    assert_eq!(lints(m, None), vec![]);
+    // Granted, neither bound: one lint per credential.
+    assert_eq!(lints(m, Some(entry)), vec![C, C]);
+    // One bound.
+    let one = format!("{entry}credentials = {{ key = \"vault/key\" }}\n");
+    assert_eq!(lints(m, Some(&one)), vec![C]);
+    // Both bound.
+    let both = format!("{entry}credentials = {{ key = \"vault/key\", tok = \"vault/tok\" }}\n");
+    assert_eq!(lints(m, Some(&both)), vec![]);
+    // Not granted at all: not_granted is for review, not this lint.
+    let other = "[[host_api.request]]\nurl = \"https://other.example.com/\"\nmethods = [\"GET\"]\nreason = \"r\"\n";
+    let m2 = format!("{m}{other}");
+    let g2 = "[[host_api.request]]\nurl = \"https://other.example.com/\"\n";
+    assert_eq!(lints(&m2, Some(g2)), vec![]);
+}

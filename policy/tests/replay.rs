@@ -57,13 +57,9 @@ fn replay_decides_like_authorize_on_the_table() {
     for (name, src) in &table.policy {
         let p = policy(&src.manifest, &src.grant);
         let authz = Authorizer::new(&p);
-        // Log lines carry no credentials yet (audit records of credential
-        // use come with runtime injection), so those cases are not replayed.
-        let cases: Vec<&table::Case> = table
-            .case
-            .iter()
-            .filter(|c| &c.policy == name && c.credentials.is_empty())
-            .collect();
+        // Every case, those asking for credentials included: log lines carry
+        // their names (`credentials`).
+        let cases: Vec<&table::Case> = table.case.iter().filter(|c| &c.policy == name).collect();
         // Each case as a JSON line, with headers as [name, value] pairs (exact
         // bytes, no "Name: value" splitting ambiguity).
         let mut log = String::new();
@@ -78,6 +74,7 @@ fn replay_decides_like_authorize_on_the_table() {
                 "headers": headers.iter().map(|(n, v)| vec![n.clone(), v.clone()]).collect::<Vec<_>>(),
                 "subprotocols": c.subprotocols,
                 "resolved": c.resolve,
+                "credentials": c.credentials,
             });
             log.push_str(&serde_json::to_string(&line).unwrap());
             log.push('\n');
@@ -88,7 +85,7 @@ fn replay_decides_like_authorize_on_the_table() {
                 method: c.method.as_deref(),
                 headers: &headers,
                 subprotocols: &c.subprotocols,
-                credentials: &[],
+                credentials: &c.credentials,
             };
             expected.push(authz.authorize(&req, answers.as_deref()));
         }
@@ -385,4 +382,89 @@ fn reading_stops_only_on_io_errors() {
         .run(&b""[..], None::<&mut Vec<u8>>)
         .unwrap();
     assert_eq!((s.lines, s.decided), (0, 0));
+}
+
+// --- credentials -------------------------------------------------------------
+
+/// The discord bridge, with the API's credential declared but not bound on
+/// the CDN-free grant the runtime would have used.
+fn bridge_unbound() -> CompiledPolicy {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/discord-bridge/");
+    policy(
+        &std::fs::read_to_string(format!("{root}plugin.toml")).unwrap(),
+        "plugin = \"discord-bridge\"\n[[host_api.request]]\nurl = \"https://discord.com/api/v10/\"\n",
+    )
+}
+
+/// An audit record carries the credential names asked for; replay passes
+/// them to the authorizer, so a recorded `credential_not_granted` replays as
+/// the same deny (not as a false "allowed"), and a recorded allow that
+/// injected a credential replays as an allow.
+#[test]
+fn audit_records_with_credentials_replay_to_the_same_decision() {
+    let unbound = bridge_unbound();
+    let bound = bridge();
+    let (a_unbound, a_bound) = (Authorizer::new(&unbound), Authorizer::new(&bound));
+    let deny = r#"{"record":"decision","time":"t","plugin":"discord-bridge","id":"1","capability":"request","url":"https://discord.com/api/v10/users/@me","method":"GET","header_names":[],"subprotocols":[],"resolved":null,"decision":"deny","code":"credential_not_granted","rule":"request:https://discord.com/api/v10/","digest":"sha256:x","credentials":["bot-token"]}"#;
+    let allow = r#"{"record":"decision","time":"t","plugin":"discord-bridge","id":"2","capability":"request","url":"https://discord.com/api/v10/users/@me","method":"GET","header_names":[],"subprotocols":[],"resolved":null,"decision":"allow","code":"allowed","rule":"request:https://discord.com/api/v10/","digest":"sha256:x","credentials":["bot-token"]}"#;
+    let (s, records) = replay(
+        &a_unbound,
+        None,
+        json_opts(),
+        format!("{deny}\n").as_bytes(),
+    );
+    assert_eq!(s.invalid, 0, "{:?}", s.invalid_lines);
+    assert_eq!(records[0]["code"], "credential_not_granted");
+    let recorded = s.recorded.as_ref().expect("recorded decisions");
+    assert_eq!(recorded.changed, 0, "{recorded:?}");
+    let (s, records) = replay(&a_bound, None, json_opts(), format!("{allow}\n").as_bytes());
+    assert_eq!(s.invalid, 0, "{:?}", s.invalid_lines);
+    assert_eq!(records[0]["code"], "allowed");
+    assert_eq!(s.recorded.as_ref().unwrap().changed, 0);
+    // Against the unbound grant, the allow that needed the credential is a
+    // change: allowed before, denied credential_not_granted now.
+    let (s, _) = replay(
+        &a_bound,
+        Some(&a_unbound),
+        json_opts(),
+        format!("{allow}\n").as_bytes(),
+    );
+    let against = s.against.as_ref().unwrap();
+    assert_eq!(against.changed, 1, "{against:?}");
+    assert_eq!(against.transitions[0].from, "allowed");
+    assert_eq!(against.transitions[0].to, "credential_not_granted");
+    // A plain request line may name credentials too.
+    let line = r#"{"capability":"request","url":"https://discord.com/api/v10/x","method":"GET","credentials":["bot-token"]}"#;
+    let (_, records) = replay(
+        &a_unbound,
+        None,
+        json_opts(),
+        format!("{line}\n").as_bytes(),
+    );
+    assert_eq!(records[0]["code"], "credential_not_granted");
+    let (_, records) = replay(&a_bound, None, json_opts(), format!("{line}\n").as_bytes());
+    assert_eq!(records[0]["code"], "allowed");
+}
+
+/// Without the field, nothing is asked for: an allow that needed credentials
+/// replays as an allow (the decision without them, which is what the line
+/// says); a recorded `credential_not_granted` without the names cannot be
+/// replayed faithfully and is an invalid line, never a false change.
+#[test]
+fn records_without_credentials() {
+    let unbound = bridge_unbound();
+    let a = Authorizer::new(&unbound);
+    let allow = r#"{"record":"decision","capability":"request","url":"https://discord.com/api/v10/x","method":"GET","decision":"allow","code":"allowed"}"#;
+    let (s, records) = replay(&a, None, json_opts(), format!("{allow}\n").as_bytes());
+    assert_eq!(s.invalid, 0, "{:?}", s.invalid_lines);
+    assert_eq!(records[0]["code"], "allowed");
+    assert_eq!(s.recorded.as_ref().unwrap().changed, 0);
+    let deny = r#"{"record":"decision","capability":"request","url":"https://discord.com/api/v10/x","method":"GET","decision":"deny","code":"credential_not_granted"}"#;
+    let (s, _) = replay(&a, None, json_opts(), format!("{deny}\n").as_bytes());
+    assert_eq!(s.invalid, 1);
+    assert!(
+        s.invalid_lines[0].message.contains("needs `credentials`"),
+        "{:?}",
+        s.invalid_lines
+    );
 }

@@ -265,6 +265,110 @@ impl EntryCredential {
     }
 }
 
+/// How review output says what a credential does (docs/spec.md §9.2): the one
+/// wording `show`, `list`, `diff`, `approve` and `explain` share. Built from
+/// the IR ([`CredentialUse::from_ir`]) or the typed policy
+/// ([`CredentialUse::from_entry`]); [`CredentialUse::render`] takes the
+/// medium's code-span function, which must escape what it is given (the
+/// format and target are plugin-written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CredentialUse<'a> {
+    /// The declared name.
+    pub name: &'a str,
+    /// The header (lowercase) for a header placement; `None` for messages.
+    pub header: Option<&'a str>,
+    /// The value's shape.
+    pub format: &'a str,
+    /// The bound SecretRef; `None` when not granted.
+    pub secret_ref: Option<&'a str>,
+    /// The canonical target the credential goes to.
+    pub target: &'a str,
+}
+
+impl<'a> CredentialUse<'a> {
+    /// From an IR credential of an entry with canonical target `target`.
+    pub fn from_ir(c: &'a crate::ir::Credential, target: &'a str) -> Self {
+        CredentialUse {
+            name: &c.name,
+            header: c.header.as_deref(),
+            format: &c.format,
+            secret_ref: c.secret_ref.as_deref(),
+            target,
+        }
+    }
+
+    /// From a typed entry credential with canonical target `target`.
+    pub fn from_entry(c: &'a EntryCredential, target: &'a str) -> Self {
+        CredentialUse {
+            name: &c.credential.name,
+            header: c.credential.placement.header(),
+            format: &c.credential.format,
+            secret_ref: c.secret_ref.as_ref().map(SecretRef::as_str),
+            target,
+        }
+    }
+
+    /// The placeholder the plugin writes in a message for this credential.
+    pub fn placeholder(&self) -> String {
+        format!("{{{{credential:{}}}}}", self.name)
+    }
+
+    /// Where the value goes: `as `authorization: Bot {secret}``, or
+    /// `in text messages at `{{credential:NAME}}``.
+    fn placement(&self, code: &dyn Fn(&str) -> String) -> String {
+        match self.header {
+            Some(h) if self.format == SECRET_PLACEHOLDER => format!("as {}", code(h)),
+            Some(h) => format!("as {}", code(&format!("{h}: {}", self.format))),
+            None if self.format == SECRET_PLACEHOLDER => {
+                format!("in text messages at {}", code(&self.placeholder()))
+            }
+            None => format!(
+                "in text messages at {}, formatted {}",
+                code(&self.placeholder()),
+                code(self.format)
+            ),
+        }
+    }
+
+    /// One sentence: "sends secret `discord/bot` as `authorization: Bot
+    /// {secret}` to `https://discord.com/api/v10/` (credential `bot-token`)",
+    /// or for an unbound one "credential `bot-token` (as …) is declared for
+    /// `…` but not bound: not sent". `code` formats (and escapes) one code
+    /// span; the rest is fixed wording.
+    pub fn render(&self, code: &dyn Fn(&str) -> String) -> String {
+        let place = self.placement(code);
+        match self.secret_ref {
+            Some(r) => format!(
+                "sends secret {} {place} to {} (credential {})",
+                code(r),
+                code(self.target),
+                code(self.name)
+            ),
+            None => format!(
+                "credential {} ({place}) is declared for {} but not bound: not sent",
+                code(self.name),
+                code(self.target)
+            ),
+        }
+    }
+
+    /// What the declaration alone says, binding or not: "credential
+    /// `bot-token` goes as `authorization: Bot {secret}` to `…`" (for a
+    /// side whose bindings are not known, as a manifest in `diff`); with a
+    /// binding, [`CredentialUse::render`].
+    pub fn render_declared(&self, code: &dyn Fn(&str) -> String) -> String {
+        if self.secret_ref.is_some() {
+            return self.render(code);
+        }
+        format!(
+            "credential {} goes {} to {}",
+            code(self.name),
+            self.placement(code),
+            code(self.target)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,18 @@
 //! from `https://*/` to `https://127.0.0.1/` is still reported as newly
 //! loopback: `*` never reaches a non-public address, the IP literal does).
 //!
+//! Credentials (docs/spec.md §9.2) ride on the change of the target that
+//! declares them; a change in credentials alone (same permission) is a
+//! change of kind [`Kind::CredentialsChanged`]. A declaration the other side
+//! lacks (same name, placement and format) is [`Class::CredentialAdded`] /
+//! [`Class::CredentialRemoved`]; a binding (SecretRef) the old side did not
+//! have is [`Class::CredentialBound`] (one it loses is
+//! [`Class::CredentialRemoved`]); a credential on both sides of a widened or
+//! changed target is [`Class::CredentialWidened`]: the secret now goes to
+//! more than before. All but the removal are increases. Bindings come from
+//! each side's grant (an IR's own, or the grant it was compiled with), so a
+//! manifest compiled without a grant binds nothing.
+//!
 //! The relation is symmetric: `diff(b, a)` has the same changes as
 //! `diff(a, b)` with old and new swapped (added ↔ removed, widened ↔
 //! narrowed, flags turned on ↔ turned off).
@@ -66,6 +78,7 @@
 
 use crate::capability::{Capability, Scheme};
 use crate::compiled::CompiledPolicy;
+use crate::credential::{CredentialPlacement, EntryCredential, SecretRef};
 use crate::ir::Status;
 use crate::permission::{Flags, Method, Methods, Permission};
 use crate::target::{HostPattern, PortPattern, Target};
@@ -87,6 +100,9 @@ pub struct Item {
     pub permission: Permission,
     /// The plugin's reason, if given.
     pub reason: Option<String>,
+    /// The credentials the request declares, sorted by name, each bound when
+    /// some granted entry of the request binds it.
+    pub credentials: Vec<EntryCredential>,
 }
 
 impl Item {
@@ -119,6 +135,9 @@ pub enum Kind {
     Changed,
     /// Same permission, different reason text.
     ReasonChanged,
+    /// Same permission, different credentials (declared or bound); see the
+    /// change's [`Change::credentials`].
+    CredentialsChanged,
 }
 
 impl Kind {
@@ -131,6 +150,7 @@ impl Kind {
             Kind::Narrowed => "narrowed",
             Kind::Changed => "changed",
             Kind::ReasonChanged => "reason_changed",
+            Kind::CredentialsChanged => "credentials_changed",
         }
     }
 
@@ -158,6 +178,13 @@ pub enum Class {
     NewlyLoopback,
     /// The new side reaches private (non-public) addresses and the old side did not.
     NewlyPrivate,
+    /// A credential is declared on the new side that the old side did not
+    /// declare (name, placement and format).
+    CredentialAdded,
+    /// A credential is bound to a SecretRef the old side did not bind it to.
+    CredentialBound,
+    /// A credential on both sides now goes to a wider (or changed) target.
+    CredentialWidened,
     /// [`Kind::Widened`].
     Widened,
     /// [`Kind::Changed`].
@@ -166,6 +193,8 @@ pub enum Class {
     Added,
     /// The reason text changed (alone, or on top of another change of the same target).
     ReasonChanged,
+    /// A credential declaration or binding of the old side is gone.
+    CredentialRemoved,
     /// [`Kind::Narrowed`].
     Narrowed,
     /// [`Kind::Removed`].
@@ -174,14 +203,18 @@ pub enum Class {
 
 impl Class {
     /// Every class, most severe first.
-    pub const ALL: [Class; 9] = [
+    pub const ALL: [Class; 13] = [
         Class::NewlyBroad,
         Class::NewlyLoopback,
         Class::NewlyPrivate,
+        Class::CredentialAdded,
+        Class::CredentialBound,
+        Class::CredentialWidened,
         Class::Widened,
         Class::Changed,
         Class::Added,
         Class::ReasonChanged,
+        Class::CredentialRemoved,
         Class::Narrowed,
         Class::Removed,
     ];
@@ -192,10 +225,14 @@ impl Class {
             Class::NewlyBroad => "newly_broad",
             Class::NewlyLoopback => "newly_loopback",
             Class::NewlyPrivate => "newly_private",
+            Class::CredentialAdded => "credential_added",
+            Class::CredentialBound => "credential_bound",
+            Class::CredentialWidened => "credential_widened",
             Class::Widened => "widened",
             Class::Changed => "changed",
             Class::Added => "added",
             Class::ReasonChanged => "reason_changed",
+            Class::CredentialRemoved => "credential_removed",
             Class::Narrowed => "narrowed",
             Class::Removed => "removed",
         }
@@ -207,10 +244,14 @@ impl Class {
             Class::NewlyBroad => "newly broad",
             Class::NewlyLoopback => "newly loopback",
             Class::NewlyPrivate => "newly private",
+            Class::CredentialAdded => "credential added",
+            Class::CredentialBound => "credential newly bound",
+            Class::CredentialWidened => "credential to a wider target",
             Class::Widened => "widened",
             Class::Changed => "changed",
             Class::Added => "added",
             Class::ReasonChanged => "reason changed",
+            Class::CredentialRemoved => "credential removed",
             Class::Narrowed => "narrowed",
             Class::Removed => "removed",
         }
@@ -218,14 +259,76 @@ impl Class {
 
     /// Whether the class means more access than before: added, widened,
     /// changed (incomparable: something was added), or newly broad,
-    /// loopback or private. These trip `--fail-on widened` and are the ones
-    /// a grant may or may not already cover.
+    /// loopback or private, or a credential added, newly bound or sent to a
+    /// wider target. These trip `--fail-on widened` and are the ones a grant
+    /// may or may not already cover.
     pub fn is_increase(self) -> bool {
         !matches!(
             self,
-            Class::ReasonChanged | Class::Narrowed | Class::Removed
+            Class::ReasonChanged | Class::CredentialRemoved | Class::Narrowed | Class::Removed
         )
     }
+}
+
+/// What happened to one credential in a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialDelta {
+    /// Declared on the new side only ([`Class::CredentialAdded`]).
+    Added,
+    /// Bound on the new side to a SecretRef the old side did not bind it to
+    /// ([`Class::CredentialBound`]).
+    Bound,
+    /// On both sides, and the new target is wider or changed
+    /// ([`Class::CredentialWidened`]).
+    Widened,
+    /// Declared on the old side only ([`Class::CredentialRemoved`]).
+    Removed,
+    /// Bound on the old side, not (to that SecretRef) on the new side
+    /// ([`Class::CredentialRemoved`]).
+    Unbound,
+}
+
+impl CredentialDelta {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialDelta::Added => "added",
+            CredentialDelta::Bound => "bound",
+            CredentialDelta::Widened => "widened",
+            CredentialDelta::Removed => "removed",
+            CredentialDelta::Unbound => "unbound",
+        }
+    }
+
+    /// The review class it gives its change.
+    pub fn class(self) -> Class {
+        match self {
+            CredentialDelta::Added => Class::CredentialAdded,
+            CredentialDelta::Bound => Class::CredentialBound,
+            CredentialDelta::Widened => Class::CredentialWidened,
+            CredentialDelta::Removed | CredentialDelta::Unbound => Class::CredentialRemoved,
+        }
+    }
+
+    /// Whether [`CredentialChange::item`] indexes [`Diff::old`] (removed,
+    /// unbound) rather than [`Diff::new`].
+    pub fn on_old_side(self) -> bool {
+        matches!(self, CredentialDelta::Removed | CredentialDelta::Unbound)
+    }
+}
+
+/// One credential of a change: what happened to it, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialChange {
+    /// What happened.
+    pub delta: CredentialDelta,
+    /// Index into [`Diff::new`], or into [`Diff::old`] when
+    /// [`CredentialDelta::on_old_side`].
+    pub item: usize,
+    /// The credential as that side has it (declaration and binding).
+    pub credential: EntryCredential,
 }
 
 /// Whether an existing grant already approves a privilege increase.
@@ -270,6 +373,9 @@ pub struct Change {
     /// For a privilege increase, after [`check_coverage`]: whether the grant
     /// already covers it. `None` otherwise.
     pub coverage: Option<Coverage>,
+    /// What happened to credentials, new side first (by item, then name),
+    /// then the old side's removals.
+    pub credentials: Vec<CredentialChange>,
 }
 
 impl Change {
@@ -334,13 +440,32 @@ pub fn requested_items(policy: &CompiledPolicy) -> Result<Vec<Item>, DiffError> 
     let mut seen: std::collections::HashSet<(Capability, &crate::target::Target)> =
         std::collections::HashSet::new();
     let mut items: Vec<Item> = Vec::new();
+    let mut at: HashMap<(Capability, &crate::target::Target), usize> = HashMap::new();
     for e in policy.entries() {
         let p = &e.requested;
         if seen.insert((p.capability, &p.target)) {
+            at.insert((p.capability, &p.target), items.len());
             items.push(Item {
                 permission: p.clone(),
                 reason: e.reason.clone(),
+                credentials: e
+                    .declared_credentials()
+                    .map(|c| EntryCredential {
+                        credential: c.clone(),
+                        secret_ref: None,
+                    })
+                    .collect(),
             });
+        }
+        // A binding of any granted entry of the request (the first, in
+        // entry order) binds the request's credential.
+        if e.status == Status::Granted {
+            let item = &mut items[at[&(p.capability, &p.target)]];
+            for (ic, ec) in item.credentials.iter_mut().zip(&e.credentials) {
+                if ic.secret_ref.is_none() {
+                    ic.secret_ref.clone_from(&ec.secret_ref);
+                }
+            }
         }
     }
     sort_items(&mut items);
@@ -354,6 +479,21 @@ fn sort_items(items: &mut [Item]) {
 /// Diffs the requested sets of two policies (see the module docs).
 pub fn diff(old: &CompiledPolicy, new: &CompiledPolicy) -> Result<Diff, DiffError> {
     diff_items(requested_items(old)?, requested_items(new)?)
+}
+
+/// As [`diff`], comparing credential declarations only, not bindings: for a
+/// side compiled from a manifest, whose bindings (if any) come from the
+/// grant at hand rather than from what was approved before.
+pub fn diff_declared(old: &CompiledPolicy, new: &CompiledPolicy) -> Result<Diff, DiffError> {
+    let unbind = |mut items: Vec<Item>| {
+        for i in &mut items {
+            for c in &mut i.credentials {
+                c.secret_ref = None;
+            }
+        }
+        items
+    };
+    diff_items(unbind(requested_items(old)?), unbind(requested_items(new)?))
 }
 
 /// Diffs two requested sets. Items are sorted here; of two items with the same
@@ -386,8 +526,11 @@ pub fn diff_items(mut old: Vec<Item>, mut new: Vec<Item>) -> Result<Diff, DiffEr
         work.containment_checks += 2;
         let wider = np.contains(o);
         let narrower = o.contains(np);
-        let reason_changed = old[i].reason != n.reason;
+        let reason_changed = old[i].reason != n.reason || credential_reason_changed(&old[i], n);
+        let credentials_changed =
+            !credential_changes(&old, &new, &[i], &[j], Kind::Narrowed).is_empty();
         let kind = match (wider, narrower) {
+            (true, true) if credentials_changed => Kind::CredentialsChanged,
             (true, true) if reason_changed => Kind::ReasonChanged,
             (true, true) => continue,
             (true, false) => Kind::Widened,
@@ -557,7 +700,94 @@ fn kind_class(kind: Kind) -> Class {
         Kind::Narrowed => Class::Narrowed,
         Kind::Changed => Class::Changed,
         Kind::ReasonChanged => Class::ReasonChanged,
+        // Its classes are its credentials' (never empty); `changed` only as
+        // the fallback of a hand-built change.
+        Kind::CredentialsChanged => Class::Changed,
     }
+}
+
+/// A credential both items declare (by name) has a different reason: a
+/// reworded one is a reason change, not a credential change.
+fn credential_reason_changed(a: &Item, b: &Item) -> bool {
+    a.credentials.iter().any(|x| {
+        b.credentials.iter().any(|y| {
+            x.credential.name == y.credential.name && x.credential.reason != y.credential.reason
+        })
+    })
+}
+
+/// A credential's identity for the diff: name, placement and format (not
+/// the reason: a reworded reason sends nothing new).
+fn credential_key(c: &EntryCredential) -> (&str, &CredentialPlacement, &str) {
+    (
+        &c.credential.name,
+        &c.credential.placement,
+        &c.credential.format,
+    )
+}
+
+/// What happened to the credentials of a change between its old items
+/// `olds` and new items `news` (see the module docs).
+fn credential_changes(
+    old: &[Item],
+    new: &[Item],
+    olds: &[usize],
+    news: &[usize],
+    kind: Kind,
+) -> Vec<CredentialChange> {
+    type Key<'a> = (&'a str, &'a CredentialPlacement, &'a str);
+    fn sides<'a>(
+        items: &'a [Item],
+        idx: &[usize],
+    ) -> BTreeMap<Key<'a>, BTreeSet<Option<&'a SecretRef>>> {
+        let mut m: BTreeMap<Key<'a>, BTreeSet<Option<&'a SecretRef>>> = BTreeMap::new();
+        for &i in idx {
+            for c in &items[i].credentials {
+                m.entry(credential_key(c))
+                    .or_default()
+                    .insert(c.secret_ref.as_ref());
+            }
+        }
+        m
+    }
+    let before = sides(old, olds);
+    let after = sides(new, news);
+    let wider = matches!(kind, Kind::Widened | Kind::Changed);
+    let mut out = Vec::new();
+    for &j in news {
+        for c in &new[j].credentials {
+            let delta = match before.get(&credential_key(c)) {
+                None => CredentialDelta::Added,
+                Some(refs) if c.secret_ref.is_some() && !refs.contains(&c.secret_ref.as_ref()) => {
+                    CredentialDelta::Bound
+                }
+                Some(_) if wider => CredentialDelta::Widened,
+                Some(_) => continue,
+            };
+            out.push(CredentialChange {
+                delta,
+                item: j,
+                credential: c.clone(),
+            });
+        }
+    }
+    for &i in olds {
+        for c in &old[i].credentials {
+            let delta = match after.get(&credential_key(c)) {
+                None => CredentialDelta::Removed,
+                Some(refs) if c.secret_ref.is_some() && !refs.contains(&c.secret_ref.as_ref()) => {
+                    CredentialDelta::Unbound
+                }
+                Some(_) => continue,
+            };
+            out.push(CredentialChange {
+                delta,
+                item: i,
+                credential: c.clone(),
+            });
+        }
+    }
+    out
 }
 
 fn make_change(
@@ -582,7 +812,11 @@ fn make_change(
     if flags_on.private {
         classes.push(Class::NewlyPrivate);
     }
-    classes.push(kind_class(kind));
+    let credentials = credential_changes(old, new, &olds, &news, kind);
+    if kind != Kind::CredentialsChanged {
+        classes.push(kind_class(kind));
+    }
+    classes.extend(credentials.iter().map(|c| c.delta.class()));
     if reason_changed {
         classes.push(Class::ReasonChanged);
     }
@@ -602,6 +836,7 @@ fn make_change(
         flags_on,
         flags_off,
         coverage: None,
+        credentials,
     }
 }
 
@@ -969,6 +1204,7 @@ mod tests {
                 networks: Default::default(),
             },
             reason: None,
+            credentials: Vec::new(),
         }
     }
 

@@ -29,6 +29,7 @@ pub fn lint(manifest: &Manifest, grant: Option<&Grant>, policy: &Policy) -> Vec<
     let mut g = Vec::new();
     if let Some(grant) = grant {
         narrowing(grant, policy, &mut g);
+        unbound_credentials(grant, policy, &mut g);
     }
     let attach =
         |d: Diagnostic, src: &Option<std::sync::Arc<miette::NamedSource<String>>>| match src {
@@ -272,6 +273,41 @@ fn narrowing(grant: &Grant, policy: &Policy, out: &mut Vec<Diagnostic>) {
             d = d.with_label(o.url.clone(), "narrows the request");
         }
         out.push(d);
+    }
+}
+
+/// Granted entries that leave a declared credential unbound: the target
+/// works without it, but the plugin asked for it, so a request naming it is
+/// denied `credential_not_granted` (docs/spec.md §9.2).
+fn unbound_credentials(grant: &Grant, policy: &Policy, out: &mut Vec<Diagnostic>) {
+    for e in policy.granted() {
+        for c in e
+            .credentials
+            .iter()
+            .filter(|c| c.status != crate::ir::Status::Granted)
+        {
+            let mut d = Diagnostic::new(
+                Code::CredentialNotBound,
+                format!(
+                    "grant for {} does not bind credential {}, which the request declares: requests that ask for it are denied",
+                    quote(&e.target),
+                    quote(&c.name)
+                ),
+            )
+            .with_help(format!(
+                "bind it: `credentials = {{ {} = \"secret/ref\" }}` (or `netgrant approve --bind-credential {}=REF`); allow the lint if the plugin works without it",
+                c.name, c.name
+            ));
+            if let Some(o) = grant
+                .entries
+                .iter()
+                .find(|g| g.capability == e.capability && g.target.to_string() == e.target)
+                .and_then(|g| g.origin.as_ref())
+            {
+                d = d.with_label(o.url.clone(), "binds no secret for it");
+            }
+            out.push(d);
+        }
     }
 }
 

@@ -346,8 +346,6 @@ struct LogLine<'a> {
     _rule: Option<IgnoredAny>,
     #[serde(default, rename = "digest")]
     _digest: Option<IgnoredAny>,
-    #[serde(default, rename = "credentials")]
-    _credentials: Option<IgnoredAny>,
     #[serde(default, rename = "outcome")]
     _outcome: Option<IgnoredAny>,
     #[serde(default, rename = "close_code")]
@@ -376,6 +374,11 @@ struct LogLine<'a> {
     subprotocols: Vec<String>,
     #[serde(default)]
     resolved: Option<Vec<String>>,
+    /// Names of the credentials asked for (docs/spec.md §9.3): a request
+    /// line's, or an audit record's (names only, never values). Replayed,
+    /// so a recorded `credential_not_granted` stays a deny.
+    #[serde(default)]
+    credentials: Option<Vec<String>>,
 }
 
 /// A request read from one line (the URL and method borrowed from it when
@@ -387,6 +390,8 @@ struct Parsed<'a> {
     headers: Vec<(String, String)>,
     subprotocols: Vec<String>,
     answers: Option<Vec<IpAddr>>,
+    /// Credential names asked for.
+    credentials: Vec<String>,
     /// The slot of the decision an audit record carries.
     recorded: Option<u8>,
 }
@@ -406,7 +411,7 @@ impl Parsed<'_> {
             method: self.method.as_deref(),
             headers: &self.headers,
             subprotocols: &self.subprotocols,
-            credentials: &[],
+            credentials: &self.credentials,
         }
     }
 }
@@ -423,6 +428,7 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Line<'_>, Strin
             headers: Vec::new(),
             subprotocols: Vec::new(),
             answers: None,
+            credentials: Vec::new(),
             recorded: None,
         }));
     }
@@ -435,7 +441,8 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Line<'_>, Strin
         {
             Some((field, _)) => format!(
                 "not a request record: unknown field {} (a request has `capability`, `url`, \
-                 `method`, `headers`, `subprotocols`, `resolved`; an audit record also its own, \
+                 `method`, `headers`, `subprotocols`, `resolved`, `credentials`; an audit record \
+                 also its own, \
                  docs/spec.md §11)",
                 crate::diagnostics::quote(field)
             ),
@@ -450,7 +457,6 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Line<'_>, Strin
                 &l._id,
                 &l._rule,
                 &l._digest,
-                &l._credentials,
                 &l._outcome,
                 &l._close_code,
                 &l._status,
@@ -472,7 +478,22 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Line<'_>, Strin
             None
         }
         Some("finished") => return Ok(Line::Finished),
-        Some("decision") => Some(recorded_slot(l.decision.as_deref(), l.code.as_deref())?),
+        Some("decision") => {
+            // A record of a credential deny without the names asked for
+            // (written before audit records carried them) cannot be
+            // replayed: without them it would replay as allowed, a false
+            // change.
+            if l.code.as_deref() == Some(DenyCode::CredentialNotGranted.as_str())
+                && l.credentials.is_none()
+            {
+                return Err(
+                    "a `credential_not_granted` record needs `credentials` (the names \
+                            asked for) to be replayed"
+                        .into(),
+                );
+            }
+            Some(recorded_slot(l.decision.as_deref(), l.code.as_deref())?)
+        }
         Some(other) => {
             return Err(format!(
                 "record {} is not `decision` or `finished`",
@@ -532,6 +553,7 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Line<'_>, Strin
         headers,
         subprotocols: l.subprotocols,
         answers,
+        credentials: l.credentials.unwrap_or_default(),
         recorded,
     }))
 }

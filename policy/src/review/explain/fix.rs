@@ -14,6 +14,8 @@ pub(super) struct Shape {
     pub(super) networks: Option<BTreeSet<IpNet>>,
     pub(super) broad: bool,
     pub(super) reason: Option<String>,
+    /// Credential bindings (grant entries), name → SecretRef.
+    pub(super) credentials: BTreeMap<String, SecretRef>,
 }
 
 impl Shape {
@@ -27,6 +29,7 @@ impl Shape {
             networks: Some(p.networks.clone()),
             broad: false,
             reason,
+            credentials: BTreeMap::new(),
         }
     }
 
@@ -40,6 +43,7 @@ impl Shape {
             networks: g.networks.clone(),
             broad: g.broad,
             reason: None,
+            credentials: g.credentials.clone(),
         }
     }
 
@@ -54,6 +58,7 @@ impl Shape {
             networks: None,
             broad: false,
             reason: None,
+            credentials: BTreeMap::new(),
         }
     }
 
@@ -118,7 +123,7 @@ impl Shape {
             subprotocols: self.subprotocols.clone(),
             networks: self.networks.clone(),
             broad: self.broad,
-            credentials: Default::default(),
+            credentials: self.credentials.clone(),
             origin: None,
         }
     }
@@ -142,6 +147,12 @@ impl Shape {
                     .map(|v| v.iter().map(|x| x.to_string()).collect()),
             },
             broad: file == FixFile::Grant && self.broad,
+            credentials: (file == FixFile::Grant && !self.credentials.is_empty()).then(|| {
+                self.credentials
+                    .iter()
+                    .map(|(n, r)| (n.clone(), r.to_string()))
+                    .collect()
+            }),
             reason: match file {
                 FixFile::Manifest => self.reason.clone(),
                 FixFile::Grant => None,
@@ -174,6 +185,13 @@ pub(super) fn snippet(cap: Capability, e: &SuggestedEntry) -> String {
     }
     if e.broad {
         s.push_str("broad = true\n");
+    }
+    if let Some(c) = &e.credentials {
+        let pairs: Vec<String> = c
+            .iter()
+            .map(|(n, r)| format!("{n} = {}", toml_string(r)))
+            .collect();
+        s.push_str(&format!("credentials = {{ {} }}\n", pairs.join(", ")));
     }
     if let Some(r) = &e.reason {
         s.push_str(&format!("reason = {}\n", toml_string(r)));

@@ -19,6 +19,7 @@ use crate::authorize::{Authorizer, Request, LOCALHOST_ADDRS};
 use crate::capability::{Capability, Scheme};
 use crate::compile::compile;
 use crate::compiled::CompiledPolicy;
+use crate::credential::{CredentialUse, SecretRef};
 use crate::decision::{Decision, DenyCode};
 use crate::document::{Grant, GrantEntry, Manifest, Requested};
 use crate::headers;
@@ -29,7 +30,7 @@ use crate::redact;
 use crate::target::{HostPattern, PortPattern, Target, UrlHost};
 use ipnet::IpNet;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::Range;
@@ -244,6 +245,9 @@ pub struct SuggestedEntry {
     pub networks: Option<Vec<String>>,
     /// `broad = true` (grant entries).
     pub broad: bool,
+    /// Credential bindings, name → SecretRef (grant entries; `None` when
+    /// none).
+    pub credentials: Option<BTreeMap<String, String>>,
     /// The reason (kept when a manifest entry is replaced).
     pub reason: Option<String>,
 }
@@ -370,6 +374,12 @@ impl<'a> Explainer<'a> {
             out.matched = self.matched(out.decision.rule.as_deref());
             out.fix.summary = "nothing to change: the request is allowed".into();
             return out;
+        }
+        if out.decision.deny_code() == Some(DenyCode::CredentialNotGranted) {
+            if let Some(fix) = self.credential_fix(&out.decision, req, answers) {
+                out.fix = fix;
+                return out;
+            }
         }
         if let Some(why) = self.blocker(&out.decision, req, facts.as_ref(), answers) {
             out.fix = Fix {
@@ -573,7 +583,7 @@ impl<'a> Explainer<'a> {
                 return no("the name did not resolve; that is DNS, not policy".into())
             }
             DenyCode::CredentialNotGranted => {
-                // Proposing credential lines is for a later pass.
+                // Handled by `credential_fix` before blockers are looked at.
                 return Some("the matching rule does not bind a credential the plugin asked for: the manifest must declare it on that target (`credentials = [{ name = \"…\", header = \"…\" }]`) and the grant bind it (`credentials = { name = \"secret/ref\" }`)".into());
             }
             DenyCode::ForbiddenAddress => {
@@ -651,6 +661,69 @@ impl<'a> Explainer<'a> {
             ));
         }
         None
+    }
+
+    /// For `credential_not_granted`: the grant line binding what the rule
+    /// declares but does not bind (docs/spec.md §9.2), with a SecretRef to
+    /// replace (`<plugin>/<name>`: the real one names a secret in the host's
+    /// store, which only the user knows), applied and verified like every
+    /// fix. `None` when a credential asked for is not declared on the rule
+    /// (a manifest change; the blocker's sentence says so) or the rule has
+    /// no grant entry to edit.
+    fn credential_fix(
+        &self,
+        d: &Decision,
+        req: &Request<'_>,
+        answers: Option<&[IpAddr]>,
+    ) -> Option<Fix> {
+        let rule = d.rule.as_deref()?;
+        let e = self
+            .policy
+            .entries()
+            .iter()
+            .find(|e| e.id == rule && e.status == Status::Granted)?;
+        let base = Base::new(self.policy, &self.sources)?;
+        let cap = e.capability();
+        let own = &e.permission.target;
+        let mut shape = Shape::from_grant(base.grant_entry(cap, own)?);
+        let mut sentences = Vec::new();
+        for name in req.credentials {
+            let c = e.credentials.iter().find(|c| &c.credential.name == name)?;
+            if c.is_granted() {
+                continue;
+            }
+            let r = SecretRef::parse(&format!("{}/{}", self.policy.plugin.name, name)).ok()?;
+            let bound = crate::credential::EntryCredential {
+                credential: c.credential.clone(),
+                secret_ref: Some(r.clone()),
+            };
+            let target = own.to_string();
+            sentences.push(
+                CredentialUse::from_entry(&bound, &target)
+                    .render(&|s| format!("`{}`", redact::escape_terminal(s))),
+            );
+            shape.credentials.insert(name.clone(), r);
+        }
+        if sentences.is_empty() {
+            return None;
+        }
+        let steps = vec![Step {
+            file: FixFile::Grant,
+            replaces: Some(own.clone()),
+            approves: Some(e.requested.target.clone()),
+            shape,
+        }];
+        if !base.verify(&steps, req, answers) {
+            return None;
+        }
+        Some(Fix {
+            kind: FixKind::Grant,
+            summary: format!(
+                "bind the credential in the grant (it then {}); replace the SecretRef with the secret's name in the host's store",
+                sentences.join("; and ")
+            ),
+            steps: steps.iter().map(|s| self.render_step(s)).collect(),
+        })
     }
 
     fn fix(
@@ -950,6 +1023,7 @@ impl<'a> Explainer<'a> {
                 networks: Some(c.networks.clone().unwrap_or_default()),
                 broad: false,
                 reason: None,
+                credentials: BTreeMap::new(),
             };
             widen(&mut m, f, None);
             let mut steps = vec![Step {
@@ -1046,6 +1120,7 @@ impl<'a> Explainer<'a> {
                 networks: Some(BTreeSet::new()),
                 broad: false,
                 reason: None,
+                credentials: BTreeMap::new(),
             };
             widen(&mut m, f, None);
             let clash = base
@@ -1140,11 +1215,12 @@ mod tests {
             networks: Some(vec!["10.0.0.5/32".into()]),
             broad: true,
             reason: Some("say \"hi\"\\".into()),
+            credentials: Some([("bot-token".to_string(), "a/b".to_string())].into()),
         };
         let s = snippet(Capability::Request, &e);
         assert_eq!(
             s,
-            "[[host_api.request]]\nurl = \"https://a.example/x/\"\nmethods = [\"GET\", \"POST\"]\nnetworks = [\"10.0.0.5/32\"]\nbroad = true\nreason = 'say \"hi\"\\'\n"
+            "[[host_api.request]]\nurl = \"https://a.example/x/\"\nmethods = [\"GET\", \"POST\"]\nnetworks = [\"10.0.0.5/32\"]\nbroad = true\ncredentials = { bot-token = \"a/b\" }\nreason = 'say \"hi\"\\'\n"
         );
         let v: toml::Table = toml::from_str(&s).unwrap();
         assert!(v.contains_key("host_api"));
