@@ -71,7 +71,7 @@ pub enum SecretRefError {
     /// Empty.
     #[error("a secret reference cannot be empty")]
     Empty,
-    /// Longer than [`MAX_SECRET_REF_BYTES`].
+    /// Longer than 128 bytes.
     #[error("a secret reference is at most {MAX_SECRET_REF_BYTES} characters, this one has {0}")]
     TooLong(usize),
     /// Does not start with a lowercase letter or digit.
@@ -144,7 +144,7 @@ pub enum FormatError {
     /// Not exactly one `{secret}`.
     #[error("format must hold `{{secret}}` exactly once, it holds it {0} times")]
     Placeholders(usize),
-    /// Longer than [`MAX_FORMAT_BYTES`].
+    /// Longer than 256 bytes.
     #[error("format is {0} bytes; at most {MAX_FORMAT_BYTES} are allowed")]
     TooLong(usize),
     /// A character a header value cannot hold (header placement), or a
