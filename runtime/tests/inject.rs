@@ -47,6 +47,17 @@ fn request_policy(p: u16, bind: bool) -> Arc<netgrant_policy::Authorizer> {
     policy(&requested, &granted)
 }
 
+/// A request host for [`request_policy`] whose store holds the sentinel.
+fn token_host(p: u16, bind: bool) -> RequestHost {
+    RequestHost::new(
+        request_policy(p, bind),
+        Arc::new(StaticResolver::new()),
+        RequestConfig::default(),
+    )
+    .unwrap()
+    .with_secrets(store(S.value()))
+}
+
 fn with_token() -> RequestOptions {
     RequestOptions {
         credentials: vec!["token".into()],
@@ -74,14 +85,7 @@ async fn a_request_carries_the_value_and_the_plugin_sees_only_the_placeholder() 
     .await;
     let p = server.port();
     let sink = Arc::new(Collect::default());
-    let host = RequestHost::new(
-        request_policy(p, true),
-        Arc::new(StaticResolver::new()),
-        RequestConfig::default(),
-    )
-    .unwrap()
-    .with_secrets(store(S.value()))
-    .with_audit(sink.clone());
+    let host = token_host(p, true).with_audit(sink.clone());
     let url = format!("http://127.0.0.1:{p}/v1/me");
     let r = bounded(
         "get",
@@ -119,13 +123,7 @@ async fn a_credential_the_rule_does_not_bind_is_denied_before_any_connection() {
     let p = server.port();
     let url = format!("http://127.0.0.1:{p}/v1/me");
     // Declared but not bound by the grant; and a name nobody declared.
-    let host = RequestHost::new(
-        request_policy(p, false),
-        Arc::new(StaticResolver::new()),
-        RequestConfig::default(),
-    )
-    .unwrap()
-    .with_secrets(store(S.value()));
+    let host = token_host(p, false);
     for name in ["token", "other"] {
         let e = bounded(
             name,
@@ -207,13 +205,7 @@ async fn a_redirect_after_an_authenticated_request_is_not_followed_and_is_masked
     })
     .await;
     let p = server.port();
-    let host = RequestHost::new(
-        request_policy(p, true),
-        Arc::new(StaticResolver::new()),
-        RequestConfig::default(),
-    )
-    .unwrap()
-    .with_secrets(store(S.value()));
+    let host = token_host(p, true);
     let url = format!("http://127.0.0.1:{p}/v1/me");
     let r = bounded(
         "get",
@@ -406,13 +398,7 @@ fn no_tracing_event_carries_a_value() {
                 })
                 .await;
                 let p = server.port();
-                let host = RequestHost::new(
-                    request_policy(p, true),
-                    Arc::new(StaticResolver::new()),
-                    RequestConfig::default(),
-                )
-                .unwrap()
-                .with_secrets(store(S.value()));
+                let host = token_host(p, true);
                 let url = format!("http://127.0.0.1:{p}/v1/me");
                 let r = host
                     .request("GET", &url, &[], Vec::new(), with_token())

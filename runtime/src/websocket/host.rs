@@ -208,7 +208,7 @@ impl WebSocketHost {
         };
         // Values are fetched after the decision (which checked that the
         // rule binds every name) and before any socket.
-        let injection = Injection::resolve(
+        let mut injection = Injection::resolve(
             self.inner.secrets.as_deref(),
             authorized.credentials(),
             cfg.handshake_timeout,
@@ -230,6 +230,9 @@ impl WebSocketHost {
         )
         .await
         .inspect_err(failed)?;
+        // Header values served the handshake; they are not kept (zeroized
+        // now). Message values and the masker live with the connection.
+        injection.headers.clear();
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox::default()),
             injection,
