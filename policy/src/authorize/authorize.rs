@@ -501,85 +501,10 @@ impl Authorizer {
         for j in 0..matched.len() {
             let i = matched.as_slice()[j];
             let rule = &self.rules[i as usize];
-            if let Err(v) =
-                crate::headers::check_headers(req.capability, req.headers, &rule.declared_headers)
-            {
+            if let Some(f) = RuleFailure::first(rule, req, method) {
                 first_failure.get_or_insert_with(|| {
-                    Decision::deny(v.code, shown.clone(), Some(rule.id.clone()), v.message)
-                });
-                continue;
-            }
-            if let Some((h, _)) = req.headers.iter().find(|(h, _)| {
-                rule.credential_headers
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(h))
-            }) {
-                first_failure.get_or_insert_with(|| {
-                    Decision::deny(
-                        DenyCode::ForbiddenHeader,
-                        shown.clone(),
-                        Some(rule.id.clone()),
-                        format!(
-                            "header `{}` carries a credential of `{}`; the host sets it, the plugin cannot",
-                            redact::escape_terminal(h),
-                            rule.permission.target
-                        ),
-                    )
-                });
-                continue;
-            }
-            if let Some(p) = req
-                .subprotocols
-                .iter()
-                .find(|p| !rule.permission.subprotocols.contains(*p))
-            {
-                first_failure.get_or_insert_with(|| {
-                    Decision::deny(
-                        DenyCode::ForbiddenHeader,
-                        shown.clone(),
-                        Some(rule.id.clone()),
-                        format!(
-                            "subprotocol `{}` is not declared by `{}`",
-                            redact::escape_terminal(p),
-                            rule.permission.target
-                        ),
-                    )
-                });
-                continue;
-            }
-            if let Some(m) = method {
-                let ok = match (Method::parse(m), &rule.permission.methods) {
-                    (Some(mm), Some(ms)) => ms.allows(mm),
-                    _ => false,
-                };
-                if !ok {
-                    first_failure.get_or_insert_with(|| {
-                        Decision::deny(
-                            DenyCode::MethodNotAllowed,
-                            shown.clone(),
-                            Some(rule.id.clone()),
-                            format!(
-                                "method `{}` is not granted for `{}`",
-                                redact::escape_terminal(m),
-                                rule.permission.target
-                            ),
-                        )
-                    });
-                    continue;
-                }
-            }
-            if let Some(c) = req.credentials.iter().find(|c| !rule.binds(c)) {
-                first_failure.get_or_insert_with(|| {
-                    Decision::deny(
-                        DenyCode::CredentialNotGranted,
-                        shown.clone(),
-                        Some(rule.id.clone()),
-                        format!(
-                            "credential `{}` is not granted for `{}`",
-                            redact::escape_terminal(&shorten(c)),
-                            rule.permission.target
-                        ),
-                    )
+                    let (code, message) = f.describe(rule);
+                    Decision::deny(code, shown.clone(), Some(rule.id.clone()), message)
                 });
                 continue;
             }
@@ -757,6 +682,96 @@ struct Decided {
     shown: String,
     port: u16,
     rules: RuleIds,
+}
+
+/// Why a matched rule does not allow a request: the per-rule checks in
+/// their order. Borrowed, so the message is built only for the decision
+/// that reports it.
+enum RuleFailure<'a> {
+    /// An undeclared or never-allowed header, or a streaming attempt.
+    Headers(crate::headers::HeaderViolation),
+    /// A plugin header the rule places a credential in.
+    CredentialHeader(&'a str),
+    /// A subprotocol the rule does not declare.
+    Subprotocol(&'a str),
+    /// A method the rule does not grant.
+    Method(&'a str),
+    /// A credential the rule does not bind.
+    Credential(&'a str),
+}
+
+impl<'a> RuleFailure<'a> {
+    /// The first check `rule` fails for `req`, if any.
+    fn first(rule: &Rule, req: &'a Request<'a>, method: Option<&'a str>) -> Option<Self> {
+        if let Err(v) =
+            crate::headers::check_headers(req.capability, req.headers, &rule.declared_headers)
+        {
+            return Some(RuleFailure::Headers(v));
+        }
+        if let Some((h, _)) = req.headers.iter().find(|(h, _)| {
+            rule.credential_headers
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(h))
+        }) {
+            return Some(RuleFailure::CredentialHeader(h));
+        }
+        if let Some(p) = req
+            .subprotocols
+            .iter()
+            .find(|p| !rule.permission.subprotocols.contains(*p))
+        {
+            return Some(RuleFailure::Subprotocol(p));
+        }
+        if let Some(m) = method {
+            let ok = match (Method::parse(m), &rule.permission.methods) {
+                (Some(mm), Some(ms)) => ms.allows(mm),
+                _ => false,
+            };
+            if !ok {
+                return Some(RuleFailure::Method(m));
+            }
+        }
+        req.credentials
+            .iter()
+            .find(|c| !rule.binds(c))
+            .map(|c| RuleFailure::Credential(c))
+    }
+
+    /// The deny code and message.
+    fn describe(self, rule: &Rule) -> (DenyCode, String) {
+        let target = &rule.permission.target;
+        match self {
+            RuleFailure::Headers(v) => (v.code, v.message),
+            RuleFailure::CredentialHeader(h) => (
+                DenyCode::ForbiddenHeader,
+                format!(
+                    "header `{}` carries a credential of `{target}`; the host sets it, the plugin cannot",
+                    redact::escape_terminal(h)
+                ),
+            ),
+            RuleFailure::Subprotocol(p) => (
+                DenyCode::ForbiddenHeader,
+                format!(
+                    "subprotocol `{}` is not declared by `{target}`",
+                    redact::escape_terminal(p)
+                ),
+            ),
+            RuleFailure::Method(m) => (
+                DenyCode::MethodNotAllowed,
+                format!(
+                    "method `{}` is not granted for `{target}`",
+                    redact::escape_terminal(m)
+                ),
+            ),
+            RuleFailure::Credential(c) => (
+                DenyCode::CredentialNotGranted,
+                format!(
+                    "credential `{}` is not granted for `{target}`",
+                    redact::escape_terminal(&shorten(c))
+                ),
+            ),
+        }
+    }
 }
 
 /// A plugin-given name, bounded for messages (at most 64 chars).
