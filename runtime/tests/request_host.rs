@@ -816,6 +816,37 @@ async fn dropping_a_request_future_closes_its_connection() {
     assert!(wait_until(OUTER, || host.in_flight() == 0).await);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_the_connection_of_a_call_whose_caller_stopped_polling() {
+    let server = after_head(drain_until_eof).await;
+    let p = server.port();
+    let host = request_host(
+        allow_request(&format!("http://api.test:{p}/v1/"), ""),
+        api_test(),
+        RequestConfig::default(),
+    );
+    let url = format!("http://api.test:{p}/v1/x");
+    let call = host.request("GET", &url, &[], Vec::new(), RequestOptions::default());
+    tokio::pin!(call);
+    // Poll until the server has the request, then stop polling (the future
+    // is kept, not dropped).
+    tokio::select! {
+        _ = &mut call => panic!("the silent server answered"),
+        true = wait_until(OUTER, || server.accepted() == 1) => {}
+    }
+    assert_eq!(host.in_flight(), 1);
+    // Bounded: shutdown waits for the call, which ends only when polled.
+    bounded("shutdown", host.shutdown()).await;
+    assert!(
+        wait_until(OUTER, || server.finished() == 1).await,
+        "the socket of an unpolled call stayed open after shutdown"
+    );
+    // Polled again, the call reports the shutdown and releases its slot.
+    let e = bounded("the stopped call", call).await.unwrap_err();
+    assert_eq!(e.code(), "shutdown", "{e}");
+    assert_eq!(host.in_flight(), 0);
+}
+
 // ---------------------------------------------------------------------------
 // TLS and HTTP/2
 // ---------------------------------------------------------------------------

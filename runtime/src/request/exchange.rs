@@ -1,4 +1,4 @@
-//! One request, start to finish, inside the task the host spawned for it:
+//! One request, start to finish, in its caller's task:
 //! authorize → resolve once → check every answer → TCP to a checked address →
 //! TLS (server name = the URL's normalized host, ALPN h2/http1.1) → hyper's
 //! connection-level client over that stream → a bounded, complete response.
@@ -31,6 +31,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// What every request task of one host shares.
 #[derive(Clone)]
@@ -46,15 +47,18 @@ pub(crate) struct Shared {
     pub pool: Arc<Pool>,
     /// Where credential values come from (docs/spec.md §9.4), if anywhere.
     pub secrets: Option<Arc<dyn SecretStore>>,
+    /// Cancelled at shutdown: ends every call and every connection's tasks.
+    pub cancel: CancellationToken,
 }
 
-/// One call, owned by its task.
-pub(crate) struct Call {
+/// One call: what the caller passed, borrowed for as long as the call runs
+/// (it runs in the caller's task).
+pub(crate) struct Call<'a> {
     /// The audit id (`req-<host>-<call>`).
     pub id: String,
-    pub method: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
+    pub method: &'a str,
+    pub url: &'a str,
+    pub headers: &'a [(String, String)],
     pub body: Vec<u8>,
     /// The whole call's deadline (the configured one, or less).
     pub total: Duration,
@@ -65,15 +69,15 @@ pub(crate) struct Call {
 }
 
 /// Runs one call within its total deadline.
-pub(crate) async fn run(shared: Arc<Shared>, call: Call) -> Result<Response, HostError> {
+pub(crate) async fn run(shared: &Shared, mut call: Call<'_>) -> Result<Response, HostError> {
     let cfg = &shared.config;
     let total = call.total;
     let started = Instant::now();
     let req = Request {
         capability: Capability::Request,
-        url: &call.url,
-        method: Some(&call.method),
-        headers: &call.headers,
+        url: call.url,
+        method: Some(call.method),
+        headers: call.headers,
         subprotocols: &[],
         credentials: &call.credentials,
     };
@@ -87,12 +91,13 @@ pub(crate) async fn run(shared: Arc<Shared>, call: Call) -> Result<Response, Hos
         &call.id,
     )
     .await?;
-    let shown = authorized.redacted_url().to_owned();
+    let shown = authorized.redacted_url();
+    let body = std::mem::take(&mut call.body);
     let mut end = End {
         audit: &shared.audit,
-        id: call.id.clone(),
-        url: shown.clone(),
-        bytes_out: call.body.len() as u64,
+        id: &call.id,
+        url: shown,
+        bytes_out: body.len() as u64,
         started: std::time::Instant::now(),
         done: false,
     };
@@ -102,14 +107,20 @@ pub(crate) async fn run(shared: Arc<Shared>, call: Call) -> Result<Response, Hos
     let work = async {
         // Values are fetched after the decision (which checked that the
         // rule binds every name) and before any socket.
-        let injection = Injection::resolve(
-            shared.secrets.as_deref(),
-            authorized.credentials(),
-            remaining,
-            &shown,
-        )
-        .await?;
-        send(&shared, &authorized, call, &injection).await
+        // (Boxed, and only when asked for: the store's lookup is a large
+        // future that a call without credentials should not carry.)
+        let injection = if authorized.credentials().is_empty() {
+            Injection::none()
+        } else {
+            Box::pin(Injection::resolve(
+                shared.secrets.as_deref(),
+                authorized.credentials(),
+                remaining,
+                shown,
+            ))
+            .await?
+        };
+        send(shared, &authorized, &call, body, &injection).await
     };
     let result = match tokio::time::timeout(remaining, work).await {
         Ok(r) => r,
@@ -118,17 +129,31 @@ pub(crate) async fn run(shared: Arc<Shared>, call: Call) -> Result<Response, Hos
             format!("the request to {shown} did not complete within {total:?}"),
         )),
     };
+    // At shutdown the connection's driver may end before this call sees the
+    // token: its error is the shutdown, recorded as `cancelled` (by `End`'s
+    // drop) like a call cancelled at an await.
+    if result.is_err() && shared.cancel.is_cancelled() {
+        return Err(cancelled_by_shutdown());
+    }
     end.record(&result);
     result
 }
 
+/// What a call in flight returns when the host shuts down.
+pub(crate) fn cancelled_by_shutdown() -> HostError {
+    HostError::new(
+        ErrorKind::Shutdown,
+        "the host was shut down while the request was in flight",
+    )
+}
+
 /// Records the end of an allowed request exactly once: when it returns, or,
-/// if its task is aborted (shutdown, or the caller gave up), when it is
-/// dropped (outcome `cancelled`).
+/// if it is cancelled (shutdown, or the caller gave up), when it is dropped
+/// (outcome `cancelled`).
 struct End<'a> {
     audit: &'a Audit,
-    id: String,
-    url: String,
+    id: &'a str,
+    url: &'a str,
     bytes_out: u64,
     started: std::time::Instant,
     done: bool,
@@ -155,9 +180,9 @@ impl End<'_> {
             return;
         }
         self.audit.finished(Finished {
-            id: &self.id,
+            id: self.id,
             capability: Capability::Request,
-            url: &self.url,
+            url: self.url,
             outcome,
             close_code: None,
             status,
@@ -184,7 +209,8 @@ impl Drop for End<'_> {
 async fn send(
     shared: &Shared,
     a: &Authorized,
-    call: Call,
+    call: &Call<'_>,
+    body: Vec<u8>,
     injection: &Injection,
 ) -> Result<Response, HostError> {
     let cfg = &shared.config;
@@ -206,7 +232,7 @@ async fn send(
     let method =
         Method::from_bytes(call.method.as_bytes()).map_err(|_| unbuildable("the method"))?;
     let mut header_map = HeaderMap::new();
-    for (k, v) in &call.headers {
+    for (k, v) in call.headers {
         let name =
             HeaderName::from_bytes(k.as_bytes()).map_err(|_| unbuildable("a header name"))?;
         let value = HeaderValue::from_str(v).map_err(|_| unbuildable("a header value"))?;
@@ -225,7 +251,7 @@ async fn send(
         method,
         uri,
         headers: header_map,
-        body: Bytes::from(call.body),
+        body: Bytes::from(body),
     };
     let limits = Limits {
         max_body: call.max_body,
@@ -253,7 +279,10 @@ async fn send(
             Err(Attempt::Failed(e)) => return Err(e),
         }
     }
-    let conn = open(shared, a, &limits, key).await?;
+    // Boxed: connecting (TCP, TLS, the HTTP handshake) is most of the
+    // call's future size, and pays for itself only on a new connection; the
+    // call's future is smaller and cheaper to move without it.
+    let conn = Box::pin(open(shared, a, &limits, key)).await?;
     if let Some(shared_conn) = conn.share() {
         // HTTP/2: other calls may use it while this one does.
         shared.pool.checkin(shared_conn);
@@ -299,7 +328,7 @@ async fn open(
     let shown = l.shown;
     let (tcp, remote) = connect_tcp(a.addresses(), cfg.connect_timeout, shown).await?;
     if !a.is_tls() {
-        return handshake(tcp, false, l, key, remote).await;
+        return handshake(tcp, false, l, key, remote, &shared.cancel).await;
     }
     let name = ServerName::try_from(a.server_name()).map_err(|_| {
         HostError::new(
@@ -327,7 +356,7 @@ async fn open(
         Ok(Ok(s)) => s,
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-    handshake(tls, h2, l, key, remote).await
+    handshake(tls, h2, l, key, remote, &shared.cancel).await
 }
 
 /// The request to send, checked and built (cheap to clone: the body is
@@ -392,13 +421,15 @@ const HYPER_DEFAULT_BUF: usize = 8192 + 4096 * 100;
 /// slower with 16 large responses in flight, docs/benchmarks.md). That task
 /// (and HTTP/2's helper tasks) are aborted when the last holder of the
 /// connection — a call or the pool — lets go, so the socket never outlives
-/// them.
+/// them, and they end when `cancel` is cancelled (shutdown), whoever holds
+/// the connection.
 async fn handshake<S>(
     io: S,
     h2: bool,
     l: &Limits<'_>,
     key: Key,
     remote: SocketAddr,
+    cancel: &CancellationToken,
 ) -> Result<Conn, HostError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -406,7 +437,10 @@ where
     let io = TokioIo::new(io);
     let cfg = l.cfg;
     if h2 {
-        let scope = Scope::default();
+        let scope = Scope {
+            tasks: Arc::default(),
+            cancel: cancel.clone(),
+        };
         let guard = ScopeGuard(scope.clone());
         let (sender, conn) = http2::Builder::new(scope)
             .max_header_list_size(u32::try_from(cfg.max_response_header_bytes).unwrap_or(u32::MAX))
@@ -417,7 +451,7 @@ where
             sender: Sender::H2(sender),
             key,
             remote,
-            life: Life::spawn(conn, Some(guard)),
+            life: Life::spawn(conn, Some(guard), cancel),
         })
     } else {
         let mut b = http1::Builder::new();
@@ -436,7 +470,7 @@ where
             sender: Sender::H1(sender),
             key,
             remote,
-            life: Life::spawn(conn, None),
+            life: Life::spawn(conn, None, cancel),
         })
     }
 }
@@ -635,9 +669,13 @@ fn http_error(e: &hyper::Error, l: &Limits<'_>) -> HostError {
 }
 
 /// The executor HTTP/2 spawns its helper tasks on: tokio, with every task
-/// aborted when the call ends (see [`ScopeGuard`]), so nothing outlives it.
-#[derive(Clone, Default)]
-struct Scope(Arc<Mutex<Vec<AbortHandle>>>);
+/// aborted when the connection is let go (see [`ScopeGuard`]) or ended at
+/// shutdown, so nothing outlives it.
+#[derive(Clone)]
+struct Scope {
+    tasks: Arc<Mutex<Vec<AbortHandle>>>,
+    cancel: CancellationToken,
+}
 
 impl<F> hyper::rt::Executor<F> for Scope
 where
@@ -645,8 +683,10 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, fut: F) {
-        let handle = tokio::spawn(fut).abort_handle();
-        let mut tasks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let cancel = self.cancel.clone();
+        let handle =
+            tokio::spawn(async move { cancel.run_until_cancelled_owned(fut).await }).abort_handle();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());
         tasks.push(handle);
     }
@@ -657,7 +697,7 @@ pub(crate) struct ScopeGuard(Scope);
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
-        let tasks = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
+        let tasks = self.0.tasks.lock().unwrap_or_else(|p| p.into_inner());
         for t in tasks.iter() {
             t.abort();
         }

@@ -1,6 +1,10 @@
-//! `RequestHost`: one per plugin instance. Each call runs in a task the host
-//! owns, so `shutdown()` (or dropping the host) ends every request in flight
-//! and closes its socket, whatever the callers do.
+//! `RequestHost`: one per plugin instance. Each call runs in its caller's
+//! task (no task per call: a spawn and its join cost a cross-thread wake-up
+//! per call, a third of a small pooled request, docs/benchmarks.md), raced
+//! against the host's cancellation token. `shutdown()` (or dropping the
+//! host) cancels that token: every call returns `shutdown` when next polled,
+//! and every connection's driver task ends at once, closing its socket —
+//! also for a caller that has stopped polling.
 
 use super::exchange::{self, Call, Shared};
 use super::pool::Pool;
@@ -12,14 +16,14 @@ use crate::credentials::SecretStore;
 use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
 use netgrant_policy::Authorizer;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
-use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 
-/// How long `shutdown` waits for aborted request tasks to be gone.
+/// How long `shutdown` waits for the calls in flight to end (a caller that
+/// stopped polling ends its call only when it polls or drops it).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 
 /// Counts requests in flight; wakes `shutdown` when the last one ends.
@@ -29,7 +33,7 @@ struct InFlight {
 }
 
 /// One reserved in-flight slot (and its process-wide permit, if any),
-/// released when the request's task ends (completed or aborted).
+/// released when the call ends (returned, cancelled or dropped).
 struct Slot {
     in_flight: Arc<InFlight>,
     _global: Option<OwnedSemaphorePermit>,
@@ -61,8 +65,6 @@ impl Drop for Slot {
 pub struct RequestHost {
     shared: Arc<Shared>,
     in_flight: Arc<InFlight>,
-    /// The tasks of the calls in flight, by call number.
-    tasks: Mutex<HashMap<u64, AbortHandle>>,
     /// Numbers this host in audit ids (`req-<host>-<call>`).
     id: u64,
     next: AtomicU64,
@@ -70,21 +72,6 @@ pub struct RequestHost {
 }
 
 static NEXT_HOST_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Aborts a call's task and forgets it when the call ends or its caller
-/// gives up (the future is dropped): the socket never outlives the call.
-struct CallGuard<'a> {
-    host: &'a RequestHost,
-    seq: u64,
-    handle: AbortHandle,
-}
-
-impl Drop for CallGuard<'_> {
-    fn drop(&mut self) {
-        self.handle.abort();
-        self.host.tasks().remove(&self.seq);
-    }
-}
 
 impl RequestHost {
     /// A host enforcing `authorizer` (built from a compiled or loaded policy).
@@ -108,13 +95,13 @@ impl RequestHost {
                 secrets: None,
                 config,
                 tls: Arc::new(tls),
+                cancel: CancellationToken::new(),
             }),
             id: NEXT_HOST_ID.fetch_add(1, Ordering::SeqCst),
             in_flight: Arc::new(InFlight {
                 count: AtomicUsize::new(0),
                 idle: Notify::new(),
             }),
-            tasks: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             is_shut: AtomicBool::new(false),
         })
@@ -154,10 +141,6 @@ impl RequestHost {
     /// calls counts while it is pooled).
     pub fn idle_connections(&self) -> usize {
         self.shared.pool.idle()
-    }
-
-    fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<u64, AbortHandle>> {
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn shut_error() -> HostError {
@@ -230,9 +213,9 @@ impl RequestHost {
         let seq = self.next.fetch_add(1, Ordering::SeqCst);
         let call = Call {
             id: format!("req-{}-{seq}", self.id),
-            method: method.to_owned(),
-            url: url.to_owned(),
-            headers: headers.to_vec(),
+            method,
+            url,
+            headers,
             body,
             total: options
                 .timeout
@@ -244,57 +227,31 @@ impl RequestHost {
                 }),
             credentials: options.credentials,
         };
-        let shared = self.shared.clone();
-        // Registered under the lock `shutdown` drains: a call that starts
-        // while the host shuts down is aborted, never left behind.
-        let mut task = {
-            let mut tasks = self.tasks();
-            if self.is_shut.load(Ordering::SeqCst) {
-                return Err(Self::shut_error());
-            }
-            // Boxed: the call's future is several KB, and tokio moves a
-            // task's future (and its output) between stages; a pointer is
-            // cheap to move (a 1.8× slowdown with 16 small requests in
-            // flight, docs/benchmarks.md).
-            let task = tokio::spawn(Box::pin(async move {
-                // The slot is released when this future ends or is dropped.
-                let _slot = slot;
-                exchange::run(shared, call).await.map_err(Box::new)
-            }));
-            tasks.insert(seq, task.abort_handle());
-            task
+        // Boxed: the call's future is several KB and would otherwise be
+        // moved with the caller's future (memmove was 10% of the CPU with
+        // 16 small requests in flight, docs/benchmarks.md).
+        let work = Box::pin(exchange::run(&self.shared, call));
+        // `shutdown` cancels after setting `is_shut`: a call that started
+        // before sees the token, one that starts after is refused above.
+        let result = match self.shared.cancel.run_until_cancelled(work).await {
+            Some(r) => r,
+            None => Err(exchange::cancelled_by_shutdown()),
         };
-        let _guard = CallGuard {
-            host: self,
-            seq,
-            handle: task.abort_handle(),
-        };
-        match (&mut task).await {
-            Ok(r) => r.map_err(|e| *e),
-            Err(e) if e.is_cancelled() => Err(HostError::new(
-                ErrorKind::Shutdown,
-                "the host was shut down while the request was in flight",
-            )),
-            // A panic in the request task: fail closed, never a response.
-            Err(_) => Err(HostError::new(
-                ErrorKind::Io,
-                "the request failed unexpectedly",
-            )),
-        }
+        // Released here, or when the caller drops this future.
+        drop(slot);
+        result
     }
 
     /// Ends every request in flight at once — each returns `shutdown` and its
     /// connection is closed —, closes every pooled connection and refuses
-    /// new requests. Returns when the
-    /// request tasks are gone (bounded wait). Dropping the host does the same
-    /// without waiting.
+    /// new requests. Returns when the calls in flight have ended (bounded
+    /// wait: a call whose caller stopped polling ends when it is polled or
+    /// dropped, though its connection is closed now). Dropping the host does
+    /// the same without waiting.
     pub async fn shutdown(&self) {
         self.is_shut.store(true, Ordering::SeqCst);
+        self.shared.cancel.cancel();
         self.shared.pool.close();
-        let handles: Vec<AbortHandle> = self.tasks().drain().map(|(_, h)| h).collect();
-        for h in &handles {
-            h.abort();
-        }
         let _ = tokio::time::timeout(SHUTDOWN_WAIT, async {
             loop {
                 let idle = self.in_flight.idle.notified();
@@ -313,9 +270,7 @@ impl RequestHost {
 impl Drop for RequestHost {
     fn drop(&mut self) {
         self.is_shut.store(true, Ordering::SeqCst);
+        self.shared.cancel.cancel();
         self.shared.pool.close();
-        for (_, h) in self.tasks().drain() {
-            h.abort();
-        }
     }
 }

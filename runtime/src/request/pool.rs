@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// What a connection was opened for: a call may reuse it only if its own
 /// key is equal and the remote address is among its checked addresses.
@@ -67,14 +68,20 @@ impl<O> Drop for AbortOnDrop<O> {
 }
 
 impl Life {
-    /// Drives `conn` on its own task until the last holder lets go.
-    pub(crate) fn spawn<C>(conn: C, scope: Option<ScopeGuard>) -> Arc<Life>
+    /// Drives `conn` on its own task until the last holder lets go or
+    /// `cancel` is cancelled (shutdown).
+    pub(crate) fn spawn<C>(
+        conn: C,
+        scope: Option<ScopeGuard>,
+        cancel: &CancellationToken,
+    ) -> Arc<Life>
     where
         C: std::future::Future + Send + 'static,
     {
+        let cancel = cancel.clone();
         Arc::new(Life {
             _driver: AbortOnDrop(tokio::spawn(async move {
-                let _ = conn.await;
+                let _ = cancel.run_until_cancelled_owned(conn).await;
             })),
             _scope: scope,
         })
