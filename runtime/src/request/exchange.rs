@@ -379,18 +379,18 @@ impl Outgoing {
             headers,
             body,
         } = self;
-        let authority = uri.authority().map(|a| a.as_str().to_owned());
         let mut b = hyper::Request::builder().method(method);
         if h2 {
             b = b.uri(uri).version(Version::HTTP_2);
         } else {
-            let target = uri
-                .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| "/".to_owned());
+            // The origin-form target shares the parsed path's buffer.
+            let target = match uri.path_and_query() {
+                Some(p) => Uri::from(p.clone()),
+                None => Uri::from_static("/"),
+            };
             b = b.uri(target).version(Version::HTTP_11);
-            if let Some(host) = authority {
-                b = b.header(HOST, host);
+            if let Some(host) = uri.authority() {
+                b = b.header(HOST, host.as_str());
             }
         }
         let mut req = b.body(Full::new(body)).map_err(|e| {
@@ -583,7 +583,10 @@ async fn read(
     // a body of exactly their size: no reservation on a peer's claim, and no
     // regrowing (which cost 2.5× with 16 large bodies in flight,
     // docs/benchmarks.md).
-    let mut chunks: Vec<Bytes> = Vec::new();
+    // The first chunk is kept apart: most bodies are one chunk, handed over
+    // without a copy when its buffer is unique, and without a list.
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<Bytes> = Vec::new();
     let mut len = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| http_error(&e, l))?;
@@ -592,15 +595,20 @@ async fn read(
                 return Err(too_large_body("exceeds it".to_owned()));
             }
             len += chunk.len();
-            chunks.push(chunk);
+            if first.is_none() {
+                first = Some(chunk);
+            } else {
+                more.push(chunk);
+            }
         }
     }
-    let data = match chunks.len() {
-        // One chunk: handed over without a copy when its buffer is unique.
-        1 => Vec::from(chunks.pop().unwrap_or_default()),
-        _ => {
+    let data = match first {
+        None => Vec::new(),
+        Some(one) if more.is_empty() => Vec::from(one),
+        Some(one) => {
             let mut data = Vec::with_capacity(len);
-            for c in &chunks {
+            data.extend_from_slice(&one);
+            for c in &more {
                 data.extend_from_slice(c);
             }
             data
