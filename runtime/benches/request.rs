@@ -1,19 +1,21 @@
 //! RequestHost vs plain hyper against the same loopback HTTP/1.1 server, in
 //! one run (docs/benchmarks.md, "Request host"):
 //!
-//! * `netgrant_request_host` — `RequestHost::request`: authorize, resolve
-//!   (`localhost`: no DNS), check, connect, one request, complete response.
-//! * `hyper_conn_per_request` — the floor for the same work: hyper's
-//!   connection-level client on a fresh `TcpStream` per request, which is
-//!   what `RequestHost` does underneath (one connection per call, decision
-//!   113).
+//! * `netgrant_request_host` — `RequestHost::request` as shipped: authorize,
+//!   resolve (`localhost`: no DNS), check, then a pooled connection to a
+//!   checked address (or a new one), one request, complete response.
+//! * `netgrant_request_host_unpooled` — the same with `pool_max_idle = 0`:
+//!   a new connection per call.
+//! * `hyper_conn_per_request` — the floor for the unpooled host: hyper's
+//!   connection-level client on a fresh `TcpStream` per request.
 //! * `hyper_util_pooled` — what a host would otherwise use: hyper-util's
-//!   pooled client with keep-alive. It skips the TCP handshake on every call
-//!   after the first, which `RequestHost` never does, so this row is the
-//!   price of that design choice, not of the checks.
+//!   pooled keep-alive client (the yardstick: ≥ 0.9× its throughput,
+//!   ≤ 1.2× its latency).
 //!
 //! Small GETs (13-byte body) and 1 MiB bodies, one at a time (latency) and
-//! 16 in flight (throughput). Run: `cargo bench -p netgrant-runtime --bench request`.
+//! 16 in flight (throughput), and the memory of requests in flight (RSS
+//! delta with 500 requests waiting on the server, printed). Run:
+//! `cargo bench -p netgrant-runtime --bench request`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::future::join_all;
@@ -25,6 +27,7 @@ use netgrant_policy::{compile, Authorizer, Grant, Manifest};
 use netgrant_runtime::{RequestConfig, RequestHost, RequestOptions, StaticResolver};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,6 +35,9 @@ use tokio::runtime::Runtime;
 
 const SMALL: &[u8] = b"hello, world!";
 const IN_FLIGHT: usize = 16;
+
+/// Requests waiting on `/hold` so far.
+static HELD: AtomicUsize = AtomicUsize::new(0);
 
 fn rt() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -41,8 +47,9 @@ fn rt() -> Runtime {
         .unwrap()
 }
 
-/// `/small` answers 13 bytes, `/big` 1 MiB; keep-alive on.
-async fn server() -> SocketAddr {
+/// `/small` answers 13 bytes, `/big` 1 MiB, `/hold` 13 bytes once `release`
+/// is sent; keep-alive on.
+async fn server(release: tokio::sync::watch::Receiver<bool>) -> SocketAddr {
     let big = Bytes::from(vec![b'x'; 1 << 20]);
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -50,14 +57,23 @@ async fn server() -> SocketAddr {
         while let Ok((tcp, _)) = l.accept().await {
             let _ = tcp.set_nodelay(true);
             let big = big.clone();
+            let release = release.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
-                    let body = if req.uri().path() == "/big" {
+                    let path = req.uri().path().to_owned();
+                    let body = if path == "/big" {
                         big.clone()
                     } else {
                         Bytes::from_static(SMALL)
                     };
-                    async move { Ok::<_, Infallible>(hyper::Response::new(Full::new(body))) }
+                    let mut release = release.clone();
+                    async move {
+                        if path == "/hold" {
+                            HELD.fetch_add(1, Ordering::SeqCst);
+                            let _ = release.wait_for(|r| *r).await;
+                        }
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(body)))
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tcp), service)
@@ -69,7 +85,7 @@ async fn server() -> SocketAddr {
 }
 
 /// A request host; `pool_max_idle` 0 turns connection reuse off.
-fn request_host(port: u16, pool_max_idle: usize) -> RequestHost {
+fn request_host(port: u16, pool_max_idle: usize, max_in_flight: usize) -> RequestHost {
     let url = format!("http://localhost:{port}/");
     let entry = format!("[[host_api.request]]\nurl = \"{url}\"\nmethods = [\"GET\"]\n");
     let m = Manifest::parse(
@@ -83,7 +99,7 @@ fn request_host(port: u16, pool_max_idle: usize) -> RequestHost {
         .unwrap();
     let policy = compile(&m, Some(&g)).policy.unwrap();
     let cfg = RequestConfig {
-        max_in_flight: IN_FLIGHT * 2,
+        max_in_flight,
         pool_max_idle,
         ..RequestConfig::default()
     };
@@ -131,11 +147,12 @@ async fn via_pool(client: &Pooled, url: &str) -> usize {
 
 fn bench_requests(c: &mut Criterion) {
     let rt = rt();
-    let addr = rt.block_on(server());
+    let (_release, held) = tokio::sync::watch::channel(false);
+    let addr = rt.block_on(server(held));
     // Pooled like hyper-util (which keeps every idle connection), and with
     // reuse off: a connection per call, comparable to the floor.
-    let host = request_host(addr.port(), IN_FLIGHT * 2);
-    let host_unpooled = request_host(addr.port(), 0);
+    let host = request_host(addr.port(), IN_FLIGHT * 2, IN_FLIGHT * 2);
+    let host_unpooled = request_host(addr.port(), 0, IN_FLIGHT * 2);
     let pooled: Pooled = Client::builder(TokioExecutor::new()).build_http();
     for (name, path, size) in [("small", "/small", SMALL.len()), ("1MiB", "/big", 1 << 20)] {
         let url = format!("http://localhost:{}{path}", addr.port());
@@ -204,5 +221,71 @@ fn bench_requests(c: &mut Criterion) {
     rt.block_on(host_unpooled.shutdown());
 }
 
-criterion_group!(benches, bench_requests);
+fn rss_bytes() -> usize {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Memory per request in flight (client and in-process server, RSS delta),
+/// hyper-util's pooled client first, then the host: each set stays in flight
+/// until both are measured, so neither reuses what the other freed.
+/// Printed; recorded in docs/benchmarks.md.
+fn bench_in_flight_memory(_c: &mut Criterion) {
+    let n: usize = if std::env::args().any(|a| a == "--bench") {
+        500
+    } else {
+        10
+    };
+    let rt = rt();
+    let (release, held) = tokio::sync::watch::channel(false);
+    let addr = rt.block_on(server(held));
+    let url = format!("http://localhost:{}/hold", addr.port());
+    let host = Arc::new(request_host(addr.port(), n, n));
+    let pooled: Pooled = Client::builder(TokioExecutor::new()).build_http();
+    // Until every request of the set is waiting on the server.
+    let waiting = |want: usize| {
+        let start = Instant::now();
+        while HELD.load(Ordering::SeqCst) < want {
+            assert!(start.elapsed() < Duration::from_secs(30), "requests did not arrive");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let before = rss_bytes();
+    let theirs: Vec<_> = (0..n)
+        .map(|_| {
+            let (pooled, url) = (pooled.clone(), url.clone());
+            rt.spawn(async move { via_pool(&pooled, &url).await })
+        })
+        .collect();
+    waiting(n);
+    let after_theirs = rss_bytes();
+    let ours: Vec<_> = (0..n)
+        .map(|_| {
+            let (host, url) = (host.clone(), url.clone());
+            rt.spawn(async move { via_host(&host, &url).await })
+        })
+        .collect();
+    waiting(2 * n);
+    let after_ours = rss_bytes();
+    release.send_replace(true);
+    rt.block_on(async {
+        for t in theirs.into_iter().chain(ours) {
+            assert_eq!(t.await.unwrap(), SMALL.len());
+        }
+    });
+    println!(
+        "memory per request in flight (client + in-process server, {n} requests): netgrant host {} B, hyper-util pooled {} B",
+        after_ours.saturating_sub(after_theirs) / n,
+        after_theirs.saturating_sub(before) / n
+    );
+    rt.block_on(host.shutdown());
+}
+
+criterion_group!(benches, bench_requests, bench_in_flight_memory);
 criterion_main!(benches);
