@@ -13,6 +13,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio_tungstenite::tungstenite::Message;
 
+mod support;
+use support::rss_bytes;
+
 fn rt() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -222,16 +225,6 @@ fn bench_connect(c: &mut Criterion) {
     });
     g.finish();
     rt.block_on(host.shutdown());
-}
-
-fn rss_bytes() -> usize {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = s
-        .split_whitespace()
-        .nth(1)
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 /// Memory per idle connection, both ways (printed; recorded in docs/benchmarks.md).

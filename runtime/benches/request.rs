@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
+mod support;
+use support::rss_bytes;
+
 const SMALL: &[u8] = b"hello, world!";
 const IN_FLIGHT: usize = 16;
 
@@ -221,16 +224,6 @@ fn bench_requests(c: &mut Criterion) {
     rt.block_on(host_unpooled.shutdown());
 }
 
-fn rss_bytes() -> usize {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = s
-        .split_whitespace()
-        .nth(1)
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 /// Memory per request in flight (client and in-process server, RSS delta),
 /// hyper-util's pooled client first, then the host: each set stays in flight
 /// until both are measured, so neither reuses what the other freed.
@@ -251,7 +244,10 @@ fn bench_in_flight_memory(_c: &mut Criterion) {
     let waiting = |want: usize| {
         let start = Instant::now();
         while HELD.load(Ordering::SeqCst) < want {
-            assert!(start.elapsed() < Duration::from_secs(30), "requests did not arrive");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "requests did not arrive"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -78,9 +78,8 @@ fn server() -> SocketAddr {
 }
 
 fn host(port: u16) -> RequestHost {
-    let entry = format!(
-        "[[host_api.request]]\nurl = \"http://localhost:{port}/\"\nmethods = [\"GET\"]\n"
-    );
+    let entry =
+        format!("[[host_api.request]]\nurl = \"http://localhost:{port}/\"\nmethods = [\"GET\"]\n");
     let m = Manifest::parse(
         "plugin.toml",
         &format!("[plugin]\nname = \"a\"\nversion = \"1.0.0\"\n{entry}"),
@@ -159,7 +158,10 @@ fn a_pooled_request_allocates_about_what_hyper_util_does() {
         })
     };
     eprintln!("allocations per pooled request: netgrant {ours}, hyper-util {theirs}");
-    assert!(ours > 0 && theirs > 0, "nothing counted: the guard is blind");
+    assert!(
+        ours > 0 && theirs > 0,
+        "nothing counted: the guard is blind"
+    );
     // What the checks add per call: the decision (parse, redacted URL, rule
     // id), the address check, the owned key and target, the filtered
     // response headers. Measured in this (debug) build; a new allocation

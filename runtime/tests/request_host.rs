@@ -793,8 +793,9 @@ async fn shutdown_ends_a_hundred_requests_in_flight_promptly_and_closes_their_so
     assert_eq!(server.accepted(), 100);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_a_request_future_closes_its_connection() {
+/// A host allowed to a server that reads the request and never answers,
+/// with the URL to call it on.
+async fn silent() -> (RawServer, RequestHost, String) {
     let server = after_head(drain_until_eof).await;
     let p = server.port();
     let host = request_host(
@@ -802,15 +803,25 @@ async fn dropping_a_request_future_closes_its_connection() {
         api_test(),
         RequestConfig::default(),
     );
-    let url = format!("http://api.test:{p}/v1/x");
+    (server, host, format!("http://api.test:{p}/v1/x"))
+}
+
+/// Polls `call` until the server has accepted its connection.
+async fn poll_until_sent<F: Future>(call: std::pin::Pin<&mut F>, server: &RawServer) {
+    tokio::select! {
+        _ = call => panic!("the silent server answered"),
+        true = wait_until(OUTER, || server.accepted() == 1) => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_request_future_closes_its_connection() {
+    let (server, host, url) = silent().await;
     {
         let call = host.request("GET", &url, &[], Vec::new(), RequestOptions::default());
         tokio::pin!(call);
         // Poll until the server has the request, then give up on it.
-        tokio::select! {
-            _ = &mut call => panic!("the silent server answered"),
-            true = wait_until(OUTER, || server.accepted() == 1) => {}
-        }
+        poll_until_sent(call.as_mut(), &server).await;
     }
     assert!(wait_until(OUTER, || server.finished() == 1).await);
     assert!(wait_until(OUTER, || host.in_flight() == 0).await);
@@ -818,22 +829,12 @@ async fn dropping_a_request_future_closes_its_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_the_connection_of_a_call_whose_caller_stopped_polling() {
-    let server = after_head(drain_until_eof).await;
-    let p = server.port();
-    let host = request_host(
-        allow_request(&format!("http://api.test:{p}/v1/"), ""),
-        api_test(),
-        RequestConfig::default(),
-    );
-    let url = format!("http://api.test:{p}/v1/x");
+    let (server, host, url) = silent().await;
     let call = host.request("GET", &url, &[], Vec::new(), RequestOptions::default());
     tokio::pin!(call);
     // Poll until the server has the request, then stop polling (the future
     // is kept, not dropped).
-    tokio::select! {
-        _ = &mut call => panic!("the silent server answered"),
-        true = wait_until(OUTER, || server.accepted() == 1) => {}
-    }
+    poll_until_sent(call.as_mut(), &server).await;
     assert_eq!(host.in_flight(), 1);
     // Bounded: shutdown waits for the call, which ends only when polled.
     bounded("shutdown", host.shutdown()).await;
