@@ -16,6 +16,12 @@ pub(super) struct Shape {
     pub(super) reason: Option<String>,
     /// Credential bindings (grant entries), name → SecretRef.
     pub(super) credentials: BTreeMap<String, SecretRef>,
+    /// Bindings written with a stand-in SecretRef (`<plugin>/<name>`) the
+    /// user must replace: only they know the secret's name in the store.
+    pub(super) stand_ins: BTreeSet<String>,
+    /// Credential declarations (manifest entries), sorted by name: kept
+    /// when an entry is replaced, so a fix never drops one.
+    pub(super) declared: Vec<Credential>,
 }
 
 impl Shape {
@@ -30,6 +36,8 @@ impl Shape {
             broad: false,
             reason,
             credentials: BTreeMap::new(),
+            stand_ins: BTreeSet::new(),
+            declared: Vec::new(),
         }
     }
 
@@ -44,6 +52,8 @@ impl Shape {
             broad: g.broad,
             reason: None,
             credentials: g.credentials.clone(),
+            stand_ins: BTreeSet::new(),
+            declared: Vec::new(),
         }
     }
 
@@ -59,6 +69,24 @@ impl Shape {
             broad: false,
             reason: None,
             credentials: BTreeMap::new(),
+            stand_ins: BTreeSet::new(),
+            declared: Vec::new(),
+        }
+    }
+
+    /// Binds every credential in `names` this entry's request declares
+    /// (`parent`) and the entry does not bind yet, with a stand-in
+    /// SecretRef. Names the request does not declare are left out: binding
+    /// them is an error, and the manifest must declare them first.
+    pub(super) fn bind_stand_ins(&mut self, plugin: &str, names: &[String], parent: &[Credential]) {
+        for name in names {
+            if self.credentials.contains_key(name) || !parent.iter().any(|c| &c.name == name) {
+                continue;
+            }
+            if let Ok(r) = SecretRef::parse(&format!("{plugin}/{name}")) {
+                self.credentials.insert(name.clone(), r);
+                self.stand_ins.insert(name.clone());
+            }
         }
     }
 
@@ -109,7 +137,7 @@ impl Shape {
         Requested {
             permission: self.permission(),
             reason: self.reason.clone(),
-            credentials: Vec::new(),
+            credentials: self.declared.clone(),
             origin: None,
         }
     }
@@ -153,6 +181,18 @@ impl Shape {
                     .map(|(n, r)| (n.clone(), r.to_string()))
                     .collect()
             }),
+            declares: (file == FixFile::Manifest && !self.declared.is_empty()).then(|| {
+                self.declared
+                    .iter()
+                    .map(|c| SuggestedDeclaration {
+                        name: c.name.clone(),
+                        header: c.placement.header().map(str::to_owned),
+                        message: c.placement.header().is_none(),
+                        format: (c.format != "{secret}").then(|| c.format.clone()),
+                        reason: c.reason.clone(),
+                    })
+                    .collect()
+            }),
             reason: match file {
                 FixFile::Manifest => self.reason.clone(),
                 FixFile::Grant => None,
@@ -192,6 +232,27 @@ pub(super) fn snippet(cap: Capability, e: &SuggestedEntry) -> String {
             .map(|(n, r)| format!("{n} = {}", toml_string(r)))
             .collect();
         s.push_str(&format!("credentials = {{ {} }}\n", pairs.join(", ")));
+    }
+    if let Some(d) = &e.declares {
+        let items: Vec<String> = d
+            .iter()
+            .map(|c| {
+                let mut t = format!("{{ name = {}", toml_string(&c.name));
+                match &c.header {
+                    Some(h) => t.push_str(&format!(", header = {}", toml_string(h))),
+                    None => t.push_str(", message = true"),
+                }
+                if let Some(f) = &c.format {
+                    t.push_str(&format!(", format = {}", toml_string(f)));
+                }
+                if let Some(r) = &c.reason {
+                    t.push_str(&format!(", reason = {}", toml_string(r)));
+                }
+                t.push_str(" }");
+                t
+            })
+            .collect();
+        s.push_str(&format!("credentials = [{}]\n", items.join(", ")));
     }
     if let Some(r) = &e.reason {
         s.push_str(&format!("reason = {}\n", toml_string(r)));
@@ -303,6 +364,7 @@ impl Base {
                     };
                     r.permission = s.shape.permission();
                     r.reason = s.shape.reason.clone();
+                    r.credentials = s.shape.declared.clone();
                 }
                 (FixFile::Grant, None) => grant.push(s.shape.grant_entry()),
                 (FixFile::Grant, Some(t)) => {

@@ -19,7 +19,7 @@ use crate::authorize::{Authorizer, Request, LOCALHOST_ADDRS};
 use crate::capability::{Capability, Scheme};
 use crate::compile::compile;
 use crate::compiled::CompiledPolicy;
-use crate::credential::{CredentialUse, SecretRef};
+use crate::credential::{Credential, CredentialUse, SecretRef};
 use crate::decision::{Decision, DenyCode};
 use crate::document::{Grant, GrantEntry, Manifest, Requested};
 use crate::headers;
@@ -248,7 +248,25 @@ pub struct SuggestedEntry {
     /// Credential bindings, name → SecretRef (grant entries; `None` when
     /// none).
     pub credentials: Option<BTreeMap<String, String>>,
+    /// Credential declarations (manifest entries; `None` when none): an
+    /// entry that is replaced keeps its own.
+    pub declares: Option<Vec<SuggestedDeclaration>>,
     /// The reason (kept when a manifest entry is replaced).
+    pub reason: Option<String>,
+}
+
+/// A credential a suggested manifest entry declares (docs/spec.md §9.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SuggestedDeclaration {
+    /// The credential's name.
+    pub name: String,
+    /// The header it goes in, for a header credential.
+    pub header: Option<String>,
+    /// Whether it goes in websocket text messages instead.
+    pub message: bool,
+    /// Its format, when not plain `{secret}`.
+    pub format: Option<String>,
+    /// The plugin's reason.
     pub reason: Option<String>,
 }
 
@@ -703,6 +721,7 @@ impl<'a> Explainer<'a> {
                     .render(&|s| format!("`{}`", redact::escape_terminal(s))),
             );
             shape.credentials.insert(name.clone(), r);
+            shape.stand_ins.insert(name.clone());
         }
         if sentences.is_empty() {
             return None;
@@ -746,12 +765,39 @@ impl<'a> Explainer<'a> {
             .take(MAX_VERIFIED)
         {
             if base.verify(&p.steps, f.req, answers) {
+                let stand_ins: BTreeSet<&String> =
+                    p.steps.iter().flat_map(|s| &s.shape.stand_ins).collect();
+                let summary = if stand_ins.is_empty() {
+                    p.summary
+                } else {
+                    let names: Vec<String> = stand_ins.iter().map(|n| tick(n)).collect();
+                    format!(
+                        "{}; the grant entry binds credential {} with a stand-in SecretRef: replace it with the secret's name in the host's store",
+                        p.summary,
+                        names.join(", ")
+                    )
+                };
                 return Fix {
                     kind: p.kind,
-                    summary: p.summary,
+                    summary,
                     steps: p.steps.iter().map(|s| self.render_step(s)).collect(),
                 };
             }
+        }
+        if let Some(name) = f.req.credentials.iter().find(|n| {
+            !base
+                .requested
+                .iter()
+                .any(|r| r.credentials.iter().any(|c| &c.name == *n))
+        }) {
+            return Fix {
+                kind: FixKind::Unknown,
+                summary: format!(
+                    "the plugin asks for credential {}, which no manifest entry declares: the plugin author must declare it (its header or message placement) on a target covering this URL, and the grant bind it",
+                    tick(name)
+                ),
+                steps: Vec::new(),
+            };
         }
         if derived_prefix(&f.readings).is_none() {
             return Fix {
@@ -832,6 +878,7 @@ impl<'a> Explainer<'a> {
             let mut s = Shape::from_grant(g);
             widen(&mut s, f, Some(&parent));
             s.broad |= s.effective(&parent).flags().broad;
+            s.bind_stand_ins(&base.name, f.req.credentials, &shape.declared);
             if s == Shape::from_grant(g) {
                 return Vec::new();
             }
@@ -856,6 +903,7 @@ impl<'a> Explainer<'a> {
         };
         let mut s = Shape::approving(cap, target);
         s.broad = s.effective(&parent).flags().broad;
+        s.bind_stand_ins(&base.name, f.req.credentials, &shape.declared);
         vec![Step {
             file: FixFile::Grant,
             replaces: None,
@@ -974,7 +1022,13 @@ impl<'a> Explainer<'a> {
             if !fits(&Self::compare_request(&r, f)) || !seen.insert(r.target.to_string()) {
                 continue;
             }
-            let shape = Shape::from_permission(&r, c.reason.clone());
+            let mut shape = Shape::from_permission(&r, c.reason.clone());
+            shape.declared = base
+                .requested
+                .iter()
+                .find(|x| x.permission.capability == cap && x.permission.target == r.target)
+                .map(|x| x.credentials.clone())
+                .unwrap_or_default();
             let steps = self.grant_steps_for(&shape, f, base);
             if let Some(first) = steps.first() {
                 out.push(Proposal {
@@ -986,6 +1040,7 @@ impl<'a> Explainer<'a> {
             // Fallback: approve the request as declared.
             let mut s = Shape::approving(cap, r.target.clone());
             s.broad = s.effective(&r).flags().broad;
+            s.bind_stand_ins(&base.name, f.req.credentials, &shape.declared);
             let replaces = base.grant_entry(cap, &r.target).map(|g| g.target.clone());
             let step = Step {
                 file: FixFile::Grant,
@@ -1024,6 +1079,8 @@ impl<'a> Explainer<'a> {
                 broad: false,
                 reason: None,
                 credentials: BTreeMap::new(),
+                stand_ins: BTreeSet::new(),
+                declared: declarations_for(&base.requested, cap, f.req.credentials),
             };
             widen(&mut m, f, None);
             let mut steps = vec![Step {
@@ -1068,12 +1125,13 @@ impl<'a> Explainer<'a> {
             {
                 continue;
             }
-            let reason = base
+            let own = base
                 .requested
                 .iter()
-                .find(|x| x.permission.capability == cap && x.permission.target == r.target)
-                .and_then(|x| x.reason.clone());
-            let mut m = Shape::from_permission(&r, reason);
+                .find(|x| x.permission.capability == cap && x.permission.target == r.target);
+            let mut m = Shape::from_permission(&r, own.and_then(|x| x.reason.clone()));
+            // The replaced entry keeps its declarations: a fix never drops one.
+            m.declared = own.map(|x| x.credentials.clone()).unwrap_or_default();
             widen(&mut m, f, None);
             let what: Vec<&str> = rd
                 .iter()
@@ -1121,6 +1179,8 @@ impl<'a> Explainer<'a> {
                 broad: false,
                 reason: None,
                 credentials: BTreeMap::new(),
+                stand_ins: BTreeSet::new(),
+                declared: declarations_for(&base.requested, cap, f.req.credentials),
             };
             widen(&mut m, f, None);
             let clash = base
@@ -1148,6 +1208,26 @@ impl<'a> Explainer<'a> {
         }
         out
     }
+}
+
+/// The declarations of `names` on other manifest entries of `cap` (first
+/// found per name): how a new entry for a request that asks for credentials
+/// declares them. Names declared nowhere are left out.
+fn declarations_for(requested: &[Requested], cap: Capability, names: &[String]) -> Vec<Credential> {
+    let mut out: Vec<Credential> = names
+        .iter()
+        .filter_map(|n| {
+            requested
+                .iter()
+                .filter(|r| r.permission.capability == cap)
+                .flat_map(|r| &r.credentials)
+                .find(|c| &c.name == n)
+                .cloned()
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.dedup_by(|a, b| a.name == b.name);
+    out
 }
 
 /// How a manifest fix ends: with a grant change, or with none needed.
@@ -1216,6 +1296,7 @@ mod tests {
             broad: true,
             reason: Some("say \"hi\"\\".into()),
             credentials: Some([("bot-token".to_string(), "a/b".to_string())].into()),
+            declares: None,
         };
         let s = snippet(Capability::Request, &e);
         assert_eq!(
@@ -1224,6 +1305,42 @@ mod tests {
         );
         let v: toml::Table = toml::from_str(&s).unwrap();
         assert!(v.contains_key("host_api"));
+        // A manifest entry's declarations, in the manifest's own syntax.
+        let m = SuggestedEntry {
+            target: "wss://g.example/".into(),
+            methods: None,
+            headers: None,
+            subprotocols: None,
+            networks: None,
+            broad: false,
+            reason: None,
+            credentials: None,
+            declares: Some(vec![
+                SuggestedDeclaration {
+                    name: "bot-token".into(),
+                    header: None,
+                    message: true,
+                    format: None,
+                    reason: Some("IDENTIFY".into()),
+                },
+                SuggestedDeclaration {
+                    name: "key".into(),
+                    header: Some("x-key".into()),
+                    message: false,
+                    format: Some("Key {secret}".into()),
+                    reason: None,
+                },
+            ]),
+        };
+        let s = snippet(Capability::Websocket, &m);
+        assert_eq!(
+            s,
+            "[[host_api.websocket]]\nurl = \"wss://g.example/\"\ncredentials = [{ name = \"bot-token\", message = true, reason = \"IDENTIFY\" }, { name = \"key\", header = \"x-key\", format = \"Key {secret}\" }]\n"
+        );
+        let doc = format!("[plugin]\nname = \"p\"\nversion = \"1.0.0\"\n{s}");
+        let parsed = crate::Manifest::parse("plugin.toml", &doc);
+        let parsed = parsed.value.expect("the snippet is a valid manifest entry");
+        assert_eq!(parsed.requested[0].credentials.len(), 2);
     }
 
     #[test]
