@@ -770,7 +770,7 @@ impl<'a> Explainer<'a> {
                 let summary = if stand_ins.is_empty() {
                     p.summary
                 } else {
-                    let names: Vec<String> = stand_ins.iter().map(|n| tick(n)).collect();
+                    let names: Vec<String> = stand_ins.iter().map(tick).collect();
                     format!(
                         "{}; the grant entry binds credential {} with a stand-in SecretRef: replace it with the secret's name in the host's store",
                         p.summary,
