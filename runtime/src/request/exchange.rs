@@ -98,12 +98,13 @@ pub(crate) async fn run(shared: &Shared, mut call: Call<'_>) -> Result<Response,
         id: &call.id,
         url: shown,
         bytes_out: body.len() as u64,
-        started: std::time::Instant::now(),
+        started: started.into_std(),
         done: false,
     };
-    // `timeout` (not `timeout_at(now + total)`): any configured duration,
-    // however large, is a deadline and never an overflow.
-    let remaining = total.saturating_sub(started.elapsed());
+    // One clock read per call start (`started`): reading the clock is a
+    // system call on some virtual machines. A configured duration too large
+    // to add to it is no deadline at all, never an overflow.
+    let deadline = started.checked_add(total);
     let work = async {
         // Values are fetched after the decision (which checked that the
         // rule binds every name) and before any socket.
@@ -112,6 +113,7 @@ pub(crate) async fn run(shared: &Shared, mut call: Call<'_>) -> Result<Response,
         let injection = if authorized.credentials().is_empty() {
             Injection::none()
         } else {
+            let remaining = deadline.map_or(total, |d| d.saturating_duration_since(Instant::now()));
             Box::pin(Injection::resolve(
                 shared.secrets.as_deref(),
                 authorized.credentials(),
@@ -120,9 +122,13 @@ pub(crate) async fn run(shared: &Shared, mut call: Call<'_>) -> Result<Response,
             ))
             .await?
         };
-        send(shared, &authorized, &call, body, &injection).await
+        send(shared, &authorized, &call, body, &injection, started).await
     };
-    let result = match tokio::time::timeout(remaining, work).await {
+    let timed = match deadline {
+        Some(d) => tokio::time::timeout_at(d, work).await,
+        None => Ok(work.await),
+    };
+    let result = match timed {
         Ok(r) => r,
         Err(_) => Err(HostError::new(
             ErrorKind::Timeout,
@@ -212,6 +218,7 @@ async fn send(
     call: &Call<'_>,
     body: Vec<u8>,
     injection: &Injection,
+    started: Instant,
 ) -> Result<Response, HostError> {
     let cfg = &shared.config;
     let shown = a.redacted_url();
@@ -265,7 +272,10 @@ async fn send(
         tls: a.is_tls(),
         server_name: a.server_name(),
     };
-    if let Some(conn) = shared.pool.checkout(&key, a.addresses()) {
+    // The call's start stands in for "now" when idle times are checked:
+    // one clock read less, and a connection is never older than it looks by
+    // more than this call's own age.
+    if let Some(conn) = shared.pool.checkout(&key, a.addresses(), started) {
         tracing::debug!(target: "netgrant", id = %call.id, remote = %conn.remote, "request reuses a pooled connection");
         match round_trip(conn, outgoing.clone(), &limits).await {
             Ok((response, conn, reusable)) => {

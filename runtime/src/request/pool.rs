@@ -155,13 +155,13 @@ impl Pool {
         self.max_idle > 0 && !self.idle_timeout.is_zero()
     }
 
-    /// An idle connection for `key` to one of `checked`, if there is one.
-    /// HTTP/1.1 connections are taken out; HTTP/2 ones are shared.
-    pub(crate) fn checkout(&self, key: &Key, checked: &[SocketAddr]) -> Option<Conn> {
+    /// An idle connection for `key` to one of `checked`, if there is one,
+    /// idle for less than the idle timeout at `now`. HTTP/1.1 connections
+    /// are taken out; HTTP/2 ones are shared.
+    pub(crate) fn checkout(&self, key: &Key, checked: &[SocketAddr], now: Instant) -> Option<Conn> {
         if !self.enabled() {
             return None;
         }
-        let now = Instant::now();
         let mut st = self.state();
         let timeout = self.idle_timeout;
         st.idle
