@@ -13,7 +13,8 @@
 //!   ≤ 1.2× its latency).
 //!
 //! Small GETs (13-byte body) and 1 MiB bodies, one at a time (latency) and
-//! 16 in flight (throughput), and the memory of requests in flight (RSS
+//! 16 in flight (throughput), small GETs one at a time from a runtime task
+//! (`request_small_in_task`), and the memory of requests in flight (RSS
 //! delta with 500 requests waiting on the server, printed). Run:
 //! `cargo bench -p netgrant-runtime --bench request`.
 
@@ -220,6 +221,49 @@ fn bench_requests(c: &mut Criterion) {
         }
         g.finish();
     }
+    // The same small GETs issued from a task on the runtime — where a host's
+    // plugin calls come from — instead of from `block_on`'s own thread,
+    // which adds a hop between threads to every call of both clients.
+    let url = format!("http://localhost:{}/small", addr.port());
+    let host = Arc::new(host);
+    let mut g = c.benchmark_group("request_small_in_task");
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500))
+        .sample_size(20)
+        .throughput(Throughput::Elements(1));
+    g.bench_function("netgrant_request_host", |b| {
+        b.iter_custom(|iters| {
+            let (host, url) = (host.clone(), url.clone());
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        assert_eq!(via_host(&host, &url).await, SMALL.len());
+                    }
+                    start.elapsed()
+                })
+                .await
+                .unwrap()
+            })
+        })
+    });
+    g.bench_function("hyper_util_pooled", |b| {
+        b.iter_custom(|iters| {
+            let (pooled, url) = (pooled.clone(), url.clone());
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        assert_eq!(via_pool(&pooled, &url).await, SMALL.len());
+                    }
+                    start.elapsed()
+                })
+                .await
+                .unwrap()
+            })
+        })
+    });
+    g.finish();
     rt.block_on(host.shutdown());
     rt.block_on(host_unpooled.shutdown());
 }
