@@ -386,27 +386,32 @@ impl Outgoing {
         let Outgoing {
             method,
             uri,
-            headers,
+            mut headers,
             body,
         } = self;
-        let mut b = hyper::Request::builder().method(method);
+        // Built in place (no builder): the plugin's checked headers become
+        // the request's map as they are, `Host` added (the authorizer never
+        // lets a plugin set it).
+        let mut req = hyper::Request::new(Full::new(body));
+        *req.method_mut() = method;
         if h2 {
-            b = b.uri(uri).version(Version::HTTP_2);
+            *req.version_mut() = Version::HTTP_2;
+            *req.uri_mut() = uri;
         } else {
+            *req.version_mut() = Version::HTTP_11;
+            if let Some(host) = uri.authority() {
+                let host = HeaderValue::from_str(host.as_str()).map_err(|e| {
+                    HostError::new(ErrorKind::Http, format!("cannot build the request: {e}"))
+                })?;
+                headers.insert(HOST, host);
+            }
             // The origin-form target shares the parsed path's buffer.
-            let target = match uri.path_and_query() {
+            *req.uri_mut() = match uri.path_and_query() {
                 Some(p) => Uri::from(p.clone()),
                 None => Uri::from_static("/"),
             };
-            b = b.uri(target).version(Version::HTTP_11);
-            if let Some(host) = uri.authority() {
-                b = b.header(HOST, host.as_str());
-            }
         }
-        let mut req = b.body(Full::new(body)).map_err(|e| {
-            HostError::new(ErrorKind::Http, format!("cannot build the request: {e}"))
-        })?;
-        req.headers_mut().extend(headers);
+        *req.headers_mut() = headers;
         Ok(req)
     }
 }
