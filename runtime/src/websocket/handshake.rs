@@ -19,6 +19,12 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::MaybeTlsStream;
 use zeroize::Zeroizing;
 
+/// tungstenite's read buffer per connection (its default is 128 KiB). It is
+/// zero-filled on the first read, so an idle connection keeps all of it
+/// resident; a larger message still gets a buffer of its own size
+/// (docs/decisions.md, 168).
+const READ_BUFFER_BYTES: usize = 32 * 1024;
+
 pub(crate) struct Connected {
     pub ws: Ws,
     pub remote: SocketAddr,
@@ -73,7 +79,8 @@ pub(crate) async fn connect_ws(
         .max_message_size(Some(cfg.max_message_bytes))
         .max_frame_size(Some(cfg.max_frame_bytes))
         .max_write_buffer_size(cfg.max_write_buffer_bytes)
-        .write_buffer_size(cfg.max_write_buffer_bytes.min(128 * 1024));
+        .write_buffer_size(cfg.max_write_buffer_bytes.min(128 * 1024))
+        .read_buffer_size(READ_BUFFER_BYTES);
     let (tcp, remote) = connect_tcp(authorized.addresses(), cfg.connect_timeout, shown).await?;
     // One deadline for TLS and the WebSocket handshake together.
     let deadline = Instant::now() + cfg.handshake_timeout;

@@ -1,0 +1,177 @@
+//! The send path (the connection task writes every message, batching what
+//! is queued): concurrent senders, idle traffic made of writes only, and
+//! sends abandoned midway. Real loopback peers that record what arrives.
+
+mod support;
+use futures_util::StreamExt;
+use netgrant_runtime::{HostConfig, Incoming, OpenOptions, State, StaticResolver};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::*;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A peer that reads and reports every text message, and never writes.
+async fn recording_peer() -> (RawServer, mpsc::UnboundedReceiver<(String, Instant)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let server = ws_server(move |mut ws| {
+        let tx = tx.clone();
+        async move {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = m {
+                    let _ = tx.send((t.as_str().to_owned(), Instant::now()));
+                }
+            }
+        }
+    })
+    .await;
+    (server, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_each_message_once_in_each_senders_order() {
+    const SENDERS: usize = 8;
+    const EACH: usize = 300;
+    let (server, mut rx) = recording_peer().await;
+    let p = server.port();
+    let h = Arc::new(host(
+        allow_localhost(p),
+        StaticResolver::new(),
+        HostConfig::default(),
+    ));
+    let id = h
+        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for s in 0..SENDERS {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                h.send_text(id, format!("{s}:{i}")).await.unwrap();
+                if i % 7 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // No further send: whatever a sender left in the buffer must still go.
+    let mut next = [0usize; SENDERS];
+    for _ in 0..SENDERS * EACH {
+        let (m, _) = tokio::time::timeout(OUTER, rx.recv())
+            .await
+            .expect("every message arrives without another send")
+            .unwrap();
+        let (s, i) = m.split_once(':').unwrap();
+        let (s, i): (usize, usize) = (s.parse().unwrap(), i.parse().unwrap());
+        assert_eq!(i, next[s], "sender {s}: got {i}, expected {}", next[s]);
+        next[s] += 1;
+    }
+    assert_eq!(next, [EACH; SENDERS]);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), rx.recv())
+            .await
+            .is_err(),
+        "a message arrived twice"
+    );
+    let st = h.status(id).unwrap();
+    assert_eq!(st.messages_out, (SENDERS * EACH) as u64);
+    assert_eq!(st.state, State::Open);
+    h.close(id).await.unwrap();
+    h.shutdown().await;
+    assert_eq!((h.active_tasks(), h.open_connections()), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_alone_keep_the_idle_timeout_away() {
+    // The peer reads and never answers: only the host's writes are traffic.
+    let (server, mut rx) = recording_peer().await;
+    let p = server.port();
+    let idle = Duration::from_millis(300);
+    let h = host(
+        allow_localhost(p),
+        StaticResolver::new(),
+        HostConfig {
+            idle_timeout: idle,
+            ..HostConfig::default()
+        },
+    );
+    let id = h
+        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
+        .await
+        .unwrap();
+    for i in 0..9 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        h.send_text(id, format!("{i}")).await.unwrap();
+    }
+    assert_eq!(h.status(id).unwrap().state, State::Open);
+    for i in 0..9 {
+        assert_eq!(rx.recv().await.unwrap().0, format!("{i}"));
+    }
+    // Then silence: closed by the idle timeout.
+    let t0 = Instant::now();
+    match h.recv(id, Some(OUTER)).await.unwrap() {
+        Incoming::Closed { code, reason } => assert_eq!((code, reason.as_str()), (1008, "timeout")),
+        other => panic!("{other:?}"),
+    }
+    assert!(t0.elapsed() < idle + SLACK, "{:?}", t0.elapsed());
+    assert!(wait_until(OUTER, || h.active_tasks() == 0 && h.open_connections() == 0).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_send_does_not_stall_the_next() {
+    // Sends abandoned at every point (waiting for budget, queued, writing)
+    // leave no message unflushed and no sender blocked.
+    let (server, mut rx) = recording_peer().await;
+    let p = server.port();
+    let h = Arc::new(host(
+        allow_localhost(p),
+        StaticResolver::new(),
+        HostConfig::default(),
+    ));
+    let id = h
+        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for s in 0..4 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200 {
+                let send = h.send_text(id, format!("{s}:{i}"));
+                // Every third send is given no time at all.
+                if i % 3 == 0 {
+                    let _ = tokio::time::timeout(Duration::ZERO, send).await;
+                } else {
+                    send.await.unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    h.send_text(id, "last").await.unwrap();
+    let mut last = [None::<usize>; 4];
+    loop {
+        let (m, _) = tokio::time::timeout(OUTER, rx.recv())
+            .await
+            .expect("the last message arrives")
+            .unwrap();
+        if m == "last" {
+            break;
+        }
+        let (s, i) = m.split_once(':').unwrap();
+        let (s, i): (usize, usize) = (s.parse().unwrap(), i.parse().unwrap());
+        assert!(
+            last[s].is_none_or(|l| l < i),
+            "sender {s}: {i} after {last:?}"
+        );
+        last[s] = Some(i);
+    }
+    assert_eq!(h.status(id).unwrap().state, State::Open);
+    h.shutdown().await;
+}
