@@ -338,9 +338,16 @@ impl Target {
                 "shorten the path prefix: a target names a host and a prefix, not a full URL",
             ));
         }
-        if let Some((i, c)) = raw.char_indices().find(|(_, c)| {
-            c.is_control() || c.is_whitespace() || crate::redact::is_bidi_control(*c)
-        }) {
+        // Visible ASCII has no control, whitespace or bidi character: only
+        // other text needs the per-character test.
+        let offender = if raw.bytes().all(|b| b.is_ascii_graphic()) {
+            None
+        } else {
+            raw.char_indices().find(|(_, c)| {
+                c.is_control() || c.is_whitespace() || crate::redact::is_bidi_control(*c)
+            })
+        };
+        if let Some((i, c)) = offender {
             return Err(err(
                 K::Syntax,
                 i..i + c.len_utf8(),
@@ -348,7 +355,13 @@ impl Target {
                 "remove the whitespace or control character",
             ));
         }
-        let Some(sep) = raw.find("://") else {
+        // The first `://`, found from the colons (a byte search) rather
+        // than with a substring searcher.
+        let sep = raw
+            .match_indices(':')
+            .map(|(i, _)| i)
+            .find(|&i| raw[i..].starts_with("://"));
+        let Some(sep) = sep else {
             return Err(err(
                 K::Syntax,
                 all,
