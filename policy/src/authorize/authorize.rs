@@ -146,15 +146,52 @@ impl Rule {
 /// crafted policy can do is slow down its own plugin's lookups.
 pub(crate) type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
 
+/// The rules under one host key: the granted ones, and the requested
+/// targets (read only on a miss, to tell `not_granted` from
+/// `not_requested`). One index holds both, so a miss hashes the host once.
+#[derive(Default, Debug)]
+struct Slot {
+    granted: Vec<u32>,
+    requested: Vec<u32>,
+}
+
 #[derive(Default, Debug)]
 struct Index {
-    exact: FastMap<String, Vec<u32>>,
-    ips: FastMap<IpAddr, Vec<u32>>,
-    wildcard: FastMap<String, Vec<u32>>,
+    exact: FastMap<String, Slot>,
+    ips: FastMap<IpAddr, Slot>,
+    wildcard: FastMap<String, Slot>,
     /// Bit `n` is set when some wildcard suffix has `n` labels (bit 63: 63
     /// or more), so lookups skip suffixes no wildcard can match.
     wildcard_labels: u64,
-    any: Vec<u32>,
+    any: Slot,
+}
+
+/// The slots one lookup reached, in visiting order, kept for the
+/// requested pass; inline, since a host reaches few (exact, a wildcard or
+/// two, any). `None` after an overflow: then the lookup is walked again.
+struct Reached<'a> {
+    len: usize,
+    slots: [Option<&'a Slot>; 6],
+}
+
+impl<'a> Reached<'a> {
+    fn new() -> Self {
+        Reached {
+            len: 0,
+            slots: [None; 6],
+        }
+    }
+
+    fn push(&mut self, slot: &'a Slot) {
+        if self.len < self.slots.len() {
+            self.slots[self.len] = Some(slot);
+        }
+        self.len += 1;
+    }
+
+    fn get(&self) -> Option<impl Iterator<Item = &'a Slot> + '_> {
+        (self.len <= self.slots.len()).then(|| self.slots[..self.len].iter().flatten().copied())
+    }
 }
 
 /// The bit of [`Index::wildcard_labels`] for a suffix of `labels` labels.
@@ -163,31 +200,36 @@ fn label_bit(labels: usize) -> u64 {
 }
 
 impl Index {
-    fn insert(&mut self, host: &HostPattern, i: u32) {
-        match host {
-            HostPattern::Any => self.any.push(i),
-            HostPattern::Domain(d) => self.exact.entry(d.clone()).or_default().push(i),
+    fn insert(&mut self, host: &HostPattern, i: u32, granted: bool) {
+        let slot = match host {
+            HostPattern::Any => &mut self.any,
+            HostPattern::Domain(d) => self.exact.entry(d.clone()).or_default(),
             HostPattern::Wildcard(s) => {
                 self.wildcard_labels |= label_bit(s.split('.').count());
-                self.wildcard.entry(s.clone()).or_default().push(i)
+                self.wildcard.entry(s.clone()).or_default()
             }
-            HostPattern::Ip(ip) => self.ips.entry(*ip).or_default().push(i),
+            HostPattern::Ip(ip) => self.ips.entry(*ip).or_default(),
+        };
+        if granted {
+            slot.granted.push(i);
+        } else {
+            slot.requested.push(i);
         }
     }
 
-    /// Visits the rules whose host pattern matches `host`: exact, then
+    /// Visits the slots whose host pattern matches `host`: exact, then
     /// wildcards from the longest suffix, then any-host (no allocation).
-    fn candidates(&self, host: &UrlHostRef<'_>, mut visit: impl FnMut(u32)) {
+    fn candidates<'a>(&'a self, host: &UrlHostRef<'_>, mut visit: impl FnMut(&'a Slot)) {
         match host {
             UrlHostRef::Ip(ip) => {
                 if let Some(v) = self.ips.get(ip) {
-                    v.iter().for_each(|&i| visit(i));
+                    visit(v);
                 }
             }
             UrlHostRef::Domain(d) => {
                 let d: &str = d;
                 if let Some(v) = self.exact.get(d) {
-                    v.iter().for_each(|&i| visit(i));
+                    visit(v);
                 }
                 if !self.wildcard.is_empty() {
                     // Only hash the suffixes whose label count some wildcard has.
@@ -201,13 +243,13 @@ impl Index {
                         }
                         let suffix = &d[d.len() - rest.len()..];
                         if let Some(v) = self.wildcard.get(suffix) {
-                            v.iter().for_each(|&i| visit(i));
+                            visit(v);
                         }
                     }
                 }
             }
         }
-        self.any.iter().for_each(|&i| visit(i));
+        visit(&self.any);
     }
 }
 
@@ -219,8 +261,8 @@ pub struct Authorizer {
     /// The plugin the policy is for (audit records name it).
     plugin: String,
     rules: Vec<Rule>,
-    granted: [Index; 2],
-    requested: [Index; 2],
+    /// Granted rules and requested targets, by capability.
+    index: [Index; 2],
 }
 
 fn cap_idx(c: Capability) -> usize {
@@ -237,21 +279,20 @@ impl Authorizer {
             digest: policy.digest.clone(),
             plugin: policy.plugin.name.clone(),
             rules: Vec::new(),
-            granted: Default::default(),
-            requested: Default::default(),
+            index: Default::default(),
         };
         let mut requested_seen = std::collections::HashSet::new();
         for e in policy.entries() {
             if e.status == Status::Granted {
                 let i = a.rules.len() as u32;
-                a.granted[cap_idx(e.capability())].insert(&e.permission.target.host, i);
+                a.index[cap_idx(e.capability())].insert(&e.permission.target.host, i, true);
                 a.rules.push(Rule::granted(e));
             }
             let req = &e.requested;
             let id = format!("{}:{}", req.capability, req.target);
             if requested_seen.insert(id.clone()) {
                 let i = a.rules.len() as u32;
-                a.requested[cap_idx(req.capability)].insert(&req.target.host, i);
+                a.index[cap_idx(req.capability)].insert(&req.target.host, i, false);
                 a.rules.push(Rule::new(RuleId::from(id), req.clone()));
             }
         }
@@ -432,30 +473,41 @@ impl Authorizer {
             |prefix: &str| readings.as_ref().is_some_and(|r| r.ambiguous_for(prefix));
         let mut matched = RuleIds::default();
         let mut ambiguous = false;
-        self.granted[ci].candidates(&host, |i| {
-            let t = &self.rules[i as usize].permission.target;
-            if t.scheme != scheme || !t.port.matches(port) {
-                return;
-            }
-            if all_inside(&t.path) {
-                matched.push(i);
-            } else if ambiguous_for(&t.path) {
-                ambiguous = true;
+        let mut reached = Reached::new();
+        self.index[ci].candidates(&host, |slot| {
+            reached.push(slot);
+            for &i in &slot.granted {
+                let t = &self.rules[i as usize].permission.target;
+                if t.scheme != scheme || !t.port.matches(port) {
+                    continue;
+                }
+                if all_inside(&t.path) {
+                    matched.push(i);
+                } else if ambiguous_for(&t.path) {
+                    ambiguous = true;
+                }
             }
         });
         if matched.is_empty() {
             let mut requested_match = None;
-            self.requested[ci].candidates(&host, |i| {
-                let t = &self.rules[i as usize].permission.target;
-                if t.scheme != scheme || !t.port.matches(port) {
-                    return;
+            let mut visit = |slot: &Slot| {
+                for &i in &slot.requested {
+                    let t = &self.rules[i as usize].permission.target;
+                    if t.scheme != scheme || !t.port.matches(port) {
+                        continue;
+                    }
+                    if all_inside(&t.path) {
+                        requested_match.get_or_insert(i);
+                    } else if ambiguous_for(&t.path) {
+                        ambiguous = true;
+                    }
                 }
-                if all_inside(&t.path) {
-                    requested_match.get_or_insert(i);
-                } else if ambiguous_for(&t.path) {
-                    ambiguous = true;
-                }
-            });
+            };
+            // The same slots in the same order, without hashing the host again.
+            match reached.get() {
+                Some(slots) => slots.for_each(&mut visit),
+                None => self.index[ci].candidates(&host, &mut visit),
+            }
             if ambiguous {
                 return Err(deny(
                     DenyCode::AmbiguousPath,
