@@ -257,10 +257,10 @@ pub fn run(a: &AuthorizeArgs) -> Exit {
                     "deny"
                 },
                 decision.code,
-                netgrant_policy::redact::escape_terminal(&decision.message)
+                netgrant_policy::redact::escape_terminal(&decision.message())
             );
-            s.push_str(&format!("  url  {}\n", decision.url));
-            if let Some(r) = &decision.rule {
+            s.push_str(&format!("  url  {}\n", decision.url()));
+            if let Some(r) = decision.rule() {
                 s.push_str(&format!(
                     "  rule {}\n",
                     netgrant_policy::redact::escape_terminal(r)

@@ -58,9 +58,9 @@ pub fn human(e: &Explanation, manifest: Option<&Path>, grant: Option<&Path>) -> 
         "{} {} — {}",
         if d.is_allowed() { "allow" } else { "deny" },
         d.code,
-        escape_terminal(&d.message)
+        escape_terminal(&d.message())
     );
-    let _ = writeln!(s, "  url      {}", escape_terminal(&d.url));
+    let _ = writeln!(s, "  url      {}", escape_terminal(&d.url()));
     let mut req = e.request.capability.table().to_string();
     if let Some(m) = &e.request.method {
         let _ = write!(req, " {}", escape_terminal(m));

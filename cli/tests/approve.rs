@@ -145,7 +145,7 @@ fn round_trip_allows_exactly_what_is_requested() {
             assert!(
                 d.is_allowed(),
                 "{ex}: {url} should be allowed: {}",
-                d.message
+                d.message()
             );
             checked += 1;
             for out in urls_outside(&p.target) {

@@ -360,7 +360,7 @@ fn authorize(c: &mut Criterion) {
         // Both matchers must agree with the expected outcome before timing.
         for (url, want) in &mix {
             let d = authz.authorize(&Request::http("GET", url), None);
-            assert_eq!(d.code, *want, "{url}: {}", d.message);
+            assert_eq!(d.code, *want, "{url}: {}", d.message());
             assert_eq!(
                 scan.first_match(url).is_some(),
                 *want == "allowed",

@@ -140,5 +140,5 @@ pub use drift::{drift, Drift, FollowsManifest, InheritedField};
 pub use ir::Policy;
 // Match: the authorizer and its decisions.
 pub use authorize::{Authorized, Authorizer, Destination, Prepared, Request, LOCALHOST_ADDRS};
-pub use decision::{Decision, DecisionCode, DenyCode, Verdict};
+pub use decision::{Decision, DecisionCode, DenyCode, RuleId, Verdict};
 pub use diagnostics::{Code, Diagnostic, Severity};

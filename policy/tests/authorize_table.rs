@@ -106,7 +106,11 @@ fn run_case(authz: &Authorizer, c: &Case) -> Result<(), String> {
     if got_decision != c.decision || d.code != c.code {
         problems.push(format!(
             "expected {} {}, got {} {} ({})",
-            c.decision, c.code, got_decision, d.code, d.message
+            c.decision,
+            c.code,
+            got_decision,
+            d.code,
+            d.message()
         ));
     }
     if let Some(want) = &c.addresses {
@@ -125,16 +129,17 @@ fn run_case(authz: &Authorizer, c: &Case) -> Result<(), String> {
         }
     }
     for secret in &c.hidden {
-        if d.url.contains(secret.as_str()) || d.message.contains(secret.as_str()) {
+        if d.url().contains(secret.as_str()) || d.message().contains(secret.as_str()) {
             problems.push(format!(
                 "{secret:?} leaked into the decision (url {:?}, message {:?})",
-                d.url, d.message
+                d.url(),
+                d.message()
             ));
         }
     }
     // Invariants for every decision: messages are single-line, escaped text
     // (no controls, no bidi controls that could reorder what is shown).
-    for (what, text) in [("url", &d.url), ("message", &d.message)] {
+    for (what, text) in [("url", d.url()), ("message", d.message())] {
         if text
             .chars()
             .any(|ch| ch.is_control() || is_bidi_control(ch))

@@ -121,11 +121,8 @@ fn unbound_and_undeclared_credentials_are_denied_before_addresses() {
         // `prepare` needs no answers: no socket can follow a denial here.
         let d = authz.prepare(&req).unwrap_err();
         assert_eq!(d.code, "credential_not_granted", "{asked:?}");
-        assert_eq!(
-            d.rule.as_deref(),
-            Some("request:https://discord.com/api/v10/")
-        );
-        assert!(!d.message.contains('\u{1b}'), "{}", d.message);
+        assert_eq!(d.rule(), Some("request:https://discord.com/api/v10/"));
+        assert!(!d.message().contains('\u{1b}'), "{}", d.message());
     }
 }
 

@@ -190,7 +190,10 @@ fn explain_agrees_with_authorize_and_its_fixes_work() {
         }
 
         if d.is_allowed() {
-            let rule_ok = e.matched.as_ref().map(|m| Some(&m.rule) == d.rule.as_ref());
+            let rule_ok = e
+                .matched
+                .as_ref()
+                .map(|m| Some(m.rule.as_str()) == d.rule());
             if rule_ok != Some(true) || e.fix.kind != FixKind::None || !e.misses.is_empty() {
                 failures.push(format!(
                     "{at}: an allow must name its rule and suggest nothing"
@@ -306,7 +309,9 @@ fn explain_agrees_with_authorize_and_its_fixes_work() {
                 } else {
                     failures.push(format!(
                         "{at}: after the fix ({}) still {} ({})",
-                        e.fix.summary, after.code, after.message
+                        e.fix.summary,
+                        after.code,
+                        after.message()
                     ));
                 }
             }

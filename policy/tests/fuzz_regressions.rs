@@ -136,7 +136,7 @@ fn encoded_dot_segments_are_not_consumed_before_decoding() {
         &netgrant_policy::Request::http("GET", "HTTP://x.example.net:8080/debug/%252e%252e/..;/v1"),
         None,
     );
-    assert_eq!(deny.code, "ambiguous_path", "{}", deny.message);
+    assert_eq!(deny.code, "ambiguous_path", "{}", deny.message());
     // Honest paths under the prefix stay allowed.
     for ok in [
         "http://x.example.net/debug/",
@@ -145,7 +145,7 @@ fn encoded_dot_segments_are_not_consumed_before_decoding() {
         "http://x.example.net/debug/%2541",
     ] {
         let d = authz.authorize(&netgrant_policy::Request::http("GET", ok), None);
-        assert!(d.is_allowed(), "{ok}: {} {}", d.code, d.message);
+        assert!(d.is_allowed(), "{ok}: {} {}", d.code, d.message());
     }
 }
 
@@ -175,7 +175,7 @@ fn redaction_keeps_the_path_marker_of_hostless_urls() {
     for url in ["wss+x:/.//?q=1", "wss+x:/.//", "x:/.//?a=b#c"] {
         let d = authz.authorize(&netgrant_policy::Request::websocket(url), None);
         assert_eq!(d.code, "invalid_url", "{url}");
-        assert_eq!(d.url, redact_url(url));
-        assert!(d.url.contains("/.//"), "{}", d.url);
+        assert_eq!(d.url(), redact_url(url));
+        assert!(d.url().contains("/.//"), "{}", d.url());
     }
 }

@@ -1208,10 +1208,10 @@ proptest! {
             };
             let got = authz.authorize(&req, None);
             let want = reference(&policy, u);
-            prop_assert_eq!(&got.url, &netgrant_policy::redact::redact_url(&text));
+            prop_assert_eq!(&got.url(), &netgrant_policy::redact::redact_url(&text));
             prop_assert_eq!(
                 got.code.as_str(), want,
-                "{} {} ({:?}) under\n{}\n{}\n-> {}", u.method, text, u.capability(), m, g, got.message
+                "{} {} ({:?}) under\n{}\n{}\n-> {}", u.method, text, u.capability(), m, g, got.message()
             );
         }
     }
@@ -1657,7 +1657,7 @@ proptest! {
         let authz = Authorizer::new(&policy);
         let req = if websocket { Request::websocket(&url) } else { Request::http("GET", &url) };
         let d = authz.authorize(&req, None);
-        prop_assert_eq!(&d.url, &netgrant_policy::redact::redact_url(&url), "{} -> {}", url, d.code);
+        prop_assert_eq!(&d.url(), &netgrant_policy::redact::redact_url(&url), "{} -> {}", url, d.code);
     }
 }
 
@@ -2208,7 +2208,7 @@ proptest! {
         for req in [Request::websocket(&url), Request::http("GET", &url)] {
             let d = authz.authorize(&req, None);
             for s in &secrets {
-                prop_assert!(!d.url.contains(s.as_str()) && !d.message.contains(s.as_str()),
+                prop_assert!(!d.url().contains(s.as_str()) && !d.message().contains(s.as_str()),
                     "{} leaked in {:?}", s, d);
             }
         }

@@ -104,9 +104,9 @@ fn replay_decides_like_authorize_on_the_table() {
                 "{name} #{i}: {}",
                 cases[i % cases.len()].url
             );
-            assert_eq!(r["url"], d.url.as_str());
-            assert_eq!(r["message"], d.message.as_str());
-            assert_eq!(r["rule"].as_str(), d.rule.as_deref());
+            assert_eq!(r["url"], &*d.url());
+            assert_eq!(r["message"], &*d.message());
+            assert_eq!(r["rule"].as_str(), d.rule());
             assert_eq!(r["addresses_checked"], d.addresses_checked);
             checked += 1;
         }

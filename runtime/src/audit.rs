@@ -178,10 +178,10 @@ impl Audit {
         let verdict = if d.is_allowed() { "allow" } else { "deny" };
         if d.is_allowed() {
             tracing::info!(target: "netgrant", plugin = %self.plugin, id, capability = %req.capability,
-                url = %d.url, rule = d.rule.as_deref().unwrap_or(""), "allowed");
+                url = %d.url(), rule = d.rule().unwrap_or(""), "allowed");
         } else {
             tracing::warn!(target: "netgrant", plugin = %self.plugin, id, capability = %req.capability,
-                url = %d.url, code = d.code.as_str(), "denied");
+                url = %d.url(), code = d.code.as_str(), "denied");
         }
         let Some(sink) = &self.sink else { return };
         let mut header_names: Vec<String> = req.headers.iter().map(|(k, _)| k.clone()).collect();
@@ -192,14 +192,14 @@ impl Audit {
             plugin: self.plugin.to_string(),
             id: id.to_owned(),
             capability: req.capability,
-            url: d.url.clone(),
+            url: d.url().into_owned(),
             method: req.method.map(str::to_owned),
             header_names,
             subprotocols: req.subprotocols.to_vec(),
             resolved: answers.map(|a| a.iter().map(IpAddr::to_string).collect()),
             decision: verdict.to_owned(),
             code: d.code.as_str().to_owned(),
-            rule: d.rule.clone(),
+            rule: d.rule().map(str::to_owned),
             digest: self.digest.to_string(),
             credentials: {
                 let mut c = req.credentials.to_vec();

@@ -89,7 +89,7 @@ impl HostError {
         let code = d.deny_code().unwrap_or(DenyCode::NotRequested);
         HostError {
             kind: ErrorKind::Denied(code),
-            message: bound(&format!("{} ({})", d.message, d.url)),
+            message: bound(&format!("{} ({})", d.message(), d.url())),
             decision: Some(d),
         }
     }

@@ -11,8 +11,8 @@ const SECRETS: &[&str] = &["pw", "hunter2", "secret", "s3cr3t"];
 fn assert_redacted(what: &str, e: &HostError) {
     let mut texts = vec![e.to_string(), e.message.clone(), format!("{e:?}")];
     if let Some(d) = &e.decision {
-        texts.push(d.url.clone());
-        texts.push(d.message.clone());
+        texts.push(d.url().into_owned());
+        texts.push(d.message().into_owned());
         texts.push(format!("{d:?}"));
     }
     for t in &texts {

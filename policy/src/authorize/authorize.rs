@@ -15,12 +15,13 @@ use crate::address::{self, AddressClass};
 use crate::capability::{Capability, Scheme};
 use crate::compiled::{CompiledPolicy, PolicyEntry};
 use crate::credential::BoundCredential;
-use crate::decision::{Decision, DenyCode};
+use crate::decision::{Decision, DenyCode, RuleId, ShownUrl};
 use crate::ir::Status;
 use crate::path;
 use crate::permission::{Method, Permission};
 use crate::redact;
 use crate::target::{HostPattern, UrlHost, UrlHostRef, MAX_URL_BYTES};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -97,7 +98,8 @@ pub const LOCALHOST_ADDRS: [IpAddr; 2] = [
 
 #[derive(Clone, Debug)]
 struct Rule {
-    id: String,
+    /// Shared with every decision that names the rule.
+    id: RuleId,
     permission: Permission,
     /// `permission.headers` as a list, for `check_headers` (built once here,
     /// not on every call).
@@ -110,7 +112,7 @@ struct Rule {
 }
 
 impl Rule {
-    fn new(id: String, permission: Permission) -> Rule {
+    fn new(id: RuleId, permission: Permission) -> Rule {
         let declared_headers = permission.headers.iter().cloned().collect();
         Rule {
             id,
@@ -123,7 +125,7 @@ impl Rule {
 
     /// A granted rule, with its entry's credentials.
     fn granted(e: &PolicyEntry) -> Rule {
-        let mut r = Rule::new(e.id.clone(), e.permission.clone());
+        let mut r = Rule::new(RuleId::from(e.id.as_str()), e.permission.clone());
         r.credential_headers = e
             .declared_credentials()
             .filter_map(|c| c.placement.header().map(str::to_string))
@@ -144,15 +146,52 @@ impl Rule {
 /// crafted policy can do is slow down its own plugin's lookups.
 pub(crate) type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
 
+/// The rules under one host key: the granted ones, and the requested
+/// targets (read only on a miss, to tell `not_granted` from
+/// `not_requested`). One index holds both, so a miss hashes the host once.
+#[derive(Default, Debug)]
+struct Slot {
+    granted: Vec<u32>,
+    requested: Vec<u32>,
+}
+
 #[derive(Default, Debug)]
 struct Index {
-    exact: FastMap<String, Vec<u32>>,
-    ips: FastMap<IpAddr, Vec<u32>>,
-    wildcard: FastMap<String, Vec<u32>>,
+    exact: FastMap<String, Slot>,
+    ips: FastMap<IpAddr, Slot>,
+    wildcard: FastMap<String, Slot>,
     /// Bit `n` is set when some wildcard suffix has `n` labels (bit 63: 63
     /// or more), so lookups skip suffixes no wildcard can match.
     wildcard_labels: u64,
-    any: Vec<u32>,
+    any: Slot,
+}
+
+/// The slots one lookup reached, in visiting order, kept for the
+/// requested pass; inline, since a host reaches few (exact, a wildcard or
+/// two, any). `None` after an overflow: then the lookup is walked again.
+struct Reached<'a> {
+    len: usize,
+    slots: [Option<&'a Slot>; 6],
+}
+
+impl<'a> Reached<'a> {
+    fn new() -> Self {
+        Reached {
+            len: 0,
+            slots: [None; 6],
+        }
+    }
+
+    fn push(&mut self, slot: &'a Slot) {
+        if self.len < self.slots.len() {
+            self.slots[self.len] = Some(slot);
+        }
+        self.len += 1;
+    }
+
+    fn get(&self) -> Option<impl Iterator<Item = &'a Slot> + '_> {
+        (self.len <= self.slots.len()).then(|| self.slots[..self.len].iter().flatten().copied())
+    }
 }
 
 /// The bit of [`Index::wildcard_labels`] for a suffix of `labels` labels.
@@ -161,31 +200,36 @@ fn label_bit(labels: usize) -> u64 {
 }
 
 impl Index {
-    fn insert(&mut self, host: &HostPattern, i: u32) {
-        match host {
-            HostPattern::Any => self.any.push(i),
-            HostPattern::Domain(d) => self.exact.entry(d.clone()).or_default().push(i),
+    fn insert(&mut self, host: &HostPattern, i: u32, granted: bool) {
+        let slot = match host {
+            HostPattern::Any => &mut self.any,
+            HostPattern::Domain(d) => self.exact.entry(d.clone()).or_default(),
             HostPattern::Wildcard(s) => {
                 self.wildcard_labels |= label_bit(s.split('.').count());
-                self.wildcard.entry(s.clone()).or_default().push(i)
+                self.wildcard.entry(s.clone()).or_default()
             }
-            HostPattern::Ip(ip) => self.ips.entry(*ip).or_default().push(i),
+            HostPattern::Ip(ip) => self.ips.entry(*ip).or_default(),
+        };
+        if granted {
+            slot.granted.push(i);
+        } else {
+            slot.requested.push(i);
         }
     }
 
-    /// Visits the rules whose host pattern matches `host`: exact, then
+    /// Visits the slots whose host pattern matches `host`: exact, then
     /// wildcards from the longest suffix, then any-host (no allocation).
-    fn candidates(&self, host: &UrlHostRef<'_>, mut visit: impl FnMut(u32)) {
+    fn candidates<'a>(&'a self, host: &UrlHostRef<'_>, mut visit: impl FnMut(&'a Slot)) {
         match host {
             UrlHostRef::Ip(ip) => {
                 if let Some(v) = self.ips.get(ip) {
-                    v.iter().for_each(|&i| visit(i));
+                    visit(v);
                 }
             }
             UrlHostRef::Domain(d) => {
                 let d: &str = d;
                 if let Some(v) = self.exact.get(d) {
-                    v.iter().for_each(|&i| visit(i));
+                    visit(v);
                 }
                 if !self.wildcard.is_empty() {
                     // Only hash the suffixes whose label count some wildcard has.
@@ -199,13 +243,13 @@ impl Index {
                         }
                         let suffix = &d[d.len() - rest.len()..];
                         if let Some(v) = self.wildcard.get(suffix) {
-                            v.iter().for_each(|&i| visit(i));
+                            visit(v);
                         }
                     }
                 }
             }
         }
-        self.any.iter().for_each(|&i| visit(i));
+        visit(&self.any);
     }
 }
 
@@ -217,8 +261,8 @@ pub struct Authorizer {
     /// The plugin the policy is for (audit records name it).
     plugin: String,
     rules: Vec<Rule>,
-    granted: [Index; 2],
-    requested: [Index; 2],
+    /// Granted rules and requested targets, by capability.
+    index: [Index; 2],
 }
 
 fn cap_idx(c: Capability) -> usize {
@@ -235,22 +279,21 @@ impl Authorizer {
             digest: policy.digest.clone(),
             plugin: policy.plugin.name.clone(),
             rules: Vec::new(),
-            granted: Default::default(),
-            requested: Default::default(),
+            index: Default::default(),
         };
         let mut requested_seen = std::collections::HashSet::new();
         for e in policy.entries() {
             if e.status == Status::Granted {
                 let i = a.rules.len() as u32;
-                a.granted[cap_idx(e.capability())].insert(&e.permission.target.host, i);
+                a.index[cap_idx(e.capability())].insert(&e.permission.target.host, i, true);
                 a.rules.push(Rule::granted(e));
             }
             let req = &e.requested;
             let id = format!("{}:{}", req.capability, req.target);
             if requested_seen.insert(id.clone()) {
                 let i = a.rules.len() as u32;
-                a.requested[cap_idx(req.capability)].insert(&req.target.host, i);
-                a.rules.push(Rule::new(id, req.clone()));
+                a.index[cap_idx(req.capability)].insert(&req.target.host, i, false);
+                a.rules.push(Rule::new(RuleId::from(id), req.clone()));
             }
         }
         a
@@ -270,10 +313,12 @@ impl Authorizer {
     /// localhost names are classified here too (their addresses are known).
     pub fn prepare(&self, req: &Request<'_>) -> Result<Prepared<'_>, Decision> {
         let m = self.decide(req)?;
+        // The runtime shows this URL in logs and errors many times: written once.
+        let shown = redact::redact_parsed(&m.url).into_owned();
         let host = match UrlHostRef::from_url(&m.url) {
             Some(h) => h.to_owned(),
-            // `decide` read the same host from the same URL.
-            None => return Err(no_host(m.shown)),
+            // `check` read the same host from the same URL.
+            None => return Err(no_host().with_url(ShownUrl::Text(shown))),
         };
         let destination = match &host {
             UrlHost::Ip(ip) => Destination::Ip(*ip),
@@ -284,7 +329,7 @@ impl Authorizer {
             authorizer: self,
             credentials: req.credentials.to_vec(),
             url: m.url,
-            shown: m.shown,
+            shown,
             host,
             port: m.port,
             destination,
@@ -293,31 +338,22 @@ impl Authorizer {
     }
 
     /// Every check of [`Authorizer::prepare`], without building the owned
-    /// host and destination (what [`Authorizer::authorize`] does not need).
+    /// host and destination.
     fn decide(&self, req: &Request<'_>) -> Result<Decided, Decision> {
-        let deny = |code: DenyCode, url: String, msg: String| Decision::deny(code, url, None, msg);
-        // 1. parse
-        if req.url.len() > MAX_URL_BYTES {
-            return Err(deny(
-                DenyCode::InvalidUrl,
-                redact::redact_url(req.url),
-                format!(
-                    "URL is {} bytes long; the limit is {MAX_URL_BYTES}",
-                    req.url.len()
-                ),
-            ));
+        let url = parse_url(req).map_err(|d| *d)?;
+        // The match borrows the URL; keep only what does not, then move it.
+        let checked = self.check(req, &url).map(|m| (m.port, m.rules));
+        match checked {
+            Ok((port, rules)) => Ok(Decided { url, port, rules }),
+            Err(d) => Err(d.with_url(ShownUrl::Parsed(url))),
         }
-        let url = match url::Url::parse(req.url) {
-            Ok(u) => u,
-            Err(e) => {
-                return Err(deny(
-                    DenyCode::InvalidUrl,
-                    redact::redact_url(req.url),
-                    format!("URL does not parse: {e}"),
-                ))
-            }
-        };
-        let shown = shown_url(&url);
+    }
+
+    /// Every check after the parse, up to and including matching, on the
+    /// parsed URL. A denial comes back without its URL: the caller attaches
+    /// the parsed URL it owns, which is redacted only if the URL is read.
+    fn check<'u>(&self, req: &Request<'_>, url: &'u url::Url) -> Result<Matched<'u>, Decision> {
+        let deny = |code: DenyCode, msg: Cow<'static, str>| Decision::denied(code, None, msg);
         // `url` lowercases schemes: match them without `Scheme::parse`'s copy.
         let scheme = match url.scheme() {
             "http" => Some(Scheme::Http),
@@ -329,53 +365,53 @@ impl Authorizer {
         let Some(scheme) = scheme else {
             return Err(deny(
                 DenyCode::InvalidUrl,
-                shown,
                 format!(
                     "scheme `{}` is not http, https, ws or wss",
                     redact::escape_terminal(url.scheme())
-                ),
+                )
+                .into(),
             ));
         };
-        let Some(host) = UrlHostRef::from_url(&url) else {
-            return Err(no_host(shown));
+        let Some(host) = UrlHostRef::from_url(url) else {
+            return Err(no_host());
         };
         // 2. capability
         if scheme.capability() != req.capability {
             return Err(deny(
                 DenyCode::WrongCapability,
-                shown,
                 format!(
                     "a {} URL cannot be used through {}; use {}",
                     scheme,
                     req.capability.table(),
                     scheme.capability().table()
-                ),
+                )
+                .into(),
             ));
         }
         if req.capability == Capability::Request {
             if let Some(h) = crate::headers::is_streaming_request(req.headers) {
                 return Err(deny(
                     DenyCode::WrongCapability,
-                    shown,
                     format!(
                         "header `{}` asks for a websocket or streaming response; host_api.request is one-shot, use host_api.websocket",
                         redact::escape_terminal(&h)
-                    ),
+                    ).into(),
                 ));
             }
             if !req.subprotocols.is_empty() {
                 return Err(deny(
                     DenyCode::WrongCapability,
-                    shown,
                     "subprotocols belong to host_api.websocket".into(),
                 ));
             }
         }
-        // 3. userinfo
-        if !url.username().is_empty() || url.password().is_some() || raw_userinfo(req.url) {
+        // 3. userinfo. WHATWG takes userinfo only from an `@` in the input,
+        // so a URL without one (almost all) skips the three checks.
+        if req.url.as_bytes().contains(&b'@')
+            && (!url.username().is_empty() || url.password().is_some() || raw_userinfo(req.url))
+        {
             return Err(deny(
                 DenyCode::CredentialsInUrl,
-                shown,
                 "URL carries userinfo (credentials); plugins cannot send credentials".into(),
             ));
         }
@@ -383,28 +419,30 @@ impl Authorizer {
         if req.capability == Capability::Websocket && url.fragment().is_some() {
             return Err(deny(
                 DenyCode::FragmentNotAllowed,
-                shown,
                 "a websocket URL cannot carry a #fragment".into(),
             ));
         }
-        // 5. headers, independent of the target (declared-ness is checked per rule)
-        let custom: Vec<String> = req
-            .headers
-            .iter()
-            .map(|(k, _)| k.to_ascii_lowercase())
-            .collect();
-        if let Err(v) = crate::headers::check_headers(req.capability, req.headers, &custom) {
-            return Err(deny(v.code, shown, v.message));
+        // 5. headers, independent of the target (declared-ness is checked
+        // per rule). Every header check passes when there are none.
+        if !req.headers.is_empty() {
+            let custom: Vec<String> = req
+                .headers
+                .iter()
+                .map(|(k, _)| k.to_ascii_lowercase())
+                .collect();
+            if let Err(v) = crate::headers::check_headers(req.capability, req.headers, &custom) {
+                return Err(deny(v.code, v.message.into()));
+            }
         }
         for p in req.subprotocols {
             if !crate::headers::is_token(p) {
                 return Err(deny(
                     DenyCode::ForbiddenHeader,
-                    shown,
                     format!(
                         "subprotocol `{}` is not a token",
                         redact::escape_terminal(p)
-                    ),
+                    )
+                    .into(),
                 ));
             }
         }
@@ -415,8 +453,7 @@ impl Authorizer {
             Err(e) => {
                 return Err(deny(
                     DenyCode::AmbiguousPath,
-                    shown,
-                    format!("path is ambiguous: {e}"),
+                    format!("path is ambiguous: {e}").into(),
                 ))
             }
         };
@@ -436,54 +473,68 @@ impl Authorizer {
             |prefix: &str| readings.as_ref().is_some_and(|r| r.ambiguous_for(prefix));
         let mut matched = RuleIds::default();
         let mut ambiguous = false;
-        self.granted[ci].candidates(&host, |i| {
-            let t = &self.rules[i as usize].permission.target;
-            if t.scheme != scheme || !t.port.matches(port) {
-                return;
-            }
-            if all_inside(&t.path) {
-                matched.push(i);
-            } else if ambiguous_for(&t.path) {
-                ambiguous = true;
+        let mut reached = Reached::new();
+        self.index[ci].candidates(&host, |slot| {
+            reached.push(slot);
+            for &i in &slot.granted {
+                let t = &self.rules[i as usize].permission.target;
+                if t.scheme != scheme || !t.port.matches(port) {
+                    continue;
+                }
+                if all_inside(&t.path) {
+                    matched.push(i);
+                } else if ambiguous_for(&t.path) {
+                    ambiguous = true;
+                }
             }
         });
         if matched.is_empty() {
             let mut requested_match = None;
-            self.requested[ci].candidates(&host, |i| {
-                let t = &self.rules[i as usize].permission.target;
-                if t.scheme != scheme || !t.port.matches(port) {
-                    return;
+            let mut visit = |slot: &Slot| {
+                for &i in &slot.requested {
+                    let t = &self.rules[i as usize].permission.target;
+                    if t.scheme != scheme || !t.port.matches(port) {
+                        continue;
+                    }
+                    if all_inside(&t.path) {
+                        requested_match.get_or_insert(i);
+                    } else if ambiguous_for(&t.path) {
+                        ambiguous = true;
+                    }
                 }
-                if all_inside(&t.path) {
-                    requested_match.get_or_insert(i);
-                } else if ambiguous_for(&t.path) {
-                    ambiguous = true;
-                }
-            });
+            };
+            // The same slots in the same order, without hashing the host again.
+            match reached.get() {
+                Some(slots) => slots.for_each(&mut visit),
+                None => self.index[ci].candidates(&host, &mut visit),
+            }
             if ambiguous {
                 return Err(deny(
                     DenyCode::AmbiguousPath,
-                    shown,
                     "path is inside the target's prefix only under some server readings (encoded separators, dot segments, ;params, %uXXXX escapes or Unicode look-alikes)".into(),
                 ));
             }
             return Err(match requested_match {
-                Some(i) => Decision::deny(
+                Some(i) => Decision::denied(
                     DenyCode::NotGranted,
-                    shown,
                     Some(self.rules[i as usize].id.clone()),
                     format!(
                         "`{}` is requested but not granted",
                         self.rules[i as usize].permission.target
                     ),
                 ),
+                // The most common denial: its sentence is a constant.
                 None => deny(
                     DenyCode::NotRequested,
-                    shown,
-                    format!(
-                        "no {} target requested by the plugin covers this URL",
-                        req.capability.table()
-                    ),
+                    match req.capability {
+                        Capability::Request => {
+                            "no host_api.request target requested by the plugin covers this URL"
+                        }
+                        Capability::Websocket => {
+                            "no host_api.websocket target requested by the plugin covers this URL"
+                        }
+                    }
+                    .into(),
                 ),
             });
         }
@@ -504,7 +555,7 @@ impl Authorizer {
             if let Some(f) = RuleFailure::first(rule, req, method) {
                 first_failure.get_or_insert_with(|| {
                     let (code, message) = f.describe(rule);
-                    Decision::deny(code, shown.clone(), Some(rule.id.clone()), message)
+                    Decision::denied(code, Some(rule.id.clone()), message)
                 });
                 continue;
             }
@@ -515,9 +566,8 @@ impl Authorizer {
             return Err(first_failure.expect("a matched rule failed a check"));
         }
         matched.truncate(passing);
-        Ok(Decided {
-            url,
-            shown,
+        Ok(Matched {
+            host,
             port,
             rules: matched,
         })
@@ -528,33 +578,36 @@ impl Authorizer {
     /// the given DNS answers (empty means the name did not resolve).
     pub fn authorize(&self, req: &Request<'_>, answers: Option<&[IpAddr]>) -> Decision {
         // What `prepare` + `Prepared` do, borrowing the host from the URL and
-        // moving the redacted URL into the decision: no owned host, no
-        // destination, no copies on the allow path.
-        let m = match self.decide(req) {
-            Err(d) => return d,
-            Ok(m) => m,
+        // moving the parsed URL into the decision: no owned host, no
+        // destination, no strings on the allow path.
+        let url = match parse_url(req) {
+            Ok(u) => u,
+            Err(d) => return *d,
         };
-        let Some(host) = UrlHostRef::from_url(&m.url) else {
-            return no_host(m.shown);
+        let d = match self.check(req, &url) {
+            Err(d) => d,
+            Ok(m) => {
+                let ip = match &m.host {
+                    UrlHostRef::Ip(ip) => Some(*ip),
+                    UrlHostRef::Domain(_) => None,
+                };
+                let localhost =
+                    matches!(&m.host, UrlHostRef::Domain(d) if crate::target::is_localhost_name(d));
+                let checks = AddressChecks {
+                    authorizer: self,
+                    host: m.host,
+                    port: m.port,
+                    rules: m.rules.as_slice(),
+                };
+                match (ip, answers) {
+                    (Some(ip), _) => checks.check(&[ip]),
+                    (None, _) if localhost => checks.check(&LOCALHOST_ADDRS),
+                    (None, None) => checks.allow_unresolved(),
+                    (None, Some(a)) => checks.check(a),
+                }
+            }
         };
-        let ip = match &host {
-            UrlHostRef::Ip(ip) => Some(*ip),
-            UrlHostRef::Domain(_) => None,
-        };
-        let localhost =
-            matches!(&host, UrlHostRef::Domain(d) if crate::target::is_localhost_name(d));
-        let checks = AddressChecks {
-            authorizer: self,
-            host,
-            port: m.port,
-            rules: m.rules.as_slice(),
-        };
-        match (ip, answers) {
-            (Some(ip), _) => checks.check(m.shown, &[ip]),
-            (None, _) if localhost => checks.check(m.shown, &LOCALHOST_ADDRS),
-            (None, None) => checks.allow_unresolved(m.shown),
-            (None, Some(a)) => checks.check(m.shown, a),
-        }
+        d.with_url(ShownUrl::Parsed(url))
     }
 
     /// Number of indexed rules (granted and requested).
@@ -611,7 +664,9 @@ impl Prepared<'_> {
 
     /// Allows without address checks: a domain authorized on the URL alone.
     pub fn allow_unresolved(&self) -> Decision {
-        self.checks().allow_unresolved(self.shown.clone())
+        self.checks()
+            .allow_unresolved()
+            .with_url(ShownUrl::Text(self.shown.clone()))
     }
 
     fn checks(&self) -> AddressChecks<'_> {
@@ -633,13 +688,13 @@ impl Prepared<'_> {
         }
         // The rule that allowed (the decision names it) binds every
         // requested credential: each passing rule does.
-        let credentials = match (&decision.rule, self.credentials.is_empty()) {
+        let credentials = match (decision.rule(), self.credentials.is_empty()) {
             (Some(id), false) => self
                 .rules
                 .as_slice()
                 .iter()
                 .map(|&i| &self.authorizer.rules[i as usize])
-                .find(|r| &r.id == id)
+                .find(|r| &*r.id == id)
                 .map(|r| {
                     r.credentials
                         .iter()
@@ -653,12 +708,14 @@ impl Prepared<'_> {
         let Prepared {
             authorizer,
             url,
+            shown,
             host,
             port,
             ..
         } = self;
         Ok(Authorized {
             decision,
+            shown,
             url,
             host,
             port,
@@ -671,17 +728,50 @@ impl Prepared<'_> {
     /// On allow, the decision carries the checked socket addresses, in the
     /// order given, which the caller must connect to (never re-resolve).
     pub fn check_addresses(&self, answers: &[IpAddr]) -> Decision {
-        self.checks().check(self.shown.clone(), answers)
+        self.checks()
+            .check(answers)
+            .with_url(ShownUrl::Text(self.shown.clone()))
     }
 }
 
-/// What `prepare` decided from the URL: the parsed URL, the redacted URL,
-/// the port and the matching rules (most specific first).
+/// What `prepare` decided from the URL: the parsed URL, the port and the
+/// matching rules (most specific first).
 struct Decided {
     url: url::Url,
-    shown: String,
     port: u16,
     rules: RuleIds,
+}
+
+/// What `check` matched: the host (borrowed from the URL), the port and
+/// the matching rules (most specific first).
+struct Matched<'u> {
+    host: UrlHostRef<'u>,
+    port: u16,
+    rules: RuleIds,
+}
+
+/// Check 1: the URL parses and is not too long. A URL that does not parse
+/// is redacted as text, at once (rare, and there is no parse to keep).
+fn parse_url(req: &Request<'_>) -> Result<url::Url, Box<Decision>> {
+    // The error is built out of line and boxed: a `Result` as large as a
+    // `Decision` would be copied around on every allow.
+    #[cold]
+    fn deny(req: &Request<'_>, msg: String) -> Box<Decision> {
+        Box::new(
+            Decision::denied(DenyCode::InvalidUrl, None, msg)
+                .with_url(ShownUrl::Text(redact::redact_url(req.url))),
+        )
+    }
+    if req.url.len() > MAX_URL_BYTES {
+        return Err(deny(
+            req,
+            format!(
+                "URL is {} bytes long; the limit is {MAX_URL_BYTES}",
+                req.url.len()
+            ),
+        ));
+    }
+    url::Url::parse(req.url).map_err(|e| deny(req, format!("URL does not parse: {e}")))
 }
 
 /// Why a matched rule does not allow a request: the per-rule checks in
@@ -703,7 +793,9 @@ enum RuleFailure<'a> {
 impl<'a> RuleFailure<'a> {
     /// The first check `rule` fails for `req`, if any.
     fn first(rule: &Rule, req: &'a Request<'a>, method: Option<&'a str>) -> Option<Self> {
-        if let Err(v) =
+        if req.headers.is_empty() {
+            // Neither header check below can fail without headers.
+        } else if let Err(v) =
             crate::headers::check_headers(req.capability, req.headers, &rule.declared_headers)
         {
             return Some(RuleFailure::Headers(v));
@@ -783,22 +875,9 @@ fn shorten(s: &str) -> String {
     }
 }
 
-/// `URL has no valid host`.
-fn no_host(shown: String) -> Decision {
-    Decision::deny(
-        DenyCode::InvalidUrl,
-        shown,
-        None,
-        "URL has no valid host".into(),
-    )
-}
-
-/// A string of the given parts, allocated once at its exact length (a
-/// `format!` guesses a capacity and may grow it).
-fn concat(parts: &[&str]) -> String {
-    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-    parts.iter().for_each(|p| s.push_str(p));
-    s
+/// `URL has no valid host` (the caller attaches the URL).
+fn no_host() -> Decision {
+    Decision::denied(DenyCode::InvalidUrl, None, "URL has no valid host")
 }
 
 /// The address checks after matching, shared by [`Prepared`] and
@@ -816,30 +895,19 @@ impl AddressChecks<'_> {
         &self.authorizer.rules[i as usize]
     }
 
-    /// A domain authorized on the URL alone.
-    fn allow_unresolved(&self, shown: String) -> Decision {
-        let id = &self.rule(self.rules[0]).id;
-        Decision::allow(
-            shown,
-            id.clone(),
-            Vec::new(),
-            false,
-            concat(&[
-                "allowed by `",
-                id,
-                "` (addresses not checked: no DNS answers given)",
-            ]),
-        )
+    /// A domain authorized on the URL alone. The caller attaches the URL
+    /// (here and in [`AddressChecks::check`]).
+    fn allow_unresolved(&self) -> Decision {
+        Decision::allowed(self.rule(self.rules[0]).id.clone(), Vec::new(), false)
     }
 
     /// See [`Prepared::check_addresses`].
-    fn check(&self, shown: String, answers: &[IpAddr]) -> Decision {
+    fn check(&self, answers: &[IpAddr]) -> Decision {
         // Only denials name the first rule; an allow names the one that allowed.
         let rule0 = || Some(self.rule(self.rules[0]).id.clone());
         if answers.is_empty() {
-            return Decision::deny(
+            return Decision::denied(
                 DenyCode::ResolutionFailed,
-                shown,
                 rule0(),
                 format!("`{}` resolved to no address", self.host),
             );
@@ -855,9 +923,8 @@ impl AddressChecks<'_> {
             .map(|(raw, c)| (raw, address::classify(c.ip())))
             .find(|(_, c)| c.class == AddressClass::Never)
         {
-            return Decision::deny(
+            return Decision::denied(
                 DenyCode::ForbiddenAddress,
-                shown,
                 rule0(),
                 format!(
                     "address {raw} is {} and is never reachable",
@@ -872,13 +939,7 @@ impl AddressChecks<'_> {
                 .iter()
                 .all(|a| rule.permission.covers_address(a.ip()))
             {
-                return Decision::allow(
-                    shown,
-                    rule.id.clone(),
-                    addresses,
-                    true,
-                    concat(&["allowed by `", &rule.id, "`"]),
-                );
+                return Decision::allowed(rule.id.clone(), addresses, true);
             }
         }
         let rule = self.rule(self.rules[0]);
@@ -888,9 +949,8 @@ impl AddressChecks<'_> {
             .find(|(_, c)| !rule.permission.covers_address(c.ip()))
             .map(|(raw, c)| (raw, address::classify(c.ip())))
             .unwrap_or((&answers[0], address::classify(addresses[0].ip())));
-        Decision::deny(
+        Decision::denied(
             DenyCode::NonPublicAddress,
-            shown,
             rule0(),
             format!(
                 "address {raw} is {} ({}) and `{}` does not cover it",
@@ -972,6 +1032,8 @@ impl RuleIds {
 #[derive(Clone, Debug)]
 pub struct Authorized {
     decision: Decision,
+    /// The redacted URL, written once (the runtime shows it many times).
+    shown: String,
     url: url::Url,
     host: UrlHost,
     port: u16,
@@ -1053,7 +1115,7 @@ impl Authorized {
 
     /// The id of the rule that allowed it.
     pub fn rule(&self) -> &str {
-        self.decision.rule.as_deref().unwrap_or_default()
+        self.decision.rule().unwrap_or_default()
     }
 
     /// The `digest` of the policy that allowed it (for audit records).
@@ -1063,53 +1125,8 @@ impl Authorized {
 
     /// The redacted URL, safe to log.
     pub fn redacted_url(&self) -> &str {
-        &self.decision.url
+        &self.shown
     }
-}
-
-/// The URL as shown in decisions: what [`redact::redact`] returns, without
-/// its copy and re-serialization of the URL in the common case — no
-/// userinfo, and a serialization (ASCII, no controls) short enough not to be
-/// cut. Then only query values and the fragment are hidden, by the same rules
-/// (`key=value` → `key=…`, `#fragment` → `#…`); debug builds check the
-/// result against [`redact::redact`] on every call.
-fn shown_url(url: &url::Url) -> String {
-    let s = url.as_str();
-    let simple = url.username().is_empty()
-        && url.password().is_none()
-        && s.len() + 16 <= redact::MAX_REDACTED_LEN
-        && s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control());
-    if !simple {
-        return redact::redact(url);
-    }
-    let shown = match (url.query(), url.fragment()) {
-        (None, None) => s.to_owned(),
-        (query, fragment) => {
-            let mut out = String::with_capacity(s.len() + 8);
-            out.push_str(&url[..url::Position::AfterPath]);
-            if let Some(query) = query {
-                out.push('?');
-                for (i, part) in query.split('&').enumerate() {
-                    if i > 0 {
-                        out.push('&');
-                    }
-                    match part.split_once('=') {
-                        Some((key, value)) if !value.is_empty() => {
-                            out.push_str(key);
-                            out.push_str("=…");
-                        }
-                        _ => out.push_str(part),
-                    }
-                }
-            }
-            if let Some(fragment) = fragment {
-                out.push_str(if fragment.is_empty() { "#" } else { "#…" });
-            }
-            out
-        }
-    };
-    debug_assert_eq!(shown, redact::redact(url));
-    shown
 }
 
 /// Whether the URL as written has an `@` in its authority. The `url` crate

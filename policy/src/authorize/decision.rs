@@ -4,8 +4,10 @@
 //! docs all read them from [`DenyCode`].
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 macro_rules! deny_codes {
     ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal, $summary:literal; )*) => {
@@ -182,24 +184,60 @@ impl<'de> Deserialize<'de> for DecisionCode {
     }
 }
 
+/// The id of a permission entry as the authorizer holds it (`capability:target`).
+/// Shared: a decision names its rule by a reference count, not a copy.
+pub type RuleId = Arc<str>;
+
+/// A decision's message: written out, or the allow sentence, which is built
+/// from the rule id only when asked for (most allows are never printed).
+#[derive(Clone)]
+enum Message {
+    /// The sentence itself.
+    Text(Cow<'static, str>),
+    /// ``allowed by `RULE` ``.
+    Allowed,
+    /// ``allowed by `RULE` (addresses not checked: no DNS answers given)``.
+    AllowedUnresolved,
+}
+
+/// A decision's URL: already redacted, or the parsed URL, redacted when
+/// asked for ([`crate::redact::redact_parsed`]; usually a borrow).
+#[derive(Clone)]
+pub(crate) enum ShownUrl {
+    /// Redacted text.
+    Text(String),
+    /// The URL the decision was made on.
+    Parsed(url::Url),
+}
+
+impl ShownUrl {
+    fn get(&self) -> Cow<'_, str> {
+        match self {
+            ShownUrl::Text(s) => Cow::Borrowed(s),
+            ShownUrl::Parsed(u) => crate::redact::redact_parsed(u),
+        }
+    }
+}
+
 /// The outcome of one authorization.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+///
+/// The redacted URL, the message and the rule id are read through
+/// [`Decision::url`], [`Decision::message`] and [`Decision::rule`]: the
+/// authorizer keeps the parsed URL and the shared rule id and writes the
+/// strings only when they are read, so an allow allocates nothing beyond the
+/// URL parse. Serialized (JSON) as the fields `decision`, `code`, `message`,
+/// `url`, `rule` (when set), `addresses` (when any), `addresses_checked`.
+#[derive(Clone)]
 pub struct Decision {
     /// `allow` or `deny`.
     pub decision: Verdict,
     /// `allowed` on allow, else the deny code (serialized as its name).
     pub code: DecisionCode,
-    /// A human sentence. Contains only redacted URLs.
-    pub message: String,
-    /// The URL, redacted (userinfo dropped, query values `…`).
-    pub url: String,
-    /// The id of the permission entry that matched (on allow, and on denials
-    /// decided after matching).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
+    message: Message,
+    url: ShownUrl,
+    rule: Option<RuleId>,
     /// On allow: the checked socket addresses the caller must connect to (never
     /// re-resolve). Empty when the decision was made on the URL alone.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<SocketAddr>,
     /// Whether addresses were checked (IP literal, localhost, or DNS answers
     /// given); `false` when a domain was authorized on the URL alone.
@@ -210,7 +248,7 @@ impl Decision {
     /// An allow decision.
     pub fn allow(
         url: String,
-        rule: String,
+        rule: impl Into<RuleId>,
         addresses: Vec<SocketAddr>,
         addresses_checked: bool,
         message: String,
@@ -218,25 +256,91 @@ impl Decision {
         Decision {
             decision: Verdict::Allow,
             code: DecisionCode::Allowed,
-            message,
-            url,
-            rule: Some(rule),
+            message: Message::Text(message.into()),
+            url: ShownUrl::Text(url),
+            rule: Some(rule.into()),
             addresses,
             addresses_checked,
         }
     }
 
     /// A deny decision.
-    pub fn deny(code: DenyCode, url: String, rule: Option<String>, message: String) -> Self {
+    pub fn deny(code: DenyCode, url: String, rule: Option<RuleId>, message: String) -> Self {
+        Decision::denied(code, rule, message).with_url(ShownUrl::Text(url))
+    }
+
+    /// An allow by `rule`, its message built when read; the URL is attached
+    /// with [`Decision::with_url`].
+    pub(crate) fn allowed(
+        rule: RuleId,
+        addresses: Vec<SocketAddr>,
+        addresses_checked: bool,
+    ) -> Self {
+        Decision {
+            decision: Verdict::Allow,
+            code: DecisionCode::Allowed,
+            message: if addresses_checked {
+                Message::Allowed
+            } else {
+                Message::AllowedUnresolved
+            },
+            url: ShownUrl::Text(String::new()),
+            rule: Some(rule),
+            addresses,
+            addresses_checked,
+        }
+    }
+
+    /// A denial; the URL is attached with [`Decision::with_url`] (until then
+    /// it is empty, which allocates nothing).
+    pub(crate) fn denied(
+        code: DenyCode,
+        rule: Option<RuleId>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Decision {
             decision: Verdict::Deny,
             code: DecisionCode::Denied(code),
-            message,
-            url,
+            message: Message::Text(message.into()),
+            url: ShownUrl::Text(String::new()),
             rule,
             addresses: Vec::new(),
             addresses_checked: false,
         }
+    }
+
+    /// The decision about `url`.
+    pub(crate) fn with_url(mut self, url: ShownUrl) -> Self {
+        self.url = url;
+        self
+    }
+
+    /// A human sentence. Contains only redacted URLs.
+    pub fn message(&self) -> Cow<'_, str> {
+        let (rule, tail) = match &self.message {
+            Message::Text(s) => return Cow::Borrowed(s),
+            Message::Allowed => (self.rule().unwrap_or_default(), "`"),
+            Message::AllowedUnresolved => (
+                self.rule().unwrap_or_default(),
+                "` (addresses not checked: no DNS answers given)",
+            ),
+        };
+        let mut s = String::with_capacity("allowed by `".len() + rule.len() + tail.len());
+        s.push_str("allowed by `");
+        s.push_str(rule);
+        s.push_str(tail);
+        Cow::Owned(s)
+    }
+
+    /// The URL, redacted (userinfo dropped, query values `…`, fragment `#…`).
+    pub fn url(&self) -> Cow<'_, str> {
+        self.url.get()
+    }
+
+    /// The id of the permission entry that matched (on allow, and on denials
+    /// decided after matching).
+    pub fn rule(&self) -> Option<&str> {
+        self.rule.as_deref()
     }
 
     /// `true` on allow.
@@ -250,6 +354,64 @@ impl Decision {
             DecisionCode::Allowed => None,
             DecisionCode::Denied(c) => Some(c),
         }
+    }
+}
+
+/// Compared by what the accessors return, not by how it is stored.
+impl PartialEq for Decision {
+    fn eq(&self, other: &Self) -> bool {
+        self.decision == other.decision
+            && self.code == other.code
+            && self.rule() == other.rule()
+            && self.addresses == other.addresses
+            && self.addresses_checked == other.addresses_checked
+            && self.message() == other.message()
+            && self.url() == other.url()
+    }
+}
+
+impl Eq for Decision {}
+
+/// The fields as the accessors return them (as when they were public).
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("decision", &self.decision)
+            .field("code", &self.code)
+            .field("message", &self.message())
+            .field("url", &self.url())
+            .field("rule", &self.rule())
+            .field("addresses", &self.addresses)
+            .field("addresses_checked", &self.addresses_checked)
+            .finish()
+    }
+}
+
+impl Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The same fields, in the same order, as when they were public.
+        #[derive(Serialize)]
+        struct View<'a> {
+            decision: Verdict,
+            code: DecisionCode,
+            message: Cow<'a, str>,
+            url: Cow<'a, str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            rule: Option<&'a str>,
+            #[serde(skip_serializing_if = "<[SocketAddr]>::is_empty")]
+            addresses: &'a [SocketAddr],
+            addresses_checked: bool,
+        }
+        View {
+            decision: self.decision,
+            code: self.code,
+            message: self.message(),
+            url: self.url(),
+            rule: self.rule(),
+            addresses: &self.addresses,
+            addresses_checked: self.addresses_checked,
+        }
+        .serialize(s)
     }
 }
 

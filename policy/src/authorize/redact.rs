@@ -5,6 +5,7 @@
 //! markdown, GitHub workflow commands), so a manifest can neither leak a
 //! secret into logs nor forge or hide review output.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use url::{Position, Url};
 
@@ -232,6 +233,51 @@ pub fn redact(url: &Url) -> String {
     } else {
         truncate_middle(&format!("{origin}{rest}"), MAX_REDACTED_LEN)
     }
+}
+
+/// [`redact`], without its copy and re-serialization of the URL in the
+/// common case — no userinfo, and a serialization (ASCII, no controls) short
+/// enough not to be cut. Then only query values and the fragment are hidden,
+/// by the same rules (`key=value` → `key=…`, `#fragment` → `#…`), and a URL
+/// with neither is returned borrowed. Debug builds check the result against
+/// [`redact`] on every call.
+pub(crate) fn redact_parsed(url: &Url) -> Cow<'_, str> {
+    let s = url.as_str();
+    let simple = url.username().is_empty()
+        && url.password().is_none()
+        && s.len() + 16 <= MAX_REDACTED_LEN
+        && s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control());
+    if !simple {
+        return Cow::Owned(redact(url));
+    }
+    let shown = match (url.query(), url.fragment()) {
+        (None, None) => Cow::Borrowed(s),
+        (query, fragment) => {
+            let mut out = String::with_capacity(s.len() + 8);
+            out.push_str(&url[..Position::AfterPath]);
+            if let Some(query) = query {
+                out.push('?');
+                for (i, part) in query.split('&').enumerate() {
+                    if i > 0 {
+                        out.push('&');
+                    }
+                    match part.split_once('=') {
+                        Some((key, value)) if !value.is_empty() => {
+                            out.push_str(key);
+                            out.push_str("=…");
+                        }
+                        _ => out.push_str(part),
+                    }
+                }
+            }
+            if let Some(fragment) = fragment {
+                out.push_str(if fragment.is_empty() { "#" } else { "#…" });
+            }
+            Cow::Owned(out)
+        }
+    };
+    debug_assert_eq!(shown, redact(url));
+    shown
 }
 
 /// Where the authority of a URL with a special scheme (`http`, `https`,

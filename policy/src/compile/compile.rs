@@ -1,6 +1,7 @@
 //! The compiler: manifest + grant → canonical [`Policy`], and the IR loader
 //! that re-validates an IR by compiling it again.
 
+use crate::authorize::FastMap;
 use crate::capability::{Capability, Scheme};
 use crate::compiled::{CompiledPolicy, IgnoredGrant, PolicyEntry};
 use crate::credential::{self, Credential, CredentialPlacement, EntryCredential, SecretRef};
@@ -172,10 +173,6 @@ fn drift_diagnostic(p: &Policy, g: &Grant, drift: &crate::drift::Drift) -> Diagn
     ))
 }
 
-fn key(cap: Capability, t: &Target) -> (Capability, String) {
-    (cap, t.to_string())
-}
-
 fn url_span(o: &Option<document::Origin>) -> Option<Range<usize>> {
     o.as_ref().map(|o| o.url.clone())
 }
@@ -325,9 +322,11 @@ fn containing_paths(inner: &str, mut f: impl FnMut(&str)) {
 /// found by probing the few hosts and path prefixes that can contain it
 /// (bounded by the entry's own length), so compiling — and loading an IR,
 /// which compiles again — is linear in the number of entries instead of
-/// testing every grant entry against every request.
+/// testing every grant entry against every request. Hashed with FxHash, as
+/// the authorizer's index is: the keys are the plugin's own targets (at most
+/// 10,000 per file), so colliding keys could only slow its own compile.
 struct RequestIndex<'a> {
-    hosts: HashMap<HostSlot<'a>, HashMap<&'a str, Vec<usize>>>,
+    hosts: FastMap<HostSlot<'a>, FastMap<&'a str, Vec<usize>>>,
 }
 
 /// Capability, scheme, host and port: what a request must share with a
@@ -336,7 +335,8 @@ type HostSlot<'a> = (Capability, Scheme, HostKey<'a>, PortPattern);
 
 impl<'a> RequestIndex<'a> {
     fn new(requested: &'a [Requested]) -> Self {
-        let mut hosts: HashMap<_, HashMap<&str, Vec<usize>>> = HashMap::new();
+        let mut hosts: FastMap<_, FastMap<&str, Vec<usize>>> =
+            FastMap::with_capacity_and_hasher(requested.len(), Default::default());
         for (i, r) in requested.iter().enumerate() {
             let t = &r.permission.target;
             hosts
@@ -388,7 +388,7 @@ impl<'a> RequestIndex<'a> {
 /// The requests in one host slot that contain `t`, into `out`. (A free
 /// function so the index's key lifetime can shrink to the grant's.)
 fn probe<'k>(
-    hosts: &HashMap<HostSlot<'k>, HashMap<&'k str, Vec<usize>>>,
+    hosts: &FastMap<HostSlot<'k>, FastMap<&'k str, Vec<usize>>>,
     requested: &[Requested],
     slot: HostSlot<'k>,
     t: &Target,
@@ -423,14 +423,22 @@ fn build(
     approved_digest: Option<String>,
 ) -> Built {
     let mut diags = Vec::new();
+    // Every target spelled out once, here: the duplicate checks, the IR
+    // strings and the requested digest all use these.
+    let req_targets: Vec<String> = requested
+        .iter()
+        .map(|r| r.permission.target.to_string())
+        .collect();
+    let grant_targets: Vec<String> = grant_entries.iter().map(|g| g.target.to_string()).collect();
     // Duplicate requests are ambiguous (which reason? which methods?): fatal.
-    let mut req_index: HashMap<(Capability, String), usize> = HashMap::new();
+    let mut req_index: FastMap<(Capability, &str), usize> =
+        FastMap::with_capacity_and_hasher(requested.len(), Default::default());
     for (i, r) in requested.iter().enumerate() {
-        let k = key(r.permission.capability, &r.permission.target);
+        let k = (r.permission.capability, req_targets[i].as_str());
         if let Some(&first) = req_index.get(&k) {
             let d = Diagnostic::new(
                 Code::DuplicateTarget,
-                format!("{} is requested twice in `{}`", quote(&k.1), k.0.table()),
+                format!("{} is requested twice in `{}`", quote(k.1), k.0.table()),
             )
             .with_help("merge the two entries into one (targets are compared after normalization)");
             let d = labelled(d, url_span(&r.origin), "duplicate");
@@ -461,13 +469,14 @@ fn build(
             ));
         }
     }
-    let mut grant_index: HashMap<(Capability, String), usize> = HashMap::new();
+    let mut grant_index: FastMap<(Capability, &str), usize> =
+        FastMap::with_capacity_and_hasher(grant_entries.len(), Default::default());
     for (i, g) in grant_entries.iter().enumerate() {
-        let k = key(g.capability, &g.target);
+        let k = (g.capability, grant_targets[i].as_str());
         if let Some(&first) = grant_index.get(&k) {
             let d = Diagnostic::new(
                 Code::DuplicateGrant,
-                format!("{} is granted twice in `{}`", quote(&k.1), k.0.table()),
+                format!("{} is granted twice in `{}`", quote(k.1), k.0.table()),
             )
             .with_help("merge the two entries into one (targets are compared after normalization)");
             let d = labelled(d, url_span(&g.origin), "duplicate");
@@ -488,10 +497,18 @@ fn build(
     // requests that can contain it, not every request of its capability.
     let index = RequestIndex::new(requested);
     let mut parent_of_some = vec![false; requested.len()];
-    let mut granted: Vec<(Permission, usize, bool, &BTreeMap<String, SecretRef>)> = Vec::new();
+    // (effective permission, parent, approved broad, bindings, grant index)
+    type Granted<'g> = (
+        Permission,
+        usize,
+        bool,
+        &'g BTreeMap<String, SecretRef>,
+        usize,
+    );
+    let mut granted: Vec<Granted<'_>> = Vec::new();
     let mut ignored: Vec<(Ignored, IgnoredGrant)> = Vec::new();
     let mut candidates: Vec<usize> = Vec::new();
-    for g in grant_entries {
+    for (gi, g) in grant_entries.iter().enumerate() {
         // Every containing request is a candidate (docs/spec.md §3.2), most specific
         // first, so an equal-target request is tried first but is not the
         // only one. The order is total (targets are distinct within a
@@ -639,16 +656,19 @@ fn build(
             diags.push((Side::Grant, labelled(d, span, "not needed")));
         }
         parent_of_some[parent] = true;
-        granted.push((eff, parent, g.broad && flags.broad, &g.credentials));
+        granted.push((eff, parent, g.broad && flags.broad, &g.credentials, gi));
     }
 
     // The IR entries and their typed twins are built together, from the same
     // permissions, and sorted together: they cannot disagree.
     let mut entries: Vec<(Entry, PolicyEntry)> = Vec::new();
-    for (eff, parent, approved_broad, bindings) in granted {
+    for (eff, parent, approved_broad, bindings, gi) in granted {
         let p = &requested[parent];
-        let narrows = (p.permission != eff).then(|| narrowed(&p.permission));
+        let narrows =
+            (p.permission != eff).then(|| narrowed(&p.permission, req_targets[parent].clone()));
+        // The effective target is the grant entry's own.
         entries.push(entry(
+            grant_targets[gi].clone(),
             eff,
             p.permission.clone(),
             Status::Granted,
@@ -662,6 +682,7 @@ fn build(
     for (i, r) in requested.iter().enumerate() {
         if !parent_of_some[i] {
             entries.push(entry(
+                req_targets[i].clone(),
                 r.permission.clone(),
                 r.permission.clone(),
                 Status::NotGranted,
@@ -690,7 +711,7 @@ fn build(
     let (entries, typed): (Vec<Entry>, Vec<PolicyEntry>) = entries.into_iter().unzip();
     let (ignored, typed_ignored): (Vec<Ignored>, Vec<IgnoredGrant>) = ignored.into_iter().unzip();
 
-    let requested_digest = requested_digest(&plugin.name, requested);
+    let requested_digest = requested_digest_of(&plugin.name, requested, &req_targets);
     let mut policy = Policy {
         version: ir::IR_VERSION,
         plugin,
@@ -711,9 +732,10 @@ fn strings<T: ToString>(it: impl IntoIterator<Item = T>) -> Vec<String> {
     it.into_iter().map(|x| x.to_string()).collect()
 }
 
-fn narrowed(p: &Permission) -> Narrowed {
+/// `target` is `p.target` spelled out.
+fn narrowed(p: &Permission, target: String) -> Narrowed {
     Narrowed {
-        target: p.target.to_string(),
+        target,
         methods: p.methods.as_ref().map(|m| m.to_strings()),
         headers: strings(&p.headers),
         subprotocols: strings(&p.subprotocols),
@@ -759,7 +781,10 @@ fn wire_credential(c: &EntryCredential) -> ir::Credential {
     }
 }
 
+/// `target` is `p.target` spelled out (the caller has it already).
+#[allow(clippy::too_many_arguments)]
 fn entry(
+    target: String,
     p: Permission,
     requested: Permission,
     status: Status,
@@ -768,14 +793,22 @@ fn entry(
     narrows: Option<Narrowed>,
     credentials: Vec<EntryCredential>,
 ) -> (Entry, PolicyEntry) {
-    let target = p.target.to_string();
+    let cap = p.capability.as_str();
+    let mut id = String::with_capacity(cap.len() + 1 + target.len());
+    id.push_str(cap);
+    id.push(':');
+    id.push_str(&target);
     let wire = Entry {
-        id: format!("{}:{}", p.capability, target),
+        id,
         capability: p.capability,
         status,
         target,
         scheme: p.target.scheme,
-        host: p.target.host.to_string(),
+        host: match &p.target.host {
+            // Spelled as `Display` does, without the formatting machinery.
+            HostPattern::Domain(d) => d.clone(),
+            h => h.to_string(),
+        },
         host_kind: p.target.host.kind(),
         port: match p.target.port {
             PortPattern::Any => Port::Any(ir::AnyPort::Any),
@@ -840,6 +873,16 @@ fn ignored_entry(g: &GrantEntry, code: IgnoredCode, message: String) -> (Ignored
 /// `serde_json::Value` (keys sorted) and written compactly — the form since IR
 /// version 1 — streamed from borrowed views into the hasher.
 pub fn requested_digest(plugin: &str, requested: &[Requested]) -> String {
+    let targets: Vec<String> = requested
+        .iter()
+        .map(|r| r.permission.target.to_string())
+        .collect();
+    requested_digest_of(plugin, requested, &targets)
+}
+
+/// [`requested_digest`], with each request's target already spelled out
+/// (`targets[i]` is `requested[i].permission.target`).
+fn requested_digest_of(plugin: &str, requested: &[Requested], targets: &[String]) -> String {
     use serde::ser::{Serialize, Serializer};
 
     /// Serializes as its `Display` text, without a `String` in between.
@@ -900,7 +943,7 @@ pub fn requested_digest(plugin: &str, requested: &[Requested]) -> String {
         methods: Option<MethodsView<'a>>,
         networks: ShownSeq<'a, IpNet>,
         subprotocols: &'a BTreeSet<String>,
-        target: String,
+        target: &'a str,
     }
     #[derive(serde::Serialize)]
     struct Doc<'a> {
@@ -910,7 +953,8 @@ pub fn requested_digest(plugin: &str, requested: &[Requested]) -> String {
     }
     let mut items: Vec<Item<'_>> = requested
         .iter()
-        .map(|r| {
+        .zip(targets)
+        .map(|(r, target)| {
             let p = &r.permission;
             Item {
                 capability: p.capability,
@@ -919,11 +963,11 @@ pub fn requested_digest(plugin: &str, requested: &[Requested]) -> String {
                 methods: p.methods.as_ref().map(MethodsView),
                 networks: ShownSeq(&p.networks),
                 subprotocols: &p.subprotocols,
-                target: p.target.to_string(),
+                target,
             }
         })
         .collect();
-    items.sort_by(|a, b| (a.capability, &a.target).cmp(&(b.capability, &b.target)));
+    items.sort_by(|a, b| (a.capability, a.target).cmp(&(b.capability, b.target)));
     ir::digest_of(&Doc {
         plugin,
         requested: items,

@@ -308,10 +308,16 @@ impl std::io::Write for HashWriter {
 /// `sha256:` over the compact JSON of `value`, written straight into the
 /// hasher (no intermediate buffer or `Value` tree).
 pub(crate) fn digest_of(value: &impl Serialize) -> String {
-    let mut w = HashWriter(Sha256::new());
+    // serde_json writes token by token (a quote, a key, a comma…); the
+    // buffer hands SHA-256 whole blocks instead of thousands of tiny updates.
+    let mut w = std::io::BufWriter::with_capacity(8 * 1024, HashWriter(Sha256::new()));
     // Writing to the hasher cannot fail, and the views serialize only
     // strings, numbers, booleans and sequences.
     serde_json::to_writer(&mut w, value).expect("canonical JSON serializes");
+    let w = w
+        .into_inner()
+        .ok()
+        .expect("writing to the hasher cannot fail");
     hex_digest(w.0.finalize().as_slice())
 }
 

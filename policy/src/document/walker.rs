@@ -688,8 +688,12 @@ impl Walker {
                 "broad",
             ],
         };
-        let ctx = format!("a `{}` entry", cap.table());
-        self.check_keys(t, allowed, &ctx, &|k| match (k, cap, kind) {
+        // A constant, not a `format!` per entry: used only in diagnostics.
+        let ctx = match cap {
+            Capability::Request => "a `host_api.request` entry",
+            Capability::Websocket => "a `host_api.websocket` entry",
+        };
+        self.check_keys(t, allowed, ctx, &|k| match (k, cap, kind) {
             ("methods" | "method", Capability::Websocket, _) => Some("methods apply to `host_api.request` only; a WebSocket opens with GET".into()),
             ("subprotocols" | "subprotocol", Capability::Request, _) => Some("subprotocols apply to `host_api.websocket` only".into()),
             ("broad", _, FileKind::Manifest) => Some("flags are derived, never written in a manifest; a grant approves broad access with `broad = true`".into()),

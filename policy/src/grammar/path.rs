@@ -384,20 +384,27 @@ fn is_plain(path: &str) -> bool {
     let Some(rest) = path.strip_prefix('/') else {
         return false;
     };
-    if rest
-        .bytes()
-        .any(|b| matches!(b, b'%' | b';' | b'\\' | 0) || !b.is_ascii())
-    {
-        return false;
-    }
-    let mut segments = rest.split('/').peekable();
-    while let Some(segment) = segments.next() {
-        let last = segments.peek().is_none();
-        if segment == "." || segment == ".." || (segment.is_empty() && !last) {
-            return false;
+    // One pass over the bytes (it runs on every authorization); `start` is
+    // where the current segment begins.
+    let bytes = rest.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'%' | b';' | b'\\' | 0 => return false,
+            b'/' => {
+                let segment = &bytes[start..i];
+                if segment.is_empty() || segment == b"." || segment == b".." {
+                    return false;
+                }
+                start = i + 1;
+            }
+            _ if !b.is_ascii() => return false,
+            _ => {}
         }
     }
-    true
+    // The last segment may be empty (a trailing slash), not a dot segment.
+    let last = &bytes[start..];
+    last != b"." && last != b".."
 }
 
 /// One way of decoding the layers of a path: the plain one, or with

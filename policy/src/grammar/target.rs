@@ -185,18 +185,32 @@ impl<'a> UrlHostRef<'a> {
         match url.host()? {
             url::Host::Domain(d) => {
                 let d = d.strip_suffix('.').unwrap_or(d);
-                if d.is_empty() || d.ends_with('.') || d.starts_with('.') || d.contains("..") {
+                // One pass (it runs on every authorization): no empty label
+                // (leading or trailing dot, `..`, empty name), and whether
+                // there is uppercase to fold.
+                let mut after_dot = true;
+                let mut upper = false;
+                for b in d.bytes() {
+                    if b == b'.' {
+                        if after_dot {
+                            return None;
+                        }
+                        after_dot = true;
+                    } else {
+                        after_dot = false;
+                        upper |= b.is_ascii_uppercase();
+                    }
+                }
+                if after_dot {
                     return None;
                 }
                 // Copy only when there is something to lowercase (never
                 // for http, https, ws, wss: WHATWG lowercased it).
-                Some(UrlHostRef::Domain(
-                    if d.bytes().any(|b| b.is_ascii_uppercase()) {
-                        std::borrow::Cow::Owned(d.to_ascii_lowercase())
-                    } else {
-                        std::borrow::Cow::Borrowed(d)
-                    },
-                ))
+                Some(UrlHostRef::Domain(if upper {
+                    std::borrow::Cow::Owned(d.to_ascii_lowercase())
+                } else {
+                    std::borrow::Cow::Borrowed(d)
+                }))
             }
             url::Host::Ipv4(a) => Some(UrlHostRef::Ip(address::canonicalize(IpAddr::V4(a)))),
             url::Host::Ipv6(a) => Some(UrlHostRef::Ip(address::canonicalize(IpAddr::V6(a)))),
@@ -324,9 +338,16 @@ impl Target {
                 "shorten the path prefix: a target names a host and a prefix, not a full URL",
             ));
         }
-        if let Some((i, c)) = raw.char_indices().find(|(_, c)| {
-            c.is_control() || c.is_whitespace() || crate::redact::is_bidi_control(*c)
-        }) {
+        // Visible ASCII has no control, whitespace or bidi character: only
+        // other text needs the per-character test.
+        let offender = if raw.bytes().all(|b| b.is_ascii_graphic()) {
+            None
+        } else {
+            raw.char_indices().find(|(_, c)| {
+                c.is_control() || c.is_whitespace() || crate::redact::is_bidi_control(*c)
+            })
+        };
+        if let Some((i, c)) = offender {
             return Err(err(
                 K::Syntax,
                 i..i + c.len_utf8(),
@@ -334,7 +355,13 @@ impl Target {
                 "remove the whitespace or control character",
             ));
         }
-        let Some(sep) = raw.find("://") else {
+        // The first `://`, found from the colons (a byte search) rather
+        // than with a substring searcher.
+        let sep = raw
+            .match_indices(':')
+            .map(|(i, _)| i)
+            .find(|&i| raw[i..].starts_with("://"));
+        let Some(sep) = sep else {
             return Err(err(
                 K::Syntax,
                 all,

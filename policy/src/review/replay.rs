@@ -591,11 +591,12 @@ fn origin_of(d: &Decision) -> String {
     if d.deny_code() == Some(DenyCode::InvalidUrl) {
         return INVALID.to_string();
     }
-    match d.url.find("://") {
+    let url = d.url();
+    match url.find("://") {
         Some(i) => {
-            let rest = &d.url[i + 3..];
+            let rest = &url[i + 3..];
             let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            d.url[..i + 3 + end].to_string()
+            url[..i + 3 + end].to_string()
         }
         None => INVALID.to_string(),
     }
@@ -625,7 +626,7 @@ struct Outcome<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<&'a str>,
-    message: &'a str,
+    message: std::borrow::Cow<'a, str>,
 }
 
 impl<'a> Outcome<'a> {
@@ -633,8 +634,8 @@ impl<'a> Outcome<'a> {
         Outcome {
             decision: if d.is_allowed() { "allow" } else { "deny" },
             code: d.code.as_str(),
-            rule: d.rule.as_deref(),
-            message: &d.message,
+            rule: d.rule(),
+            message: d.message(),
         }
     }
 }
@@ -859,18 +860,20 @@ impl<'a> Replayer<'a> {
             .map(|x| x.authorize(&req, parsed.answers.as_deref()));
         let s = slot(&d);
         let sa = a.as_ref().map(slot);
+        let url = d.url();
         let record = if self.opts.records {
+            let message = d.message();
             let r = Record {
                 capability: parsed.capability,
                 method: match parsed.capability {
                     Capability::Request => Some(parsed.method.as_deref().unwrap_or("GET")),
                     Capability::Websocket => None,
                 },
-                url: &d.url,
+                url: &url,
                 decision: if d.is_allowed() { "allow" } else { "deny" },
                 code: d.code.as_str(),
-                rule: d.rule.as_deref(),
-                message: &d.message,
+                rule: d.rule(),
+                message: &message,
                 addresses_checked: d.addresses_checked,
                 against: a.as_ref().map(Outcome::of),
                 changed: sa.map(|x| x != s),
@@ -894,7 +897,7 @@ impl<'a> Replayer<'a> {
             against: sa,
             recorded: parsed.recorded,
             origin: origin_of(&d).into_boxed_str(),
-            example: d.url.clone().into_boxed_str(),
+            example: url.into(),
             record,
             hits: 1,
         };

@@ -364,7 +364,7 @@ impl<'a> Explainer<'a> {
         let facts = Facts::new(req, answers);
         let request = RequestFacts {
             capability: req.capability,
-            url: decision.url.clone(),
+            url: decision.url().into_owned(),
             method: match req.capability {
                 Capability::Request => Some(req.method.unwrap_or("GET").to_string()),
                 Capability::Websocket => None,
@@ -389,7 +389,7 @@ impl<'a> Explainer<'a> {
             },
         };
         if out.decision.is_allowed() {
-            out.matched = self.matched(out.decision.rule.as_deref());
+            out.matched = self.matched(out.decision.rule());
             out.fix.summary = "nothing to change: the request is allowed".into();
             return out;
         }
@@ -694,7 +694,7 @@ impl<'a> Explainer<'a> {
         req: &Request<'_>,
         answers: Option<&[IpAddr]>,
     ) -> Option<Fix> {
-        let rule = d.rule.as_deref()?;
+        let rule = d.rule()?;
         let e = self
             .policy
             .entries()
