@@ -83,9 +83,9 @@ methods = ["GET"]
     println!(
         "allow {} {} -> connect to {:?} (rule {})",
         guarded.decision().code,
-        guarded.decision().url,
+        guarded.decision().url(),
         guarded.addresses(),
-        guarded.decision().rule.as_deref().unwrap_or("?")
+        guarded.decision().rule().unwrap_or("?")
     );
     let (status, body) = send_get(&guarded, port, "/v1/x").await?;
     println!("  response {status}: {body}");
