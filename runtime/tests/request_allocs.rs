@@ -101,7 +101,7 @@ fn host(port: u16) -> RequestHost {
 const CALLS: u64 = 200;
 
 /// Allocations per call over hyper-util's (docs/benchmarks.md).
-const EXTRA: u64 = 20;
+const EXTRA: u64 = 18;
 
 /// Allocations per call of `call`, after one warm-up call (which opens the
 /// connection), on a current-thread runtime so the connection's task runs
