@@ -89,7 +89,7 @@ fn accepted(text: &str, p: &CompiledPolicy) {
             "granted {} denies its own target: {} {}",
             e.id,
             d.code,
-            d.message
+            d.message()
         );
     }
 }

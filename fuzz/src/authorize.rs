@@ -824,17 +824,17 @@ pub fn run(input: &Input) -> String {
     }
 
     // Decisions show the URL as `redact_url` does, and never the secret.
-    assert_eq!(d.url, redact::redact_url(&url));
+    assert_eq!(d.url(), redact::redact_url(&url));
     if secret {
         assert!(
-            !d.url.contains("hunter2"),
+            !d.url().contains("hunter2"),
             "secret in decision URL: {}",
-            d.url
+            d.url()
         );
         assert!(
-            !d.message.contains("hunter2"),
+            !d.message().contains("hunter2"),
             "secret in decision message: {}",
-            d.message
+            d.message()
         );
     }
 
@@ -852,7 +852,7 @@ pub fn run(input: &Input) -> String {
     let ctx = || {
         format!("{url:?} {ask:?}\n--- manifest\n{manifest}\n--- grant\n{grant}\n--- decision {d:?}")
     };
-    let rule = d.rule.as_deref().expect("an allow names its rule");
+    let rule = d.rule().expect("an allow names its rule");
     let entry = policy
         .entries
         .iter()
