@@ -16,7 +16,9 @@
 //! 16 in flight (throughput), small GETs one at a time from a runtime task
 //! (`request_small_in_task`), and the memory of requests in flight (RSS
 //! delta with 500 requests waiting on the server, printed). Run:
-//! `cargo bench -p netgrant-runtime --bench request`.
+//! `cargo bench -p netgrant-runtime --bench request`; with
+//! `NETGRANT_BENCH_TABLE=1` it also prints the host ÷ hyper-util ratios
+//! measured in alternation, round by round (`bench_interleaved`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::future::join_all;
@@ -224,42 +226,45 @@ fn bench_requests(c: &mut Criterion) {
     // The same small GETs issued from a task on the runtime — where a host's
     // plugin calls come from — instead of from `block_on`'s own thread,
     // which adds a hop between threads to every call of both clients.
-    let url = format!("http://localhost:{}/small", addr.port());
+    // Shared handles: a call clones two reference counts, the same for both.
+    let url: Arc<str> = format!("http://localhost:{}/small", addr.port()).into();
     let host = Arc::new(host);
+    let pooled = Arc::new(pooled);
     let mut g = c.benchmark_group("request_small_in_task");
     g.measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_millis(500))
         .sample_size(20)
         .throughput(Throughput::Elements(1));
+    // One driver for both clients: `iters` calls in sequence, in a task.
+    fn in_task<F, Fut>(rt: &Runtime, iters: u64, call: F) -> Duration
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = usize> + Send,
+    {
+        rt.block_on(tokio::spawn(async move {
+            let start = Instant::now();
+            for _ in 0..iters {
+                assert_eq!(call().await, SMALL.len());
+            }
+            start.elapsed()
+        }))
+        .unwrap()
+    }
     g.bench_function("netgrant_request_host", |b| {
         b.iter_custom(|iters| {
             let (host, url) = (host.clone(), url.clone());
-            rt.block_on(async move {
-                tokio::spawn(async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        assert_eq!(via_host(&host, &url).await, SMALL.len());
-                    }
-                    start.elapsed()
-                })
-                .await
-                .unwrap()
+            in_task(&rt, iters, move || {
+                let (host, url) = (host.clone(), url.clone());
+                async move { via_host(&host, &url).await }
             })
         })
     });
     g.bench_function("hyper_util_pooled", |b| {
         b.iter_custom(|iters| {
             let (pooled, url) = (pooled.clone(), url.clone());
-            rt.block_on(async move {
-                tokio::spawn(async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        assert_eq!(via_pool(&pooled, &url).await, SMALL.len());
-                    }
-                    start.elapsed()
-                })
-                .await
-                .unwrap()
+            in_task(&rt, iters, move || {
+                let (pooled, url) = (pooled.clone(), url.clone());
+                async move { via_pool(&pooled, &url).await }
             })
         })
     });
@@ -327,5 +332,73 @@ fn bench_in_flight_memory(_c: &mut Criterion) {
     rt.block_on(host.shutdown());
 }
 
-criterion_group!(benches, bench_requests, bench_in_flight_memory);
+/// `NETGRANT_BENCH_TABLE=1`: the host and hyper-util's pooled client in
+/// alternation, round by round (15 rounds of about 100 ms each, the order
+/// swapped every round), so that a load spike on the shared machine lands
+/// on both sides of a ratio rather than on one benchmark. Prints, per row,
+/// the median and range of the per-round ratios (host time ÷ hyper-util
+/// time for the same work). Recorded in docs/benchmarks.md.
+fn bench_interleaved(_c: &mut Criterion) {
+    if std::env::var_os("NETGRANT_BENCH_TABLE").is_none() {
+        return;
+    }
+    const ROUNDS: usize = 15;
+    let rt = rt();
+    let (_release, held) = tokio::sync::watch::channel(false);
+    let addr = rt.block_on(server(held));
+    let host = request_host(addr.port(), IN_FLIGHT * 2, IN_FLIGHT * 2);
+    let pooled: Pooled = Client::builder(TokioExecutor::new()).build_http();
+    println!("interleaved: host time ÷ hyper-util pooled time per round ({ROUNDS} rounds)");
+    for (name, path, size) in [("small", "/small", SMALL.len()), ("1MiB", "/big", 1 << 20)] {
+        let url = format!("http://localhost:{}{path}", addr.port());
+        for in_flight in [1usize, IN_FLIGHT] {
+            // `batches` rounds of `in_flight` calls through one client.
+            let time = |ours: bool, batches: u32| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..batches {
+                        let sizes = if ours {
+                            join_all((0..in_flight).map(|_| via_host(&host, &url))).await
+                        } else {
+                            join_all((0..in_flight).map(|_| via_pool(&pooled, &url))).await
+                        };
+                        assert!(sizes.iter().all(|n| *n == size));
+                    }
+                    start.elapsed()
+                })
+            };
+            // Warm up both (connections pooled), then size a round to ~100 ms.
+            let one = time(true, 20).max(time(false, 20)) / 20;
+            let batches = (Duration::from_millis(100).as_nanos() / one.as_nanos().max(1))
+                .clamp(2, 100_000) as u32;
+            let mut ratios: Vec<f64> = (0..ROUNDS)
+                .map(|r| {
+                    let (ours, theirs) = if r % 2 == 0 {
+                        let o = time(true, batches);
+                        (o, time(false, batches))
+                    } else {
+                        let t = time(false, batches);
+                        (time(true, batches), t)
+                    };
+                    ours.as_secs_f64() / theirs.as_secs_f64()
+                })
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            println!(
+                "request_{name} ×{in_flight}: {:.2}× (range {:.2}–{:.2}×), {batches} batches a round",
+                ratios[ROUNDS / 2],
+                ratios[0],
+                ratios[ROUNDS - 1]
+            );
+        }
+    }
+    rt.block_on(host.shutdown());
+}
+
+criterion_group!(
+    benches,
+    bench_requests,
+    bench_in_flight_memory,
+    bench_interleaved
+);
 criterion_main!(benches);

@@ -53,11 +53,17 @@ pub(crate) async fn authorize_and_resolve(
             return Err(HostError::denied(d));
         }
     };
-    let answers: Vec<IpAddr> = match prepared.destination() {
-        Destination::Ip(ip) => vec![*ip],
-        Destination::Localhost => LOCALHOST_ADDRS.to_vec(),
+    // Known addresses are checked where they are: only DNS answers are a list.
+    let one: [IpAddr; 1];
+    let resolved: Vec<IpAddr>;
+    let answers: &[IpAddr] = match prepared.destination() {
+        Destination::Ip(ip) => {
+            one = [*ip];
+            &one
+        }
+        Destination::Localhost => &LOCALHOST_ADDRS,
         Destination::Name(name) => {
-            match tokio::time::timeout(dns_timeout, resolver.resolve(name)).await {
+            resolved = match tokio::time::timeout(dns_timeout, resolver.resolve(name)).await {
                 Err(_) => {
                     let e = HostError::new(
                         ErrorKind::Timeout,
@@ -73,16 +79,17 @@ pub(crate) async fn authorize_and_resolve(
                 // A resolver error is treated as no answers: resolution_failed.
                 Ok(Err(_)) => Vec::new(),
                 Ok(Ok(a)) => a,
-            }
+            };
+            &resolved
         }
     };
-    match prepared.authorize_addresses(&answers) {
+    match prepared.authorize_addresses(answers) {
         Ok(ok) => {
-            audit.decision(id, req, Some(&answers), ok.decision());
+            audit.decision(id, req, Some(answers), ok.decision());
             Ok(ok)
         }
         Err(d) => {
-            audit.decision(id, req, Some(&answers), &d);
+            audit.decision(id, req, Some(answers), &d);
             Err(HostError::denied(d))
         }
     }

@@ -24,6 +24,7 @@ use crate::target::{HostPattern, UrlHost, UrlHostRef, MAX_URL_BYTES};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 /// What to authorize.
 #[derive(Clone, Debug)]
@@ -256,8 +257,9 @@ impl Index {
 /// An indexed policy, ready to authorize URLs. Cheap to share across threads.
 #[derive(Debug)]
 pub struct Authorizer {
-    /// The policy's `digest`, carried into every [`Authorized`] for audit.
-    digest: String,
+    /// The policy's `digest`, carried into every [`Authorized`] for audit
+    /// (shared: an allow copies no string).
+    digest: Arc<str>,
     /// The plugin the policy is for (audit records name it).
     plugin: String,
     rules: Vec<Rule>,
@@ -276,7 +278,7 @@ impl Authorizer {
     /// Indexes a policy: its typed entries, as compiled or loaded.
     pub fn new(policy: &CompiledPolicy) -> Authorizer {
         let mut a = Authorizer {
-            digest: policy.digest.clone(),
+            digest: Arc::from(policy.digest.as_str()),
             plugin: policy.plugin.name.clone(),
             rules: Vec::new(),
             index: Default::default(),
@@ -314,11 +316,11 @@ impl Authorizer {
     pub fn prepare(&self, req: &Request<'_>) -> Result<Prepared<'_>, Decision> {
         let m = self.decide(req)?;
         // The runtime shows this URL in logs and errors many times: written once.
-        let shown = redact::redact_parsed(&m.url).into_owned();
+        let shown: Arc<str> = Arc::from(redact::redact_parsed(&m.url));
         let host = match UrlHostRef::from_url(&m.url) {
             Some(h) => h.to_owned(),
             // `check` read the same host from the same URL.
-            None => return Err(no_host().with_url(ShownUrl::Text(shown))),
+            None => return Err(no_host().with_url(ShownUrl::Shared(shown))),
         };
         let destination = match &host {
             UrlHost::Ip(ip) => Destination::Ip(*ip),
@@ -623,7 +625,8 @@ pub struct Prepared<'a> {
     /// The credentials the request asked for.
     credentials: Vec<String>,
     url: url::Url,
-    shown: String,
+    /// The redacted URL, written once and shared with the decision.
+    shown: Arc<str>,
     host: UrlHost,
     port: u16,
     destination: Destination,
@@ -666,7 +669,7 @@ impl Prepared<'_> {
     pub fn allow_unresolved(&self) -> Decision {
         self.checks()
             .allow_unresolved()
-            .with_url(ShownUrl::Text(self.shown.clone()))
+            .with_url(ShownUrl::Shared(self.shown.clone()))
     }
 
     fn checks(&self) -> AddressChecks<'_> {
@@ -730,7 +733,7 @@ impl Prepared<'_> {
     pub fn check_addresses(&self, answers: &[IpAddr]) -> Decision {
         self.checks()
             .check(answers)
-            .with_url(ShownUrl::Text(self.shown.clone()))
+            .with_url(ShownUrl::Shared(self.shown.clone()))
     }
 }
 
@@ -1033,11 +1036,11 @@ impl RuleIds {
 pub struct Authorized {
     decision: Decision,
     /// The redacted URL, written once (the runtime shows it many times).
-    shown: String,
+    shown: Arc<str>,
     url: url::Url,
     host: UrlHost,
     port: u16,
-    digest: String,
+    digest: Arc<str>,
     credentials: Vec<BoundCredential>,
 }
 
@@ -1099,14 +1102,33 @@ impl Authorized {
     /// the scheme's default, path and query as parsed; no userinfo (denied
     /// before), no fragment (never sent).
     pub fn request_url(&self) -> String {
+        use std::fmt::Write;
         let scheme = self.url.scheme();
         let default = Scheme::parse(scheme).map(Scheme::default_port);
-        let mut s = format!("{scheme}://{}", self.host);
-        if default != Some(self.port) {
-            s.push_str(&format!(":{}", self.port));
+        let path = self.url.path();
+        let query = self.url.query();
+        // Sized once (on every call of the request host): the longest IP
+        // literal is 41 bytes with brackets, a port 6 with its colon.
+        let host_len = match &self.host {
+            UrlHost::Domain(d) => d.len(),
+            UrlHost::Ip(_) => 41,
+        };
+        let mut s = String::with_capacity(
+            scheme.len() + 3 + host_len + 6 + path.len() + query.map_or(0, |q| q.len() + 1),
+        );
+        s.push_str(scheme);
+        s.push_str("://");
+        match &self.host {
+            UrlHost::Domain(d) => s.push_str(d),
+            ip => {
+                let _ = write!(s, "{ip}");
+            }
         }
-        s.push_str(self.url.path());
-        if let Some(q) = self.url.query() {
+        if default != Some(self.port) {
+            let _ = write!(s, ":{}", self.port);
+        }
+        s.push_str(path);
+        if let Some(q) = query {
             s.push('?');
             s.push_str(q);
         }

@@ -206,6 +206,9 @@ enum Message {
 pub(crate) enum ShownUrl {
     /// Redacted text.
     Text(String),
+    /// Redacted text shared with the [`crate::Authorized`] that carries
+    /// this decision (written once per call, not copied).
+    Shared(std::sync::Arc<str>),
     /// The URL the decision was made on.
     Parsed(url::Url),
 }
@@ -214,6 +217,7 @@ impl ShownUrl {
     fn get(&self) -> Cow<'_, str> {
         match self {
             ShownUrl::Text(s) => Cow::Borrowed(s),
+            ShownUrl::Shared(s) => Cow::Borrowed(s),
             ShownUrl::Parsed(u) => crate::redact::redact_parsed(u),
         }
     }
