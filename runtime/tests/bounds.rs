@@ -19,11 +19,7 @@ async fn outgoing_message_over_the_bound_fails_the_call_only() {
         max_message_bytes: 1024,
         ..HostConfig::default()
     };
-    let h = host(allow_localhost(p), StaticResolver::new(), cfg);
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, cfg).await;
 
     let err = h.send_text(id, "x".repeat(1025)).await.unwrap_err();
     assert_eq!(err.code(), "message_too_large", "{err}");
@@ -81,11 +77,7 @@ async fn incoming_message_over_the_bound_closes_with_1009() {
     ])
     .await;
     let p = server.port();
-    let h = host(allow_localhost(p), StaticResolver::new(), cfg.clone());
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, cfg.clone()).await;
     assert_eq!(
         h.recv(id, LONG).await.unwrap(),
         Incoming::Text("fits".into())
@@ -121,11 +113,7 @@ async fn incoming_message_over_the_bound_closes_with_1009() {
     })
     .await;
     let p = server.port();
-    let h = host(allow_localhost(p), StaticResolver::new(), cfg);
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, cfg).await;
     assert!(
         matches!(
             h.recv(id, LONG).await.unwrap(),
@@ -276,11 +264,7 @@ async fn recv_timeout_leaves_the_connection_open() {
         recv_timeout: bound,
         ..HostConfig::default()
     };
-    let h = host(allow_localhost(p), StaticResolver::new(), cfg);
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, cfg).await;
 
     for timeout in [Some(bound), None] {
         let t0 = Instant::now();
@@ -343,11 +327,7 @@ async fn inbox_is_bounded_in_bytes_and_loses_nothing() {
         max_message_bytes: 16 * 1024,
         ..HostConfig::default()
     };
-    let h = host(allow_localhost(p), StaticResolver::new(), cfg);
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, cfg).await;
 
     // The plugin does not recv: the inbox fills up to its bound and stays there.
     assert!(

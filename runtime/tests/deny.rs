@@ -585,15 +585,7 @@ async fn every_denial_opens_no_socket() {
     // so a zero below means "no connection", not "the counter is broken".
     let control = EchoServer::start().await;
     let p = control.addr.port();
-    let h = host(
-        allow_localhost(p),
-        StaticResolver::new(),
-        HostConfig::default(),
-    );
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, HostConfig::default()).await;
     assert_eq!(control.accepted(), 1);
     h.close(id).await.unwrap();
 

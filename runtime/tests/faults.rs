@@ -1343,11 +1343,7 @@ async fn idle_timeout_is_kept_away_by_traffic() {
     // Traffic every 100 ms for 900 ms keeps an idle timeout of 300 ms away.
     let echo = EchoServer::start().await;
     let p = echo.addr.port();
-    let h = host(allow_localhost(p), StaticResolver::new(), cfg.clone());
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, cfg.clone()).await;
     for i in 0..9 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         h.send_text(id, format!("{i}")).await.unwrap();

@@ -59,15 +59,7 @@ async fn a_handle_is_valid_only_on_its_host() {
 async fn a_closed_handle_is_unknown() {
     let server = EchoServer::start().await;
     let p = server.addr.port();
-    let h = host(
-        allow_localhost(p),
-        StaticResolver::new(),
-        HostConfig::default(),
-    );
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, HostConfig::default()).await;
     h.close(id).await.unwrap();
     assert_eq!(h.status(id).unwrap_err().code(), "unknown_connection");
     assert_eq!(

@@ -11,7 +11,7 @@
 
 mod support;
 use futures_util::{SinkExt, StreamExt};
-use netgrant_runtime::{HostConfig, Incoming, OpenOptions, StaticResolver};
+use netgrant_runtime::{HostConfig, Incoming};
 use std::time::Duration;
 use support::*;
 use tokio::io::AsyncWriteExt;
@@ -34,15 +34,7 @@ async fn only_recv_yields_payloads() {
     })
     .await;
     let p = server.port();
-    let h = host(
-        allow_localhost(p),
-        StaticResolver::new(),
-        HostConfig::default(),
-    );
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, HostConfig::default()).await;
 
     // Both messages are in the inbox (counted) but not yet received.
     assert!(wait_until(OUTER, || h.status(id).unwrap().messages_in == 2).await);
@@ -100,15 +92,7 @@ async fn protocol_errors_do_not_echo_payloads() {
     })
     .await;
     let p = server.port();
-    let h = host(
-        allow_localhost(p),
-        StaticResolver::new(),
-        HostConfig::default(),
-    );
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, HostConfig::default()).await;
     let got = h.recv(id, Some(OUTER)).await.unwrap();
     assert!(
         matches!(got, Incoming::Closed { code: 1007, .. }),

@@ -91,18 +91,14 @@ async fn writes_alone_keep_the_idle_timeout_away() {
     let (server, mut rx) = recording_peer().await;
     let p = server.port();
     let idle = Duration::from_millis(300);
-    let h = host(
-        allow_localhost(p),
-        StaticResolver::new(),
+    let (h, id) = open_local(
+        p,
         HostConfig {
             idle_timeout: idle,
             ..HostConfig::default()
         },
-    );
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    )
+    .await;
     for i in 0..9 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         h.send_text(id, format!("{i}")).await.unwrap();

@@ -42,6 +42,23 @@ pub fn host(authz: Arc<Authorizer>, resolver: StaticResolver, cfg: HostConfig) -
     WebSocketHost::new(authz, Arc::new(resolver), cfg).unwrap()
 }
 
+/// A host allowed `ws://localhost:{port}/` with `cfg`, and one connection
+/// opened there with default options: the setup most connection tests share.
+pub async fn open_local(
+    port: u16,
+    cfg: HostConfig,
+) -> (WebSocketHost, netgrant_runtime::ConnectionId) {
+    let h = host(allow_localhost(port), StaticResolver::new(), cfg);
+    let id = h
+        .open(
+            &format!("ws://localhost:{port}/"),
+            netgrant_runtime::OpenOptions::default(),
+        )
+        .await
+        .unwrap();
+    (h, id)
+}
+
 /// An echo server on 127.0.0.1 that counts accepted TCP connections.
 pub struct EchoServer {
     pub addr: SocketAddr,
