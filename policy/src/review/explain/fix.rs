@@ -338,6 +338,14 @@ impl Base {
         )
     }
 
+    /// The manifest entry of `cap` whose target is `t`, if any.
+    pub(super) fn requested_entry(&self, cap: Capability, t: &Target) -> Option<&Requested> {
+        self.requested
+            .iter()
+            .find(|r| r.permission.capability == cap && r.permission.target == *t)
+    }
+
+    /// The grant entry of `cap` whose target is `t`, if any.
     pub(super) fn grant_entry(&self, cap: Capability, t: &Target) -> Option<&GrantEntry> {
         self.grant
             .iter()

@@ -1024,9 +1024,7 @@ impl<'a> Explainer<'a> {
             }
             let mut shape = Shape::from_permission(&r, c.reason.clone());
             shape.declared = base
-                .requested
-                .iter()
-                .find(|x| x.permission.capability == cap && x.permission.target == r.target)
+                .requested_entry(cap, &r.target)
                 .map(|x| x.credentials.clone())
                 .unwrap_or_default();
             let steps = self.grant_steps_for(&shape, f, base);
@@ -1125,10 +1123,7 @@ impl<'a> Explainer<'a> {
             {
                 continue;
             }
-            let own = base
-                .requested
-                .iter()
-                .find(|x| x.permission.capability == cap && x.permission.target == r.target);
+            let own = base.requested_entry(cap, &r.target);
             let mut m = Shape::from_permission(&r, own.and_then(|x| x.reason.clone()));
             // The replaced entry keeps its declarations: a fix never drops one.
             m.declared = own.map(|x| x.credentials.clone()).unwrap_or_default();
@@ -1183,10 +1178,7 @@ impl<'a> Explainer<'a> {
                 declared: declarations_for(&base.requested, cap, f.req.credentials),
             };
             widen(&mut m, f, None);
-            let clash = base
-                .requested
-                .iter()
-                .any(|r| r.permission.capability == cap && r.permission.target == m.target);
+            let clash = base.requested_entry(cap, &m.target).is_some();
             if !clash {
                 let mut steps = vec![Step {
                     file: FixFile::Manifest,
