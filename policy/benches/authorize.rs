@@ -414,6 +414,44 @@ fn authorize(c: &mut Criterion) {
     group.finish();
 }
 
+/// `NETGRANT_BENCH_TABLE=1`: compile (both parses and `compile`) and the
+/// `toml::Value` floor in alternation, 15 rounds of about 100 ms each, the
+/// order swapped every round; prints the median of the per-round ratios and
+/// their range (criterion's one-after-the-other runs moved this ratio by
+/// ±30% on the shared machine).
+fn interleaved_compile_table(n: usize, m: &str, g: &str) {
+    const ROUNDS: usize = 15;
+    let ours = || {
+        black_box(policy(black_box(m), black_box(g)));
+    };
+    let floor = || {
+        let a: toml::Value = toml::from_str(black_box(m)).expect("toml");
+        let b: toml::Value = toml::from_str(black_box(g)).expect("toml");
+        black_box((a, b));
+    };
+    // Size a round to ~100 ms of the slower side.
+    let one = ns_per_call(3, ours).max(ns_per_call(3, floor));
+    let iters = ((100e6 / one) as usize).clamp(1, 100_000);
+    let mut ratios: Vec<f64> = (0..ROUNDS)
+        .map(|r| {
+            if r % 2 == 0 {
+                let o = ns_per_call(iters, ours);
+                o / ns_per_call(iters, floor)
+            } else {
+                let f = ns_per_call(iters, floor);
+                ns_per_call(iters, ours) / f
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    eprintln!(
+        "interleaved compile n={n}: netgrant ÷ toml_value {:.2}x (range {:.2}–{:.2}x, {ROUNDS} rounds of {iters})",
+        ratios[ROUNDS / 2],
+        ratios[0],
+        ratios[ROUNDS - 1]
+    );
+}
+
 fn compile_vs_toml(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
     group
@@ -422,6 +460,9 @@ fn compile_vs_toml(c: &mut Criterion) {
         .sample_size(20);
     for n in sizes(ENTRIES) {
         let (m, g) = texts(&rules(n));
+        if std::env::var_os("NETGRANT_BENCH_TABLE").is_some() {
+            interleaved_compile_table(n, &m, &g);
+        }
         group.sampling_mode(if n >= FLAT_FROM {
             SamplingMode::Flat
         } else {

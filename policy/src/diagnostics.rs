@@ -393,6 +393,33 @@ pub fn named_source(name: &str, text: &str) -> Arc<NamedSource<String>> {
     ))
 }
 
+/// The length of the longest prefix of printable ASCII, `\n`, `\t` and
+/// `\r\n`. Whole 32-byte blocks are tested without early exit, which the
+/// compiler turns into vector instructions; a block that fails is walked
+/// byte by byte up to the first byte outside the set (a `\r\n` is stepped
+/// over), then blocks resume.
+fn plain_prefix_len(bytes: &[u8]) -> usize {
+    const BLOCK: usize = 32;
+    let plain = |b: u8| (b' '..=b'~').contains(&b) | (b == b'\n') | (b == b'\t');
+    let n = bytes.len();
+    let mut i = 0;
+    loop {
+        while i + BLOCK <= n
+            && bytes[i..i + BLOCK]
+                .iter()
+                .fold(true, |all, &b| all & plain(b))
+        {
+            i += BLOCK;
+        }
+        match bytes.get(i) {
+            None => return n,
+            Some(&b) if plain(b) => i += 1,
+            Some(b'\r') if bytes.get(i + 1) == Some(&b'\n') => i += 2,
+            Some(_) => return i,
+        }
+    }
+}
+
 /// Replaces characters that could drive a terminal or reorder text with
 /// placeholders of equal UTF-8 length, keeping byte offsets valid.
 pub fn display_safe_source(text: &str) -> String {
@@ -400,15 +427,7 @@ pub fn display_safe_source(text: &str) -> String {
     // ends, which stay as they are: copy that prefix in one go and examine
     // only the rest character by character (this runs on every parse,
     // whether or not a diagnostic is ever shown).
-    let bytes = text.as_bytes();
-    let plain = bytes
-        .iter()
-        .enumerate()
-        .position(|(i, &b)| {
-            !(matches!(b, b' '..=b'~' | b'\n' | b'\t')
-                || (b == b'\r' && bytes.get(i + 1) == Some(&b'\n')))
-        })
-        .unwrap_or(text.len());
+    let plain = plain_prefix_len(text.as_bytes());
     let mut out = String::with_capacity(text.len());
     // `plain` is a char boundary: every byte before it is ASCII.
     out.push_str(&text[..plain]);
@@ -648,6 +667,8 @@ mod tests {
             parts in proptest::collection::vec(
                 proptest::prop_oneof![
                     8 => "[ -~]{0,12}",
+                    // Runs longer than a block of `plain_prefix_len`.
+                    1 => "[ -~\n\t]{32,80}",
                     1 => proptest::sample::select(vec![
                         "\n", "\r", "\r\n", "\t", "\u{1b}", "\u{7f}", "\u{85}", "\u{202e}",
                         "\u{200b}", "\u{feff}", "\u{2028}", "é", "✓", "𝄞", "\u{0}",
@@ -658,6 +679,29 @@ mod tests {
         ) {
             let text = parts.concat();
             proptest::prop_assert_eq!(display_safe_source(&text), display_safe_source_reference(&text));
+        }
+    }
+
+    /// Every position of the first unsafe byte, in and across 32-byte
+    /// blocks, after plain text with and without `\r\n`.
+    #[test]
+    fn plain_prefix_stops_at_the_first_unsafe_byte() {
+        for base in ["abc def\tghi\n", "ab\r\ncd\r\n"] {
+            let plain: String = base.repeat(20);
+            assert_eq!(plain_prefix_len(plain.as_bytes()), plain.len());
+            for at in 0..plain.len() {
+                // Not inside a `\r\n`: a lone `\r` is unsafe itself.
+                if plain.as_bytes()[at] == b'\n' && at > 0 && plain.as_bytes()[at - 1] == b'\r' {
+                    continue;
+                }
+                for bad in ["\u{1b}", "\r", "é", "\u{7f}"] {
+                    if bad == "\r" && plain.as_bytes()[at] == b'\n' {
+                        continue; // that makes a `\r\n`
+                    }
+                    let text = format!("{}{bad}{}", &plain[..at], &plain[at..]);
+                    assert_eq!(plain_prefix_len(text.as_bytes()), at, "{bad:?} at {at}");
+                }
+            }
         }
     }
 

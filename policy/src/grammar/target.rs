@@ -383,7 +383,8 @@ impl Target {
         };
         let rest_start = sep + 3;
         let rest = &raw[rest_start..];
-        if let Some(i) = rest.find(['?', '#']) {
+        // Byte searches: `str::find` with a set of chars decodes UTF-8.
+        if let Some(i) = rest.bytes().position(|b| b == b'?' || b == b'#') {
             let what = if rest.as_bytes()[i] == b'?' {
                 "query"
             } else {
@@ -396,7 +397,10 @@ impl Target {
                 "remove everything from the `?` or `#`: a target is matched by scheme, host, port and path prefix",
             ));
         }
-        let auth_end = rest.find(['/', '\\']).unwrap_or(rest.len());
+        let auth_end = rest
+            .bytes()
+            .position(|b| b == b'/' || b == b'\\')
+            .unwrap_or(rest.len());
         let authority = &rest[..auth_end];
         let path_raw = &rest[auth_end..];
         if let Some(at) = authority.rfind('@') {
@@ -499,8 +503,26 @@ impl Target {
         Ok(target)
     }
 
-    /// The byte length of the canonical spelling, without building it.
+    /// The byte length of the canonical spelling, without building it:
+    /// the [`fmt::Display`] below, counted (it runs on every target parsed).
     fn canonical_len(&self) -> usize {
+        let host = match &self.host {
+            HostPattern::Any => 1,
+            HostPattern::Domain(d) => d.len(),
+            HostPattern::Wildcard(s) => 2 + s.len(),
+            HostPattern::Ip(_) => return self.counted_len(),
+        };
+        let port = match self.port {
+            PortPattern::Any => 2,
+            PortPattern::Exact(p) if p == self.scheme.default_port() => 0,
+            // `:` and the digits
+            PortPattern::Exact(p) => 1 + p.checked_ilog10().unwrap_or(0) as usize + 1,
+        };
+        self.scheme.as_str().len() + 3 + host + port + self.path.len()
+    }
+
+    /// The byte length of the [`fmt::Display`] output, by writing it.
+    fn counted_len(&self) -> usize {
         struct Count(usize);
         impl fmt::Write for Count {
             fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -745,6 +767,29 @@ mod tests {
 
     fn t(s: &str) -> String {
         Target::parse(s).unwrap().to_string()
+    }
+
+    /// The counted length is the spelled length, for every host kind and
+    /// port width.
+    #[test]
+    fn canonical_len_is_the_spelled_length() {
+        for raw in [
+            "https://example.com",
+            "https://example.com:443/a",
+            "https://example.com:8/a",
+            "http://example.com:80/",
+            "http://example.com:65535/x/",
+            "wss://*.example.com:10000/a%20b/",
+            "ws://*:*/",
+            "https://bücher.example/é/",
+            "https://127.0.0.1:9/",
+            "https://[::ffff:127.0.0.1]:999/",
+            "https://[2001:db8::1]/",
+        ] {
+            let target = Target::parse(raw).unwrap();
+            assert_eq!(target.canonical_len(), target.to_string().len(), "{raw}");
+            assert_eq!(target.counted_len(), target.to_string().len(), "{raw}");
+        }
     }
 
     #[test]
