@@ -231,102 +231,53 @@ async fn every_denial_opens_no_socket() {
     )
     .await;
 
-    let s = EchoServer::start().await;
-    let p = s.addr.port();
-    let a = allow_ws(&format!("ws://echo.test:{p}/"));
-    let r = StaticResolver::new().with("echo.test", [lo()]);
-    deny(
-        &mut cases,
-        "domain resolving to 127.0.0.1",
-        s,
-        a,
-        r,
-        &format!("ws://echo.test:{p}/"),
-        none(),
-        "non_public_address",
-    )
-    .await;
-
-    let s = EchoServer::start().await;
-    let p = s.addr.port();
-    let a = allow_ws(&format!("ws://echo.test:{p}/"));
-    let r = StaticResolver::new().with("echo.test", [ip("::ffff:127.0.0.1")]);
-    deny(
-        &mut cases,
-        "domain resolving to mapped ::ffff:127.0.0.1",
-        s,
-        a,
-        r,
-        &format!("ws://echo.test:{p}/"),
-        none(),
-        "non_public_address",
-    )
-    .await;
-
-    let s = EchoServer::start().await;
-    let p = s.addr.port();
-    let a = allow_ws(&format!("ws://echo.test:{p}/"));
-    let r = StaticResolver::new().with("echo.test", [ip("::1")]);
-    deny(
-        &mut cases,
-        "domain resolving to ::1",
-        s,
-        a,
-        r,
-        &format!("ws://echo.test:{p}/"),
-        none(),
-        "non_public_address",
-    )
-    .await;
-
-    // --- private and mixed answers --------------------------------------------
-    let s = EchoServer::start().await;
-    let p = s.addr.port();
-    let a = allow_ws(&format!("ws://intranet.test:{p}/"));
-    let r = StaticResolver::new().with("intranet.test", [ip("10.1.2.3")]);
-    deny(
-        &mut cases,
-        "domain resolving to 10.1.2.3",
-        s,
-        a,
-        r,
-        &format!("ws://intranet.test:{p}/"),
-        none(),
-        "non_public_address",
-    )
-    .await;
-
-    let s = EchoServer::start().await;
-    let p = s.addr.port();
-    let a = allow_ws(&format!("ws://intranet.test:{p}/"));
-    let r = StaticResolver::new().with("intranet.test", [ip("::ffff:192.168.1.10")]);
-    deny(
-        &mut cases,
-        "domain resolving to mapped ::ffff:192.168.1.10",
-        s,
-        a,
-        r,
-        &format!("ws://intranet.test:{p}/"),
-        none(),
-        "non_public_address",
-    )
-    .await;
-
-    let s = EchoServer::start().await;
-    let p = s.addr.port();
-    let a = allow_ws(&format!("ws://mixed.test:{p}/"));
-    let r = StaticResolver::new().with("mixed.test", [ip("93.184.215.14"), ip("10.0.0.1")]);
-    deny(
-        &mut cases,
-        "mixed public + private answers",
-        s,
-        a,
-        r,
-        &format!("ws://mixed.test:{p}/"),
-        none(),
-        "non_public_address",
-    )
-    .await;
+    // A domain allowed as a public host whose answers are loopback, private
+    // or mixed (IPv4-mapped forms included): none may be dialed.
+    for (name, host, answers, code) in [
+        (
+            "domain resolving to 127.0.0.1",
+            "echo.test",
+            &["127.0.0.1"][..],
+            "non_public_address",
+        ),
+        (
+            "domain resolving to mapped ::ffff:127.0.0.1",
+            "echo.test",
+            &["::ffff:127.0.0.1"][..],
+            "non_public_address",
+        ),
+        (
+            "domain resolving to ::1",
+            "echo.test",
+            &["::1"][..],
+            "non_public_address",
+        ),
+        (
+            "domain resolving to 10.1.2.3",
+            "intranet.test",
+            &["10.1.2.3"][..],
+            "non_public_address",
+        ),
+        (
+            "domain resolving to mapped ::ffff:192.168.1.10",
+            "intranet.test",
+            &["::ffff:192.168.1.10"][..],
+            "non_public_address",
+        ),
+        (
+            "mixed public + private answers",
+            "mixed.test",
+            &["93.184.215.14", "10.0.0.1"][..],
+            "non_public_address",
+        ),
+    ] {
+        let s = EchoServer::start().await;
+        let p = s.addr.port();
+        let a = allow_ws(&format!("ws://{host}:{p}/"));
+        let r = StaticResolver::new().with(host, answers.iter().map(|a| ip(a)));
+        let url = format!("ws://{host}:{p}/");
+        deny(&mut cases, name, s, a, r, &url, none(), code).await;
+    }
 
     // The target covers 127.0.0.1 (networks) and public addresses, so a runtime
     // that dialed "the first acceptable answer" would reach the listener.
