@@ -66,15 +66,15 @@ pub struct RequestTarget {
     pub methods: MethodsField,
     /// Extra header names it may send.
     #[serde(default)]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = crate::document::MAX_HEADERS_PER_TARGET))]
     pub headers: Option<Vec<HeaderName>>,
     /// Non-public networks (CIDR) the host may resolve to.
     #[serde(default)]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = crate::document::MAX_NETWORKS_PER_TARGET))]
     pub networks: Option<Vec<Network>>,
     /// Credentials the host injects for this target (in a header), bound in the grant.
     #[serde(default)]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = crate::MAX_CREDENTIALS_PER_TARGET))]
     pub credentials: Option<Vec<RequestCredential>>,
     /// Why the plugin needs this, shown at review (at most 200 printable characters).
     #[serde(default)]
@@ -94,19 +94,19 @@ pub struct WebsocketTarget {
     pub url: String,
     /// The only subprotocols `open` may ask for.
     #[serde(default)]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = crate::document::MAX_SUBPROTOCOLS_PER_TARGET))]
     pub subprotocols: Option<Vec<Token>>,
     /// Extra header names it may send in the handshake.
     #[serde(default)]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = crate::document::MAX_HEADERS_PER_TARGET))]
     pub headers: Option<Vec<HeaderName>>,
     /// Non-public networks (CIDR) the host may resolve to.
     #[serde(default)]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = crate::document::MAX_NETWORKS_PER_TARGET))]
     pub networks: Option<Vec<Network>>,
     /// Credentials the host injects for this target (a handshake header, or text messages), bound in the grant.
     #[serde(default)]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = crate::MAX_CREDENTIALS_PER_TARGET))]
     pub credentials: Option<Vec<WebsocketCredential>>,
     /// Why the plugin needs this, shown at review (at most 200 printable characters).
     #[serde(default)]
@@ -160,11 +160,11 @@ pub struct GrantRequest {
     pub methods: Option<MethodsField>,
     /// Narrows the requested headers; omitted = the requested ones.
     #[serde(default)]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = crate::document::MAX_HEADERS_PER_TARGET))]
     pub headers: Option<Vec<HeaderName>>,
     /// Narrows the requested networks; omitted = the requested ones.
     #[serde(default)]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = crate::document::MAX_NETWORKS_PER_TARGET))]
     pub networks: Option<Vec<Network>>,
     /// Credential bindings: declared credential name → SecretRef in the host's store.
     #[serde(default)]
@@ -186,15 +186,15 @@ pub struct GrantWebsocket {
     pub url: String,
     /// Narrows the requested subprotocols; omitted = the requested ones.
     #[serde(default)]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = crate::document::MAX_SUBPROTOCOLS_PER_TARGET))]
     pub subprotocols: Option<Vec<Token>>,
     /// Narrows the requested headers; omitted = the requested ones.
     #[serde(default)]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = crate::document::MAX_HEADERS_PER_TARGET))]
     pub headers: Option<Vec<HeaderName>>,
     /// Narrows the requested networks; omitted = the requested ones.
     #[serde(default)]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = crate::document::MAX_NETWORKS_PER_TARGET))]
     pub networks: Option<Vec<Network>>,
     /// Credential bindings: declared credential name → SecretRef in the host's store.
     #[serde(default)]

@@ -28,6 +28,8 @@ pub const MAX_TARGETS: usize = 10_000;
 pub const MAX_HEADERS_PER_TARGET: usize = 32;
 /// Most `subprotocols` per target.
 pub const MAX_SUBPROTOCOLS_PER_TARGET: usize = 16;
+/// Most `networks` per target.
+pub const MAX_NETWORKS_PER_TARGET: usize = 32;
 /// Longest `reason`, in characters.
 pub const MAX_REASON_CHARS: usize = 200;
 
@@ -1131,13 +1133,13 @@ impl Walker {
 
     fn networks(&mut self, v: &Sv<'_>) -> Option<BTreeSet<IpNet>> {
         let items = self.string_array(v, "`networks`")?;
-        if items.len() > MAX_HEADERS_PER_TARGET {
+        if items.len() > MAX_NETWORKS_PER_TARGET {
             self.error(
                 Code::TooMany,
-                items[MAX_HEADERS_PER_TARGET].1.clone(),
+                items[MAX_NETWORKS_PER_TARGET].1.clone(),
                 "one too many",
                 format!(
-                    "{} networks; at most {MAX_HEADERS_PER_TARGET} per target",
+                    "{} networks; at most {MAX_NETWORKS_PER_TARGET} per target",
                     items.len()
                 ),
                 "merge adjacent networks",
