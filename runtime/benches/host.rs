@@ -14,7 +14,7 @@ use tokio::runtime::Runtime;
 use tokio_tungstenite::tungstenite::Message;
 
 mod support;
-use support::rss_bytes;
+use support::{interleave, report, rss_bytes, ROUNDS};
 
 fn rt() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -277,5 +277,233 @@ fn bench_idle_memory(_c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_echo, bench_connect, bench_idle_memory);
+/// The floor for a socket owned by a task: raw tokio-tungstenite on a task
+/// of its own that writes what a channel brings and forwards what it reads
+/// to another channel — the hand-off the host's design has on both sides
+/// (decision 169), with none of its checks, bounds or deadlines.
+struct TaskedRaw {
+    out: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    inbox: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+}
+
+impl TaskedRaw {
+    async fn connect(addr: SocketAddr) -> TaskedRaw {
+        let ws = raw_connect(addr).await;
+        let (out, mut to_send) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let (to_inbox, inbox) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let (mut tx, mut rx) = ws.split();
+            loop {
+                tokio::select! {
+                    m = to_send.recv() => match m {
+                        Some(m) => tx.send(Message::binary(m)).await.unwrap(),
+                        None => break,
+                    },
+                    m = rx.next() => match m {
+                        Some(Ok(m)) => {
+                            let _ = to_inbox.send(m.into_data().to_vec());
+                        }
+                        _ => break,
+                    },
+                }
+            }
+        });
+        TaskedRaw { out, inbox }
+    }
+}
+
+/// One binary message of `size` bytes from the host.
+async fn recv_binary(host: &WebSocketHost, id: netgrant_runtime::ConnectionId, size: usize) {
+    match host.recv(id, Some(Duration::from_secs(5))).await.unwrap() {
+        Incoming::Binary(b) => assert_eq!(b.len(), size),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `NETGRANT_BENCH_TABLE=1`: every host row against raw tokio-tungstenite
+/// in alternation, round by round (`support::interleave`: 15 rounds of
+/// about 100 ms, the order swapped each round), so that a load swing on the
+/// shared machine lands on both sides of a ratio. Prints host time ÷ raw
+/// time for the same work, median and range. Recorded in
+/// docs/benchmarks.md.
+fn bench_interleaved(_c: &mut Criterion) {
+    if std::env::var_os("NETGRANT_BENCH_TABLE").is_none() {
+        return;
+    }
+    const WINDOW: usize = 64;
+    let rt = rt();
+    let addr = rt.block_on(echo_server());
+    let host = host_for(addr.port(), 16);
+    let url = format!("ws://localhost:{}/", addr.port());
+    let id = rt
+        .block_on(host.open(&url, OpenOptions::default()))
+        .unwrap();
+    let mut raw = rt.block_on(raw_connect(addr));
+    println!("interleaved: host time ÷ raw tokio-tungstenite time per round ({ROUNDS} rounds)");
+    for size in [1024usize, 64 * 1024] {
+        let payload = vec![7u8; size];
+        let ours = |n: u32| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    host.send_binary(id, payload.clone()).await.unwrap();
+                    recv_binary(&host, id, size).await;
+                }
+                start.elapsed()
+            })
+        };
+        let theirs = |n: u32| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    raw.send(Message::binary(payload.clone())).await.unwrap();
+                    assert_eq!(raw.next().await.unwrap().unwrap().len(), size);
+                }
+                start.elapsed()
+            })
+        };
+        report(
+            &format!("echo {size} B, one at a time"),
+            interleave(ours, theirs),
+        );
+    }
+    for size in [1024usize, 64 * 1024] {
+        let payload = vec![7u8; size];
+        let ours = |n: u32| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let send = async {
+                        for _ in 0..WINDOW {
+                            host.send_binary(id, payload.clone()).await.unwrap();
+                        }
+                    };
+                    let recv = async {
+                        for _ in 0..WINDOW {
+                            recv_binary(&host, id, size).await;
+                        }
+                    };
+                    tokio::join!(send, recv);
+                }
+                start.elapsed()
+            })
+        };
+        let theirs = |n: u32| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let (mut tx, mut rx) = (&mut raw).split();
+                    let send = async {
+                        for _ in 0..WINDOW {
+                            tx.send(Message::binary(payload.clone())).await.unwrap();
+                        }
+                    };
+                    let recv = async {
+                        for _ in 0..WINDOW {
+                            assert_eq!(rx.next().await.unwrap().unwrap().len(), size);
+                        }
+                    };
+                    tokio::join!(send, recv);
+                }
+                start.elapsed()
+            })
+        };
+        report(
+            &format!("echo {size} B, {WINDOW} in flight (time; throughput is its inverse)"),
+            interleave(ours, theirs),
+        );
+    }
+    // The same two rows against a socket owned by a task (`TaskedRaw`).
+    let mut tasked = rt.block_on(TaskedRaw::connect(addr));
+    for size in [1024usize, 64 * 1024] {
+        let payload = vec![7u8; size];
+        let ours = |n: u32| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    host.send_binary(id, payload.clone()).await.unwrap();
+                    recv_binary(&host, id, size).await;
+                }
+                start.elapsed()
+            })
+        };
+        let floor = |n: u32| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    tasked.out.send(payload.clone()).unwrap();
+                    assert_eq!(tasked.inbox.recv().await.unwrap().len(), size);
+                }
+                start.elapsed()
+            })
+        };
+        report(
+            &format!("echo {size} B, one at a time, against a task-owned raw socket"),
+            interleave(ours, floor),
+        );
+    }
+    let ours = |n: u32| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                let c = host.open(&url, OpenOptions::default()).await.unwrap();
+                host.close(c).await.unwrap();
+            }
+            start.elapsed()
+        })
+    };
+    let theirs = |n: u32| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                let mut ws = raw_connect(addr).await;
+                ws.close(None).await.unwrap();
+            }
+            start.elapsed()
+        })
+    };
+    report("open + close", interleave(ours, theirs));
+    // Against the floor of a task-owned socket: connect and hand the socket
+    // to a task, then ask it to close and wait for it to end (what the
+    // host's `close` does).
+    let ours = |n: u32| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                let c = host.open(&url, OpenOptions::default()).await.unwrap();
+                host.close(c).await.unwrap();
+            }
+            start.elapsed()
+        })
+    };
+    let floor = |n: u32| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                let mut ws = raw_connect(addr).await;
+                let (close, closed) = tokio::sync::oneshot::channel::<()>();
+                let task = tokio::spawn(async move {
+                    let _ = closed.await;
+                    ws.close(None).await.unwrap();
+                });
+                close.send(()).unwrap();
+                task.await.unwrap();
+            }
+            start.elapsed()
+        })
+    };
+    report(
+        "open + close, against a task-owned raw socket",
+        interleave(ours, floor),
+    );
+    rt.block_on(host.shutdown());
+}
+
+criterion_group!(
+    benches,
+    bench_echo,
+    bench_connect,
+    bench_idle_memory,
+    bench_interleaved
+);
 criterion_main!(benches);

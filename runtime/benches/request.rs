@@ -37,7 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
 mod support;
-use support::rss_bytes;
+use support::{interleave, report, rss_bytes, ROUNDS};
 
 const SMALL: &[u8] = b"hello, world!";
 const IN_FLIGHT: usize = 16;
@@ -342,7 +342,6 @@ fn bench_interleaved(_c: &mut Criterion) {
     if std::env::var_os("NETGRANT_BENCH_TABLE").is_none() {
         return;
     }
-    const ROUNDS: usize = 15;
     let rt = rt();
     let (_release, held) = tokio::sync::watch::channel(false);
     let addr = rt.block_on(server(held));
@@ -367,28 +366,9 @@ fn bench_interleaved(_c: &mut Criterion) {
                     start.elapsed()
                 })
             };
-            // Warm up both (connections pooled), then size a round to ~100 ms.
-            let one = time(true, 20).max(time(false, 20)) / 20;
-            let batches = (Duration::from_millis(100).as_nanos() / one.as_nanos().max(1))
-                .clamp(2, 100_000) as u32;
-            let mut ratios: Vec<f64> = (0..ROUNDS)
-                .map(|r| {
-                    let (ours, theirs) = if r % 2 == 0 {
-                        let o = time(true, batches);
-                        (o, time(false, batches))
-                    } else {
-                        let t = time(false, batches);
-                        (time(true, batches), t)
-                    };
-                    ours.as_secs_f64() / theirs.as_secs_f64()
-                })
-                .collect();
-            ratios.sort_by(f64::total_cmp);
-            println!(
-                "request_{name} ×{in_flight}: {:.2}× (range {:.2}–{:.2}×), {batches} batches a round",
-                ratios[ROUNDS / 2],
-                ratios[0],
-                ratios[ROUNDS - 1]
+            report(
+                &format!("request_{name} ×{in_flight}"),
+                interleave(|n| time(true, n), |n| time(false, n)),
             );
         }
     }
