@@ -442,6 +442,46 @@ fn bench_interleaved(_c: &mut Criterion) {
             interleave(ours, floor),
         );
     }
+    for size in [1024usize, 64 * 1024] {
+        let payload = vec![7u8; size];
+        let ours = |n: u32| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let send = async {
+                        for _ in 0..WINDOW {
+                            host.send_binary(id, payload.clone()).await.unwrap();
+                        }
+                    };
+                    let recv = async {
+                        for _ in 0..WINDOW {
+                            recv_binary(&host, id, size).await;
+                        }
+                    };
+                    tokio::join!(send, recv);
+                }
+                start.elapsed()
+            })
+        };
+        let floor = |n: u32| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    for _ in 0..WINDOW {
+                        tasked.out.send(payload.clone()).unwrap();
+                    }
+                    for _ in 0..WINDOW {
+                        assert_eq!(tasked.inbox.recv().await.unwrap().len(), size);
+                    }
+                }
+                start.elapsed()
+            })
+        };
+        report(
+            &format!("echo {size} B, {WINDOW} in flight, against a task-owned raw socket"),
+            interleave(ours, floor),
+        );
+    }
     let ours = |n: u32| {
         rt.block_on(async {
             let start = Instant::now();
