@@ -241,7 +241,9 @@ fn bench_requests(c: &mut Criterion) {
         F: Fn() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = usize> + Send,
     {
-        rt.block_on(tokio::spawn(async move {
+        // `rt.spawn`: the task starts on a worker, and the caller is not yet
+        // inside the runtime (`tokio::spawn` would have no runtime here).
+        rt.block_on(rt.spawn(async move {
             let start = Instant::now();
             for _ in 0..iters {
                 assert_eq!(call().await, SMALL.len());
