@@ -339,10 +339,11 @@ fn bench_interleaved(_c: &mut Criterion) {
         .block_on(host.open(&url, OpenOptions::default()))
         .unwrap();
     let mut raw = rt.block_on(raw_connect(addr));
-    println!("interleaved: host time ÷ raw tokio-tungstenite time per round ({ROUNDS} rounds)");
+    let mut tasked = rt.block_on(TaskedRaw::connect(addr));
+    println!("interleaved: host time ÷ other time per round ({ROUNDS} rounds)");
     for size in [1024usize, 64 * 1024] {
         let payload = vec![7u8; size];
-        let ours = |n: u32| {
+        let mut ours = |n: u32| {
             rt.block_on(async {
                 let start = Instant::now();
                 for _ in 0..n {
@@ -352,7 +353,7 @@ fn bench_interleaved(_c: &mut Criterion) {
                 start.elapsed()
             })
         };
-        let theirs = |n: u32| {
+        let raw_side = |n: u32| {
             rt.block_on(async {
                 let start = Instant::now();
                 for _ in 0..n {
@@ -364,12 +365,26 @@ fn bench_interleaved(_c: &mut Criterion) {
         };
         report(
             &format!("echo {size} B, one at a time"),
-            interleave(ours, theirs),
+            interleave(&mut ours, raw_side),
+        );
+        let floor = |n: u32| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    tasked.out.send(payload.clone()).unwrap();
+                    assert_eq!(tasked.inbox.recv().await.unwrap().len(), size);
+                }
+                start.elapsed()
+            })
+        };
+        report(
+            &format!("echo {size} B, one at a time, against a task-owned raw socket"),
+            interleave(&mut ours, floor),
         );
     }
     for size in [1024usize, 64 * 1024] {
         let payload = vec![7u8; size];
-        let ours = |n: u32| {
+        let mut ours = |n: u32| {
             rt.block_on(async {
                 let start = Instant::now();
                 for _ in 0..n {
@@ -388,7 +403,7 @@ fn bench_interleaved(_c: &mut Criterion) {
                 start.elapsed()
             })
         };
-        let theirs = |n: u32| {
+        let raw_side = |n: u32| {
             rt.block_on(async {
                 let start = Instant::now();
                 for _ in 0..n {
@@ -410,59 +425,8 @@ fn bench_interleaved(_c: &mut Criterion) {
         };
         report(
             &format!("echo {size} B, {WINDOW} in flight (time; throughput is its inverse)"),
-            interleave(ours, theirs),
+            interleave(&mut ours, raw_side),
         );
-    }
-    // The same two rows against a socket owned by a task (`TaskedRaw`).
-    let mut tasked = rt.block_on(TaskedRaw::connect(addr));
-    for size in [1024usize, 64 * 1024] {
-        let payload = vec![7u8; size];
-        let ours = |n: u32| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..n {
-                    host.send_binary(id, payload.clone()).await.unwrap();
-                    recv_binary(&host, id, size).await;
-                }
-                start.elapsed()
-            })
-        };
-        let floor = |n: u32| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..n {
-                    tasked.out.send(payload.clone()).unwrap();
-                    assert_eq!(tasked.inbox.recv().await.unwrap().len(), size);
-                }
-                start.elapsed()
-            })
-        };
-        report(
-            &format!("echo {size} B, one at a time, against a task-owned raw socket"),
-            interleave(ours, floor),
-        );
-    }
-    for size in [1024usize, 64 * 1024] {
-        let payload = vec![7u8; size];
-        let ours = |n: u32| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..n {
-                    let send = async {
-                        for _ in 0..WINDOW {
-                            host.send_binary(id, payload.clone()).await.unwrap();
-                        }
-                    };
-                    let recv = async {
-                        for _ in 0..WINDOW {
-                            recv_binary(&host, id, size).await;
-                        }
-                    };
-                    tokio::join!(send, recv);
-                }
-                start.elapsed()
-            })
-        };
         let floor = |n: u32| {
             rt.block_on(async {
                 let start = Instant::now();
@@ -479,10 +443,10 @@ fn bench_interleaved(_c: &mut Criterion) {
         };
         report(
             &format!("echo {size} B, {WINDOW} in flight, against a task-owned raw socket"),
-            interleave(ours, floor),
+            interleave(&mut ours, floor),
         );
     }
-    let ours = |n: u32| {
+    let mut ours = |n: u32| {
         rt.block_on(async {
             let start = Instant::now();
             for _ in 0..n {
@@ -492,7 +456,7 @@ fn bench_interleaved(_c: &mut Criterion) {
             start.elapsed()
         })
     };
-    let theirs = |n: u32| {
+    let raw_side = |n: u32| {
         rt.block_on(async {
             let start = Instant::now();
             for _ in 0..n {
@@ -502,20 +466,10 @@ fn bench_interleaved(_c: &mut Criterion) {
             start.elapsed()
         })
     };
-    report("open + close", interleave(ours, theirs));
+    report("open + close", interleave(&mut ours, raw_side));
     // Against the floor of a task-owned socket: connect and hand the socket
     // to a task, then ask it to close and wait for it to end (what the
     // host's `close` does).
-    let ours = |n: u32| {
-        rt.block_on(async {
-            let start = Instant::now();
-            for _ in 0..n {
-                let c = host.open(&url, OpenOptions::default()).await.unwrap();
-                host.close(c).await.unwrap();
-            }
-            start.elapsed()
-        })
-    };
     let floor = |n: u32| {
         rt.block_on(async {
             let start = Instant::now();
@@ -534,7 +488,7 @@ fn bench_interleaved(_c: &mut Criterion) {
     };
     report(
         "open + close, against a task-owned raw socket",
-        interleave(ours, floor),
+        interleave(&mut ours, floor),
     );
     rt.block_on(host.shutdown());
 }

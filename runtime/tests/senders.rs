@@ -4,7 +4,7 @@
 
 mod support;
 use futures_util::StreamExt;
-use netgrant_runtime::{HostConfig, Incoming, OpenOptions, State, StaticResolver};
+use netgrant_runtime::{HostConfig, Incoming, State};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;
@@ -34,15 +34,8 @@ async fn concurrent_senders_each_message_once_in_each_senders_order() {
     const EACH: usize = 300;
     let (server, mut rx) = recording_peer().await;
     let p = server.port();
-    let h = Arc::new(host(
-        allow_localhost(p),
-        StaticResolver::new(),
-        HostConfig::default(),
-    ));
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, HostConfig::default()).await;
+    let h = Arc::new(h);
     let mut tasks = Vec::new();
     for s in 0..SENDERS {
         let h = h.clone();
@@ -123,15 +116,8 @@ async fn a_dropped_send_does_not_stall_the_next() {
     // leave no message unflushed and no sender blocked.
     let (server, mut rx) = recording_peer().await;
     let p = server.port();
-    let h = Arc::new(host(
-        allow_localhost(p),
-        StaticResolver::new(),
-        HostConfig::default(),
-    ));
-    let id = h
-        .open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-        .await
-        .unwrap();
+    let (h, id) = open_local(p, HostConfig::default()).await;
+    let h = Arc::new(h);
     let mut tasks = Vec::new();
     for s in 0..4 {
         let h = h.clone();

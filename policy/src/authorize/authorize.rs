@@ -475,18 +475,33 @@ impl Authorizer {
             |prefix: &str| readings.as_ref().is_some_and(|r| r.ambiguous_for(prefix));
         let mut matched = RuleIds::default();
         let mut ambiguous = false;
+        // How rule `i` of a reached slot fits the URL: the same test for
+        // granted rules and requested targets.
+        enum Fit {
+            Inside,
+            Ambiguous,
+            No,
+        }
+        let fit = |i: u32| {
+            let t = &self.rules[i as usize].permission.target;
+            if t.scheme != scheme || !t.port.matches(port) {
+                Fit::No
+            } else if all_inside(&t.path) {
+                Fit::Inside
+            } else if ambiguous_for(&t.path) {
+                Fit::Ambiguous
+            } else {
+                Fit::No
+            }
+        };
         let mut reached = Reached::new();
         self.index[ci].candidates(&host, |slot| {
             reached.push(slot);
             for &i in &slot.granted {
-                let t = &self.rules[i as usize].permission.target;
-                if t.scheme != scheme || !t.port.matches(port) {
-                    continue;
-                }
-                if all_inside(&t.path) {
-                    matched.push(i);
-                } else if ambiguous_for(&t.path) {
-                    ambiguous = true;
+                match fit(i) {
+                    Fit::Inside => matched.push(i),
+                    Fit::Ambiguous => ambiguous = true,
+                    Fit::No => {}
                 }
             }
         });
@@ -494,14 +509,12 @@ impl Authorizer {
             let mut requested_match = None;
             let mut visit = |slot: &Slot| {
                 for &i in &slot.requested {
-                    let t = &self.rules[i as usize].permission.target;
-                    if t.scheme != scheme || !t.port.matches(port) {
-                        continue;
-                    }
-                    if all_inside(&t.path) {
-                        requested_match.get_or_insert(i);
-                    } else if ambiguous_for(&t.path) {
-                        ambiguous = true;
+                    match fit(i) {
+                        Fit::Inside => {
+                            requested_match.get_or_insert(i);
+                        }
+                        Fit::Ambiguous => ambiguous = true,
+                        Fit::No => {}
                     }
                 }
             };
