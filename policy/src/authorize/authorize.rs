@@ -20,7 +20,7 @@ use crate::ir::Status;
 use crate::path;
 use crate::permission::{Method, Permission};
 use crate::redact;
-use crate::target::{HostPattern, UrlHost, UrlHostRef, MAX_URL_BYTES};
+use crate::target::{dot_blocks, HostPattern, UrlHost, UrlHostRef, MAX_URL_BYTES};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -233,18 +233,22 @@ impl Index {
                     visit(v);
                 }
                 if !self.wildcard.is_empty() {
-                    // Only hash the suffixes whose label count some wildcard has.
-                    let mut labels = d.bytes().filter(|&b| b == b'.').count() + 1;
-                    let mut rest = d.as_bytes();
-                    while let Some(dot) = rest.iter().position(|&b| b == b'.') {
-                        rest = &rest[dot + 1..];
-                        labels -= 1;
-                        if self.wildcard_labels & label_bit(labels) == 0 {
-                            continue;
-                        }
-                        let suffix = &d[d.len() - rest.len()..];
-                        if let Some(v) = self.wildcard.get(suffix) {
-                            visit(v);
+                    // From the longest suffix (after the first dot); only
+                    // hash the suffixes whose label count some wildcard has.
+                    let mut labels = 1 + dot_blocks(d.as_bytes())
+                        .map(|(bits, _)| bits.count_ones() as usize)
+                        .sum::<usize>();
+                    for (n, (mut bits, _)) in dot_blocks(d.as_bytes()).enumerate() {
+                        while bits != 0 {
+                            let dot = 64 * n + bits.trailing_zeros() as usize;
+                            bits &= bits - 1;
+                            labels -= 1;
+                            if self.wildcard_labels & label_bit(labels) == 0 {
+                                continue;
+                            }
+                            if let Some(v) = self.wildcard.get(&d[dot + 1..]) {
+                                visit(v);
+                            }
                         }
                     }
                 }
@@ -450,7 +454,8 @@ impl Authorizer {
         }
         // 6. path ambiguity that no prefix can excuse
         // `None`: a plain path, whose one reading is itself.
-        let readings = match path::readings_unless_plain(url.path()) {
+        let url_path = url.path();
+        let readings = match path::readings_unless_plain(url_path) {
             Ok(r) => r,
             Err(e) => {
                 return Err(deny(
@@ -466,7 +471,6 @@ impl Authorizer {
             Capability::Websocket => None,
         };
         let ci = cap_idx(req.capability);
-        let url_path = url.path();
         let all_inside = |prefix: &str| match &readings {
             None => path::prefix_matches(prefix, url_path),
             Some(r) => r.all_inside(prefix),
@@ -1206,6 +1210,38 @@ mod authorized_tests {
         let manifest = Manifest::parse("plugin.toml", &m).value.unwrap();
         let grant = Grant::parse("grant.toml", &g).value.unwrap();
         Authorizer::new(&compile(&manifest, Some(&grant)).policy.unwrap())
+    }
+
+    /// Wildcards match names of any length: the dot scan works in blocks of
+    /// 64 bytes, and a dot on either side of a block boundary counts.
+    #[test]
+    fn wildcards_match_long_names() {
+        let a = authorizer(
+            "[[host_api.request]]\nurl = \"https://*.example.com/\"\nmethods = [\"GET\"]\n\
+             [[host_api.request]]\nurl = \"https://*.b.example.org/\"\nmethods = [\"GET\"]\n",
+        );
+        for left in [1, 50, 55, 56, 62, 63, 64, 65, 120, 127, 128, 129, 300] {
+            let label = "a".repeat(left.min(63));
+            let mut name = label.clone();
+            while name.len() < left {
+                name.push('.');
+                name.push_str(&label[..(left - name.len()).clamp(1, 63)]);
+            }
+            for (suffix, want) in [
+                ("example.com", "allowed"),
+                ("b.example.org", "allowed"),
+                ("example.org", "not_requested"),
+                ("xexample.com", "not_requested"),
+            ] {
+                let url = format!("https://{name}.{suffix}/x");
+                let d = a.authorize(&Request::http("GET", &url), None);
+                assert_eq!(d.code, want, "{url}: {}", d.message());
+            }
+            // WHATWG keeps the empty label; the host is refused.
+            let url = format!("https://{name}..example.com/x");
+            let d = a.authorize(&Request::http("GET", &url), None);
+            assert_eq!(d.code, "invalid_url", "{url}: {}", d.message());
+        }
     }
 
     /// An [`Authorized`] carries the request target the runtime sends, built

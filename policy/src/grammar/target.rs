@@ -185,32 +185,34 @@ impl<'a> UrlHostRef<'a> {
         match url.host()? {
             url::Host::Domain(d) => {
                 let d = d.strip_suffix('.').unwrap_or(d);
-                // One pass (it runs on every authorization): no empty label
-                // (leading or trailing dot, `..`, empty name), and whether
-                // there is uppercase to fold.
-                let mut after_dot = true;
-                let mut upper = false;
-                for b in d.bytes() {
-                    if b == b'.' {
-                        if after_dot {
-                            return None;
-                        }
-                        after_dot = true;
-                    } else {
-                        after_dot = false;
-                        upper |= b.is_ascii_uppercase();
-                    }
+                // No empty label: leading or trailing dot, `..`, empty name.
+                // It runs on every authorization, so the dots are found
+                // eight bytes at a time.
+                // A dot right after a dot, or at either end (`before`
+                // carries "the byte before was a dot, or is the start").
+                let mut before = 1;
+                let mut empty_label = d.is_empty();
+                for (bits, len) in dot_blocks(d.as_bytes()) {
+                    empty_label |= bits & (bits << 1 | before) != 0;
+                    before = bits >> (len - 1) & 1;
                 }
-                if after_dot {
+                if empty_label || before == 1 {
                     return None;
                 }
-                // Copy only when there is something to lowercase (never
-                // for http, https, ws, wss: WHATWG lowercased it).
-                Some(UrlHostRef::Domain(if upper {
-                    std::borrow::Cow::Owned(d.to_ascii_lowercase())
-                } else {
-                    std::borrow::Cow::Borrowed(d)
-                }))
+                // WHATWG lowercases the hosts of special schemes (domain to
+                // ASCII), so only other schemes can need a copy.
+                let special = matches!(
+                    url.scheme(),
+                    "http" | "https" | "ws" | "wss" | "ftp" | "file"
+                );
+                Some(UrlHostRef::Domain(
+                    if !special && d.bytes().any(|b| b.is_ascii_uppercase()) {
+                        std::borrow::Cow::Owned(d.to_ascii_lowercase())
+                    } else {
+                        debug_assert!(!d.bytes().any(|b| b.is_ascii_uppercase()));
+                        std::borrow::Cow::Borrowed(d)
+                    },
+                ))
             }
             url::Host::Ipv4(a) => Some(UrlHostRef::Ip(address::canonicalize(IpAddr::V4(a)))),
             url::Host::Ipv6(a) => Some(UrlHostRef::Ip(address::canonicalize(IpAddr::V6(a)))),
@@ -224,6 +226,50 @@ impl<'a> UrlHostRef<'a> {
             UrlHostRef::Ip(ip) => UrlHost::Ip(*ip),
         }
     }
+}
+
+/// Where the dots of a host name are, 64 bytes at a time: each item is a
+/// block's bitmask (bit `i` set when byte `i` of the block is `.`) and the
+/// block's length. Host names are scanned on every authorization; eight
+/// bytes are tested at once, so a name of twenty bytes takes three steps.
+pub(crate) fn dot_blocks(s: &[u8]) -> impl Iterator<Item = (u64, usize)> + '_ {
+    s.chunks(64).map(|block| {
+        let mut bits = 0;
+        let mut words = block.chunks_exact(8);
+        let mut shift = 0;
+        for w in &mut words {
+            bits |= dots_in_word(u64::from_le_bytes(w.try_into().expect("eight bytes"))) << shift;
+            shift += 8;
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            // The block's last eight bytes, shifted so the tail starts at
+            // byte 0 (zeros above it hold no dot); a byte loop for names
+            // shorter than eight bytes.
+            let w = match block.len().checked_sub(8) {
+                Some(start) => {
+                    u64::from_le_bytes(block[start..].try_into().expect("eight bytes"))
+                        >> (8 * (8 - tail.len()))
+                }
+                None => tail.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)),
+            };
+            bits |= dots_in_word(w) << shift;
+        }
+        (bits, block.len())
+    })
+}
+
+/// Bit `k` set when byte `k` of `w` (little-endian) is `.`.
+fn dots_in_word(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const DOTS: u64 = u64::from_ne_bytes([b'.'; 8]);
+    let x = w ^ DOTS;
+    // The high bit of every zero byte of `x`; exact per byte, since
+    // `(x & LOW7) + LOW7` cannot carry into the next byte.
+    let m = !(((x & LOW7) + LOW7) | x) & !LOW7;
+    // Gathers the eight high bits into the top byte, byte `k`'s at bit
+    // 56 + k: the shifted copies land on distinct bits, so nothing carries.
+    (m >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
 impl fmt::Display for UrlHostRef<'_> {
@@ -767,6 +813,62 @@ mod tests {
 
     fn t(s: &str) -> String {
         Target::parse(s).unwrap().to_string()
+    }
+
+    /// The eight-at-a-time scan finds exactly the dots a byte loop finds, at
+    /// every length and offset, next to bytes one bit away from `.`.
+    #[test]
+    fn dot_blocks_find_every_dot() {
+        let alphabet = [b'.', b'a', b'.' ^ 0x80, b'.' ^ 1, 0, 0x7f, 0xff];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for len in (0..80).chain([127, 128, 129, 200]) {
+            for _ in 0..200 {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        alphabet[(seed % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                let mut found = Vec::new();
+                for (n, (mut bits, len)) in dot_blocks(&s).enumerate() {
+                    assert!(len == 64 || 64 * n + len == s.len());
+                    while bits != 0 {
+                        found.push(64 * n + bits.trailing_zeros() as usize);
+                        bits &= bits - 1;
+                    }
+                }
+                let want: Vec<usize> = (0..s.len()).filter(|&i| s[i] == b'.').collect();
+                assert_eq!(found, want, "{s:?}");
+            }
+        }
+    }
+
+    /// A URL's host is refused when a label is empty (after one trailing
+    /// dot is dropped) and borrowed as the parser lowercased it.
+    #[test]
+    fn url_hosts_refuse_empty_labels() {
+        let host = |u: &str| {
+            let u = url::Url::parse(u).unwrap();
+            UrlHost::from_url(&u).map(|h| h.to_string())
+        };
+        for (u, want) in [
+            ("https://A.Example.COM./x", Some("a.example.com")),
+            ("https://a.b/", Some("a.b")),
+            (
+                "https://abcdefgh.ijklmnop.qrstuvwx.yz/",
+                Some("abcdefgh.ijklmnop.qrstuvwx.yz"),
+            ),
+            ("custom://Mixed.Case/", Some("mixed.case")),
+            ("https://a..b/", None),
+            ("https://.a/", None),
+            ("https://a.b../", None),
+            ("https://abcdefg..hijklmno/", None),
+            ("https://abcdefgh.ijklmno../", None),
+        ] {
+            assert_eq!(host(u).as_deref(), want, "{u}");
+        }
     }
 
     /// The counted length is the spelled length, for every host kind and
