@@ -235,10 +235,22 @@ impl Index {
                 if !self.wildcard.is_empty() {
                     // From the longest suffix (after the first dot); only
                     // hash the suffixes whose label count some wildcard has.
-                    let mut labels = 1 + dot_blocks(d.as_bytes())
-                        .map(|(bits, _)| bits.count_ones() as usize)
+                    // Scanned once: names of up to 64 bytes (almost all)
+                    // are one block; longer ones are collected.
+                    let mut one = [0];
+                    let long: Vec<u64>;
+                    let blocks: &[u64] = if d.len() <= 64 {
+                        one[0] = dot_blocks(d.as_bytes()).next().map_or(0, |(bits, _)| bits);
+                        &one
+                    } else {
+                        long = dot_blocks(d.as_bytes()).map(|(bits, _)| bits).collect();
+                        &long
+                    };
+                    let mut labels = 1 + blocks
+                        .iter()
+                        .map(|b| b.count_ones() as usize)
                         .sum::<usize>();
-                    for (n, (mut bits, _)) in dot_blocks(d.as_bytes()).enumerate() {
+                    for (n, mut bits) in blocks.iter().copied().enumerate() {
                         while bits != 0 {
                             let dot = 64 * n + bits.trailing_zeros() as usize;
                             bits &= bits - 1;
@@ -534,14 +546,8 @@ impl Authorizer {
                 ));
             }
             return Err(match requested_match {
-                Some(i) => Decision::denied(
-                    DenyCode::NotGranted,
-                    Some(self.rules[i as usize].id.clone()),
-                    format!(
-                        "`{}` is requested but not granted",
-                        self.rules[i as usize].permission.target
-                    ),
-                ),
+                // Its sentence is built from the rule id if it is read.
+                Some(i) => Decision::not_granted(self.rules[i as usize].id.clone()),
                 // The most common denial: its sentence is a constant.
                 None => deny(
                     DenyCode::NotRequested,
@@ -626,7 +632,9 @@ impl Authorizer {
                 }
             }
         };
-        d.with_url(ShownUrl::Parsed(url))
+        let mut d = d;
+        d.set_url(ShownUrl::Parsed(url));
+        d
     }
 
     /// Number of indexed rules (granted and requested).

@@ -198,6 +198,9 @@ enum Message {
     Allowed,
     /// ``allowed by `RULE` (addresses not checked: no DNS answers given)``.
     AllowedUnresolved,
+    /// `` `TARGET` is requested but not granted``, the target read from the
+    /// rule id (`CAPABILITY:TARGET`, a requested target's id).
+    NotGranted,
 }
 
 /// A decision's URL: already redacted, or the parsed URL, redacted when
@@ -319,10 +322,29 @@ impl Decision {
         self
     }
 
+    /// [`Decision::with_url`] in place (a decision is large; moving it
+    /// through a call costs a copy on every authorization).
+    pub(crate) fn set_url(&mut self, url: ShownUrl) {
+        self.url = url;
+    }
+
+    /// The `not_granted` denial for the requested target `rule`, whose
+    /// sentence is built only when read.
+    pub(crate) fn not_granted(rule: RuleId) -> Self {
+        let mut d = Decision::denied(DenyCode::NotGranted, Some(rule), "");
+        d.message = Message::NotGranted;
+        d
+    }
+
     /// A human sentence. Contains only redacted URLs.
     pub fn message(&self) -> Cow<'_, str> {
         let (rule, tail) = match &self.message {
             Message::Text(s) => return Cow::Borrowed(s),
+            Message::NotGranted => {
+                let rule = self.rule().unwrap_or_default();
+                let target = rule.split_once(':').map_or(rule, |(_, t)| t);
+                return Cow::Owned(format!("`{target}` is requested but not granted"));
+            }
             Message::Allowed => (self.rule().unwrap_or_default(), "`"),
             Message::AllowedUnresolved => (
                 self.rule().unwrap_or_default(),
