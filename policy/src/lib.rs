@@ -68,6 +68,8 @@ pub mod address;
 pub mod approve_plan;
 #[path = "authorize/authorize.rs"]
 mod authorize;
+#[path = "compile/canonical_json.rs"]
+mod canonical_json;
 #[path = "grammar/capability.rs"]
 mod capability;
 #[path = "compile/compile.rs"]

@@ -661,7 +661,8 @@ fn build(
 
     // The IR entries and their typed twins are built together, from the same
     // permissions, and sorted together: they cannot disagree.
-    let mut entries: Vec<(Entry, PolicyEntry)> = Vec::new();
+    let unparented = parent_of_some.iter().filter(|&&p| !p).count();
+    let mut entries: Vec<(Entry, PolicyEntry)> = Vec::with_capacity(granted.len() + unparented);
     for (eff, parent, approved_broad, bindings, gi) in granted {
         let p = &requested[parent];
         let narrows =
@@ -701,14 +702,19 @@ fn build(
         let (a, b) = (&entries[i].0, &entries[j].0);
         (a.capability, &a.target, a.status).cmp(&(b.capability, &b.target, b.status))
     });
+    // Each pair moves once more, straight into its place in the two lists
+    // (every index is in `order` once, so every slot is taken once).
     let mut slots: Vec<Option<(Entry, PolicyEntry)>> = entries.into_iter().map(Some).collect();
-    // Every index is in `order` once, so every slot is taken once.
-    let entries: Vec<(Entry, PolicyEntry)> =
-        order.iter().filter_map(|&i| slots[i].take()).collect();
+    let mut ir_entries = Vec::with_capacity(slots.len());
+    let mut typed = Vec::with_capacity(slots.len());
+    for &i in &order {
+        let (e, t) = slots[i].take().expect("each index once");
+        ir_entries.push(e);
+        typed.push(t);
+    }
     ignored.sort_by(|(a, _), (b, _)| {
         (a.capability, &a.target, a.code).cmp(&(b.capability, &b.target, b.code))
     });
-    let (entries, typed): (Vec<Entry>, Vec<PolicyEntry>) = entries.into_iter().unzip();
     let (ignored, typed_ignored): (Vec<Ignored>, Vec<IgnoredGrant>) = ignored.into_iter().unzip();
 
     let requested_digest = requested_digest_of(&plugin.name, requested, &req_targets);
@@ -718,7 +724,7 @@ fn build(
         requested_digest,
         approved_digest,
         digest: String::new(),
-        entries,
+        entries: ir_entries,
         ignored,
     };
     policy.digest = policy.compute_digest();

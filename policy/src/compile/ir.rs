@@ -280,7 +280,7 @@ pub fn sha256(bytes: &[u8]) -> String {
     hex_digest(Sha256::digest(bytes).as_slice())
 }
 
-fn hex_digest(d: &[u8]) -> String {
+pub(crate) fn hex_digest(d: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(7 + 2 * d.len());
     s.push_str("sha256:");
@@ -291,34 +291,10 @@ fn hex_digest(d: &[u8]) -> String {
     s
 }
 
-/// Feeds everything written to it into SHA-256.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// `sha256:` over the compact JSON of `value`, written straight into the
-/// hasher (no intermediate buffer or `Value` tree).
+/// `sha256:` over the compact JSON of `value` (`crate::canonical_json`
+/// writes serde_json's bytes straight into the hasher).
 pub(crate) fn digest_of(value: &impl Serialize) -> String {
-    // serde_json writes token by token (a quote, a key, a comma…); the
-    // buffer hands SHA-256 whole blocks instead of thousands of tiny updates.
-    let mut w = std::io::BufWriter::with_capacity(8 * 1024, HashWriter(Sha256::new()));
-    // Writing to the hasher cannot fail, and the views serialize only
-    // strings, numbers, booleans and sequences.
-    serde_json::to_writer(&mut w, value).expect("canonical JSON serializes");
-    let w = w
-        .into_inner()
-        .ok()
-        .expect("writing to the hasher cannot fail");
-    hex_digest(w.0.finalize().as_slice())
+    crate::canonical_json::digest_of(value)
 }
 
 /// Borrowed views of the IR whose fields are declared in sorted key order:
