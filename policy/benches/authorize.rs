@@ -334,6 +334,11 @@ fn interleaved_table(n: usize, authz: &Authorizer, scan: &PatternScan, urls: &[&
             }
         }
     }
+    if std::env::var_os("NETGRANT_BENCH_PER_URL").is_some() {
+        for (u, b) in urls.iter().zip(&best) {
+            eprintln!("  {:.2} {:>5.0} {:>5.0} {u}", b[0] / b[2], b[0], b[2]);
+        }
+    }
     let mean = |k: usize| best.iter().map(|b| b[k]).sum::<f64>() / urls.len() as f64;
     let (ng, up, pa) = (mean(0), mean(1), mean(2));
     eprintln!(
