@@ -195,6 +195,25 @@ fn unsupported<T>(what: &str) -> Result<T, Unsupported> {
     )))
 }
 
+/// `Serializer` methods that write an integer through `Writer::$via`.
+macro_rules! integers {
+    ($($method:ident($t:ty) => $via:ident,)*) => {$(
+        fn $method(self, v: $t) -> Result<(), Unsupported> {
+            self.$via(v.into());
+            Ok(())
+        }
+    )*};
+}
+
+/// `Serializer` methods of `KeyWriter` that refuse their value.
+macro_rules! not_keys {
+    ($($method:ident($t:ty),)*) => {$(
+        fn $method(self, _: $t) -> Result<(), Unsupported> {
+            unsupported("a non-string map key")
+        }
+    )*};
+}
+
 /// An open array or object; `first` until the first element is written.
 struct Compound<'a> {
     w: &'a mut Writer,
@@ -228,37 +247,15 @@ impl<'a> ser::Serializer for &'a mut Writer {
             .extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Unsupported> {
-        self.signed(v.into());
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Unsupported> {
-        self.signed(v.into());
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Unsupported> {
-        self.signed(v.into());
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Unsupported> {
-        self.signed(v);
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Unsupported> {
-        self.unsigned(v.into());
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Unsupported> {
-        self.unsigned(v.into());
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Unsupported> {
-        self.unsigned(v.into());
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Unsupported> {
-        self.unsigned(v);
-        Ok(())
+    integers! {
+        serialize_i8(i8) => signed,
+        serialize_i16(i16) => signed,
+        serialize_i32(i32) => signed,
+        serialize_i64(i64) => signed,
+        serialize_u8(u8) => unsigned,
+        serialize_u16(u16) => unsigned,
+        serialize_u32(u32) => unsigned,
+        serialize_u64(u64) => unsigned,
     }
     fn serialize_f32(self, _: f32) -> Result<(), Unsupported> {
         unsupported("a float")
@@ -478,45 +475,24 @@ impl ser::Serializer for KeyWriter<'_> {
     ) -> Result<(), Unsupported> {
         v.serialize(self)
     }
-    fn serialize_bool(self, _: bool) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
+    not_keys! {
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_bytes(&[u8]),
+        serialize_unit_struct(&'static str),
     }
     fn serialize_char(self, v: char) -> Result<(), Unsupported> {
         self.0.string(v.encode_utf8(&mut [0; 4]));
         Ok(())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
     }
     fn serialize_none(self) -> Result<(), Unsupported> {
         unsupported("a non-string map key")
@@ -525,9 +501,6 @@ impl ser::Serializer for KeyWriter<'_> {
         unsupported("a non-string map key")
     }
     fn serialize_unit(self) -> Result<(), Unsupported> {
-        unsupported("a non-string map key")
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
         unsupported("a non-string map key")
     }
     fn serialize_newtype_variant<T: ?Sized + Serialize>(
@@ -679,6 +652,49 @@ mod tests {
         }
         let s = "ü€😀\u{7f}\u{80}\u{2028}";
         assert_eq!(to_bytes(&s).unwrap(), serde_json::to_vec(&s).unwrap());
+    }
+
+    /// Any strings, as list items, map keys and values, give serde_json's
+    /// bytes; the generator mixes plain text, escapes and non-ASCII, and
+    /// the escaping path is counted so the property is not vacuous.
+    #[test]
+    fn arbitrary_strings_match_serde_json() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let text = prop_oneof![
+            3 => "[a-z0-9./:*-]{0,40}",
+            2 => "[a-z\"\\\\\u{0}-\u{1f}\u{7f}é€😀]{0,40}",
+            1 => any::<String>(),
+        ];
+        let strategy = (
+            proptest::collection::vec(text.clone(), 0..8),
+            proptest::collection::btree_map(text.clone(), text, 0..4),
+        );
+        let cases = 512;
+        let escaped = AtomicUsize::new(0);
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let result = runner.run(&strategy, |(list, map)| {
+            let all = list.iter().chain(map.keys()).chain(map.values());
+            if all.clone().any(|s| needs_escape(s.as_bytes())) {
+                escaped.fetch_add(1, Ordering::Relaxed);
+            }
+            let v = (&list, &map);
+            prop_assert_eq!(to_bytes(&v).unwrap(), serde_json::to_vec(&v).unwrap());
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+        let escaped = escaped.into_inner();
+        assert!(
+            escaped * 4 >= cases as usize,
+            "escaping reached in {escaped} of {cases} cases"
+        );
     }
 
     /// Output longer than a block hashes as the same bytes.
