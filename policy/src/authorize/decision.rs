@@ -331,6 +331,7 @@ impl Decision {
     /// The `not_granted` denial for the requested target `rule`, whose
     /// sentence is built only when read.
     pub(crate) fn not_granted(rule: RuleId) -> Self {
+        debug_assert!(rule.starts_with("request:") || rule.starts_with("websocket:"));
         let mut d = Decision::denied(DenyCode::NotGranted, Some(rule), "");
         d.message = Message::NotGranted;
         d

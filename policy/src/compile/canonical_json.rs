@@ -9,7 +9,8 @@
 //! the output goes to a plain buffer handed to the hasher in 32 KiB blocks.
 //!
 //! It covers the shapes the views use (structs, sequences, maps with string
-//! keys, strings, booleans, integers, options, unit variants) and refuses
+//! keys, strings, booleans, integers up to 64 bits, options, unit variants)
+//! and refuses
 //! the rest. `tests` compare its bytes with serde_json's for every shape,
 //! and every string byte.
 
@@ -20,7 +21,7 @@ use std::fmt::{self, Write as _};
 /// `sha256:` and lowercase hex over the canonical JSON of `value`.
 pub(crate) fn digest_of(value: &impl Serialize) -> String {
     let mut w = Writer {
-        buf: Vec::with_capacity(BLOCK + 1024),
+        buf: Vec::with_capacity(4096),
         hash: Some(Sha256::new()),
         scratch: String::new(),
     };
@@ -635,19 +636,61 @@ mod tests {
         }
     }
 
-    /// Every string byte (each one alone, and between plain text of every
-    /// length around the eight-byte words) is escaped as serde_json
+    #[derive(serde::Serialize)]
+    struct Skips {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        first: Option<u8>,
+        middle: u8,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last: Option<u8>,
+    }
+
+    #[derive(serde::Serialize)]
+    struct AllSkipped {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        only: Option<u8>,
+    }
+
+    /// Skipped fields leave no stray comma, first, last or all of them.
+    #[test]
+    fn skipped_fields_match_serde_json() {
+        for (first, last) in [
+            (None, None),
+            (Some(1), None),
+            (None, Some(3)),
+            (Some(1), Some(3)),
+        ] {
+            let v = Skips {
+                first,
+                middle: 2,
+                last,
+            };
+            assert_eq!(to_bytes(&v).unwrap(), serde_json::to_vec(&v).unwrap());
+        }
+        let v = AllSkipped { only: None };
+        assert_eq!(to_bytes(&v).unwrap(), b"{}");
+        assert_eq!(to_bytes(&v).unwrap(), serde_json::to_vec(&v).unwrap());
+    }
+
+    /// Every string byte (alone, between plain text of every length up to
+    /// two words and around 32 bytes, and as the last byte) is escaped as serde_json
     /// escapes it.
     #[test]
     fn every_string_byte_matches_serde_json() {
         for b in 0..=0x7fu8 {
-            for pad in [0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33] {
-                let s = format!("{}{}{}", "a".repeat(pad), b as char, "b".repeat(pad));
-                assert_eq!(
-                    to_bytes(&s).unwrap(),
-                    serde_json::to_vec(&s).unwrap(),
-                    "byte {b:#04x}, pad {pad}"
-                );
+            for pad in (0..=17).chain([31, 32, 33]) {
+                // In the middle, and last (where only the overlapping
+                // read of the final eight bytes sees it).
+                for s in [
+                    format!("{}{}{}", "a".repeat(pad), b as char, "b".repeat(pad)),
+                    format!("{}{}", "a".repeat(pad), b as char),
+                ] {
+                    assert_eq!(
+                        to_bytes(&s).unwrap(),
+                        serde_json::to_vec(&s).unwrap(),
+                        "byte {b:#04x}, pad {pad}"
+                    );
+                }
             }
         }
         let s = "ü€😀\u{7f}\u{80}\u{2028}";

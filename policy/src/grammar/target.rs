@@ -244,8 +244,9 @@ pub(crate) fn dot_blocks(s: &[u8]) -> impl Iterator<Item = (u64, usize)> + '_ {
         let tail = words.remainder();
         if !tail.is_empty() {
             // The block's last eight bytes, shifted so the tail starts at
-            // byte 0 (zeros above it hold no dot); a byte loop for names
-            // shorter than eight bytes.
+            // byte 0 (zeros above it hold no dot); a byte loop for a block
+            // shorter than eight bytes (a short name, or the short last
+            // block of a long one).
             let w = match block.len().checked_sub(8) {
                 Some(start) => {
                     u64::from_le_bytes(block[start..].try_into().expect("eight bytes"))
