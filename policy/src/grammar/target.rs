@@ -182,6 +182,13 @@ pub(crate) enum UrlHostRef<'a> {
 impl<'a> UrlHostRef<'a> {
     /// What [`UrlHost::from_url`] returns, borrowed where it can be.
     pub(crate) fn from_url(url: &'a url::Url) -> Option<UrlHostRef<'a>> {
+        Self::from_url_with_dots(url).map(|(host, _)| host)
+    }
+
+    /// [`UrlHostRef::from_url`], and for a domain of up to 64 bytes the
+    /// bitmask of its dots ([`dot_blocks`]' one block), which the index
+    /// lookup reuses instead of scanning the name again.
+    pub(crate) fn from_url_with_dots(url: &'a url::Url) -> Option<(UrlHostRef<'a>, Option<u64>)> {
         match url.host()? {
             url::Host::Domain(d) => {
                 let d = d.strip_suffix('.').unwrap_or(d);
@@ -192,30 +199,38 @@ impl<'a> UrlHostRef<'a> {
                 // carries "the byte before was a dot, or is the start").
                 let mut before = 1;
                 let mut empty_label = d.is_empty();
-                for (bits, len) in dot_blocks(d.as_bytes()) {
+                let mut first = 0;
+                for (i, (bits, len)) in dot_blocks(d.as_bytes()).enumerate() {
                     empty_label |= bits & (bits << 1 | before) != 0;
                     before = bits >> (len - 1) & 1;
+                    if i == 0 {
+                        first = bits;
+                    }
                 }
                 if empty_label || before == 1 {
                     return None;
                 }
+                let dots = (d.len() <= 64).then_some(first);
                 // WHATWG lowercases the hosts of special schemes (domain to
                 // ASCII), so only other schemes can need a copy.
                 let special = matches!(
                     url.scheme(),
                     "http" | "https" | "ws" | "wss" | "ftp" | "file"
                 );
-                Some(UrlHostRef::Domain(
-                    if !special && d.bytes().any(|b| b.is_ascii_uppercase()) {
-                        std::borrow::Cow::Owned(d.to_ascii_lowercase())
-                    } else {
-                        debug_assert!(!d.bytes().any(|b| b.is_ascii_uppercase()));
-                        std::borrow::Cow::Borrowed(d)
-                    },
-                ))
+                let name = if !special && d.bytes().any(|b| b.is_ascii_uppercase()) {
+                    std::borrow::Cow::Owned(d.to_ascii_lowercase())
+                } else {
+                    debug_assert!(!d.bytes().any(|b| b.is_ascii_uppercase()));
+                    std::borrow::Cow::Borrowed(d)
+                };
+                Some((UrlHostRef::Domain(name), dots))
             }
-            url::Host::Ipv4(a) => Some(UrlHostRef::Ip(address::canonicalize(IpAddr::V4(a)))),
-            url::Host::Ipv6(a) => Some(UrlHostRef::Ip(address::canonicalize(IpAddr::V6(a)))),
+            url::Host::Ipv4(a) => {
+                Some((UrlHostRef::Ip(address::canonicalize(IpAddr::V4(a))), None))
+            }
+            url::Host::Ipv6(a) => {
+                Some((UrlHostRef::Ip(address::canonicalize(IpAddr::V6(a))), None))
+            }
         }
     }
 
