@@ -121,6 +121,7 @@ pub mod replay;
 pub mod schema;
 #[path = "grammar/target.rs"]
 mod target;
+mod words;
 
 // Parse: documents and the target grammar.
 pub use capability::{Capability, Scheme};

@@ -1199,20 +1199,10 @@ impl Authorized {
 }
 
 /// Whether `s` has an `@`, eight bytes at a time (std's `memchr` spends
-/// most of its time aligning on URLs this short). `x - 0x01.. & !x &
-/// 0x80..` is nonzero exactly when some byte of `x` is zero.
+/// most of its time aligning on URLs this short).
 fn has_at(s: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    let hit = |w: &[u8]| {
-        let x = u64::from_le_bytes(w.try_into().expect("eight bytes")) ^ (ONES * u64::from(b'@'));
-        x.wrapping_sub(ONES) & !x & (ONES << 7) != 0
-    };
-    if s.len() < 8 {
-        return s.contains(&b'@');
-    }
-    let mut words = s.chunks_exact(8);
-    // The last eight bytes cover the tail (overlapping is harmless).
-    words.any(hit) || (!words.remainder().is_empty() && hit(&s[s.len() - 8..]))
+    use crate::words::{any_word, has_byte};
+    any_word(s, |x| has_byte(x, b'@'), |b| b == b'@')
 }
 
 /// Whether the URL as written has an `@` in its authority. The `url` crate

@@ -144,31 +144,15 @@ impl Writer {
     }
 }
 
-/// Whether `s` has a byte JSON escapes: `"`, `\` or one below 0x20. Eight
-/// bytes at a time (most strings have none), each test exact for "some
-/// byte of the word": `x - 0x01.. & !x & 0x80..` is nonzero exactly when a
-/// byte of `x` is zero, and with `0x20..` when one is below 0x20.
+/// Whether `s` has a byte JSON escapes: `"`, `\` or one below 0x20
+/// (eight bytes at a time: most strings have none).
 fn needs_escape(s: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
-    let hit = |x: u64| {
-        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        let q = x ^ (ONES * u64::from(b'"'));
-        let quote = q.wrapping_sub(ONES) & !q & HIGH;
-        let b = x ^ (ONES * u64::from(b'\\'));
-        let backslash = b.wrapping_sub(ONES) & !b & HIGH;
-        below_space | quote | backslash != 0
-    };
-    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().expect("eight bytes"));
-    if s.len() < 8 {
-        return s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
-    }
-    let mut words = s.chunks_exact(8);
-    if words.any(|w| hit(word(w))) {
-        return true;
-    }
-    // The last eight bytes cover the tail (overlapping is harmless).
-    !words.remainder().is_empty() && hit(word(&s[s.len() - 8..]))
+    use crate::words::{any_word, has_byte, has_byte_below};
+    any_word(
+        s,
+        |x| has_byte_below(x, 0x20) | has_byte(x, b'"') | has_byte(x, b'\\'),
+        |b| b < 0x20 || b == b'"' || b == b'\\',
+    )
 }
 
 /// A shape the canonical form does not use (floats, tuple and struct

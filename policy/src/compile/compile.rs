@@ -977,7 +977,7 @@ fn requested_digest_of(plugin: &str, requested: &[Requested], targets: &[String]
         })
         .collect();
     items.sort_by(|a, b| (a.capability, a.target).cmp(&(b.capability, b.target)));
-    ir::digest_of(&Doc {
+    crate::canonical_json::digest_of(&Doc {
         plugin,
         requested: items,
         version: ir::IR_VERSION,

@@ -259,7 +259,7 @@ impl Policy {
     /// sorted order (what serializing through a `serde_json::Value` gives);
     /// they are streamed from a borrowed view straight into the hasher.
     pub fn compute_digest(&self) -> String {
-        digest_of(&canonical::PolicyView(self))
+        crate::canonical_json::digest_of(&canonical::PolicyView(self))
     }
 
     /// The granted entries.
@@ -289,12 +289,6 @@ pub(crate) fn hex_digest(d: &[u8]) -> String {
         s.push(HEX[usize::from(b & 15)] as char);
     }
     s
-}
-
-/// `sha256:` over the compact JSON of `value` (`crate::canonical_json`
-/// writes serde_json's bytes straight into the hasher).
-pub(crate) fn digest_of(value: &impl Serialize) -> String {
-    crate::canonical_json::digest_of(value)
 }
 
 /// Borrowed views of the IR whose fields are declared in sorted key order:

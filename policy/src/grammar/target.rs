@@ -6,6 +6,7 @@
 use crate::address::{self, AddressClass};
 use crate::capability::{Capability, Scheme};
 use crate::path;
+use crate::words;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;
@@ -250,42 +251,26 @@ impl<'a> UrlHostRef<'a> {
 pub(crate) fn dot_blocks(s: &[u8]) -> impl Iterator<Item = (u64, usize)> + '_ {
     s.chunks(64).map(|block| {
         let mut bits = 0;
-        let mut words = block.chunks_exact(8);
+        let mut chunks = block.chunks_exact(8);
         let mut shift = 0;
-        for w in &mut words {
-            bits |= dots_in_word(u64::from_le_bytes(w.try_into().expect("eight bytes"))) << shift;
+        for w in &mut chunks {
+            bits |= words::byte_mask(words::word(w), b'.') << shift;
             shift += 8;
         }
-        let tail = words.remainder();
+        let tail = chunks.remainder();
         if !tail.is_empty() {
             // The block's last eight bytes, shifted so the tail starts at
             // byte 0 (zeros above it hold no dot); a byte loop for a block
             // shorter than eight bytes (a short name, or the short last
             // block of a long one).
             let w = match block.len().checked_sub(8) {
-                Some(start) => {
-                    u64::from_le_bytes(block[start..].try_into().expect("eight bytes"))
-                        >> (8 * (8 - tail.len()))
-                }
+                Some(start) => words::word(&block[start..]) >> (8 * (8 - tail.len())),
                 None => tail.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)),
             };
-            bits |= dots_in_word(w) << shift;
+            bits |= words::byte_mask(w, b'.') << shift;
         }
         (bits, block.len())
     })
-}
-
-/// Bit `k` set when byte `k` of `w` (little-endian) is `.`.
-fn dots_in_word(w: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const DOTS: u64 = u64::from_ne_bytes([b'.'; 8]);
-    let x = w ^ DOTS;
-    // The high bit of every zero byte of `x`; exact per byte, since
-    // `(x & LOW7) + LOW7` cannot carry into the next byte.
-    let m = !(((x & LOW7) + LOW7) | x) & !LOW7;
-    // Gathers the eight high bits into the top byte, byte `k`'s at bit
-    // 56 + k: the shifted copies land on distinct bits, so nothing carries.
-    (m >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
 impl fmt::Display for UrlHostRef<'_> {
