@@ -312,6 +312,40 @@ impl TaskedRaw {
     }
 }
 
+/// Where the measured calls run. A host calls the runtime from its own
+/// tasks, on the runtime's workers; `block_on` runs them on the calling
+/// thread instead, outside the worker pool, so that every hand-off to a
+/// connection's task is a wake-up across threads.
+#[derive(Clone, Copy, PartialEq)]
+enum Caller {
+    /// In a task spawned on the runtime (how a host calls it).
+    Worker,
+    /// In `Runtime::block_on` on the benchmark's own thread.
+    Outside,
+}
+
+impl Caller {
+    fn name(self) -> &'static str {
+        match self {
+            Caller::Worker => "callers on a runtime worker",
+            Caller::Outside => "callers outside the runtime (block_on)",
+        }
+    }
+
+    /// Runs `f` where this caller runs and returns the time it reports.
+    fn run<F>(self, rt: &Runtime, f: F) -> Duration
+    where
+        F: std::future::Future<Output = Duration> + Send + 'static,
+    {
+        match self {
+            Caller::Worker => rt.block_on(rt.spawn(f)).unwrap(),
+            Caller::Outside => rt.block_on(f),
+        }
+    }
+}
+
+type RawWs = Arc<tokio::sync::Mutex<tokio_tungstenite::WebSocketStream<TcpStream>>>;
+
 /// One binary message of `size` bytes from the host.
 async fn recv_binary(host: &WebSocketHost, id: netgrant_runtime::ConnectionId, size: usize) {
     match host.recv(id, Some(Duration::from_secs(5))).await.unwrap() {
@@ -324,27 +358,41 @@ async fn recv_binary(host: &WebSocketHost, id: netgrant_runtime::ConnectionId, s
 /// in alternation, round by round (`support::interleave`: 15 rounds of
 /// about 100 ms, the order swapped each round), so that a load swing on the
 /// shared machine lands on both sides of a ratio. Prints host time ÷ raw
-/// time for the same work, median and range. Recorded in
+/// time for the same work, median and range, once with the callers on a
+/// runtime worker and once from outside the runtime ([`Caller`]); both
+/// sides of a ratio always run the same way. Recorded in
 /// docs/benchmarks.md.
 fn bench_interleaved(_c: &mut Criterion) {
     if std::env::var_os("NETGRANT_BENCH_TABLE").is_none() {
         return;
     }
+    for caller in [Caller::Worker, Caller::Outside] {
+        interleaved_table(caller);
+    }
+}
+
+fn interleaved_table(caller: Caller) {
     const WINDOW: usize = 64;
     let rt = rt();
     let addr = rt.block_on(echo_server());
-    let host = host_for(addr.port(), 16);
+    let host = Arc::new(host_for(addr.port(), 16));
     let url = format!("ws://localhost:{}/", addr.port());
     let id = rt
         .block_on(host.open(&url, OpenOptions::default()))
         .unwrap();
-    let mut raw = rt.block_on(raw_connect(addr));
-    let mut tasked = rt.block_on(TaskedRaw::connect(addr));
-    println!("interleaved: host time ÷ other time per round ({ROUNDS} rounds)");
+    let raw: RawWs = Arc::new(tokio::sync::Mutex::new(rt.block_on(raw_connect(addr))));
+    let tasked = Arc::new(tokio::sync::Mutex::new(
+        rt.block_on(TaskedRaw::connect(addr)),
+    ));
+    println!(
+        "interleaved, {}: host time ÷ other time per round ({ROUNDS} rounds)",
+        caller.name()
+    );
     for size in [1024usize, 64 * 1024] {
         let payload = vec![7u8; size];
-        let mut ours = |n: u32| {
-            rt.block_on(async {
+        let ours = |n: u32| {
+            let (host, payload) = (host.clone(), payload.clone());
+            caller.run(&rt, async move {
                 let start = Instant::now();
                 for _ in 0..n {
                     host.send_binary(id, payload.clone()).await.unwrap();
@@ -354,7 +402,9 @@ fn bench_interleaved(_c: &mut Criterion) {
             })
         };
         let raw_side = |n: u32| {
-            rt.block_on(async {
+            let (raw, payload) = (raw.clone(), payload.clone());
+            caller.run(&rt, async move {
+                let mut raw = raw.lock().await;
                 let start = Instant::now();
                 for _ in 0..n {
                     raw.send(Message::binary(payload.clone())).await.unwrap();
@@ -365,10 +415,12 @@ fn bench_interleaved(_c: &mut Criterion) {
         };
         report(
             &format!("echo {size} B, one at a time"),
-            interleave(&mut ours, raw_side),
+            interleave(ours, raw_side),
         );
         let floor = |n: u32| {
-            rt.block_on(async {
+            let (tasked, payload) = (tasked.clone(), payload.clone());
+            caller.run(&rt, async move {
+                let mut tasked = tasked.lock().await;
                 let start = Instant::now();
                 for _ in 0..n {
                     tasked.out.send(payload.clone()).unwrap();
@@ -379,13 +431,14 @@ fn bench_interleaved(_c: &mut Criterion) {
         };
         report(
             &format!("echo {size} B, one at a time, against a task-owned raw socket"),
-            interleave(&mut ours, floor),
+            interleave(ours, floor),
         );
     }
     for size in [1024usize, 64 * 1024] {
         let payload = vec![7u8; size];
-        let mut ours = |n: u32| {
-            rt.block_on(async {
+        let ours = |n: u32| {
+            let (host, payload) = (host.clone(), payload.clone());
+            caller.run(&rt, async move {
                 let start = Instant::now();
                 for _ in 0..n {
                     let send = async {
@@ -404,10 +457,12 @@ fn bench_interleaved(_c: &mut Criterion) {
             })
         };
         let raw_side = |n: u32| {
-            rt.block_on(async {
+            let (raw, payload) = (raw.clone(), payload.clone());
+            caller.run(&rt, async move {
+                let mut raw = raw.lock().await;
                 let start = Instant::now();
                 for _ in 0..n {
-                    let (mut tx, mut rx) = (&mut raw).split();
+                    let (mut tx, mut rx) = (&mut *raw).split();
                     let send = async {
                         for _ in 0..WINDOW {
                             tx.send(Message::binary(payload.clone())).await.unwrap();
@@ -425,10 +480,12 @@ fn bench_interleaved(_c: &mut Criterion) {
         };
         report(
             &format!("echo {size} B, {WINDOW} in flight (time; throughput is its inverse)"),
-            interleave(&mut ours, raw_side),
+            interleave(ours, raw_side),
         );
         let floor = |n: u32| {
-            rt.block_on(async {
+            let (tasked, payload) = (tasked.clone(), payload.clone());
+            caller.run(&rt, async move {
+                let mut tasked = tasked.lock().await;
                 let start = Instant::now();
                 for _ in 0..n {
                     for _ in 0..WINDOW {
@@ -443,11 +500,12 @@ fn bench_interleaved(_c: &mut Criterion) {
         };
         report(
             &format!("echo {size} B, {WINDOW} in flight, against a task-owned raw socket"),
-            interleave(&mut ours, floor),
+            interleave(ours, floor),
         );
     }
-    let mut ours = |n: u32| {
-        rt.block_on(async {
+    let ours = |n: u32| {
+        let (host, url) = (host.clone(), url.clone());
+        caller.run(&rt, async move {
             let start = Instant::now();
             for _ in 0..n {
                 let c = host.open(&url, OpenOptions::default()).await.unwrap();
@@ -457,7 +515,7 @@ fn bench_interleaved(_c: &mut Criterion) {
         })
     };
     let raw_side = |n: u32| {
-        rt.block_on(async {
+        caller.run(&rt, async move {
             let start = Instant::now();
             for _ in 0..n {
                 let mut ws = raw_connect(addr).await;
@@ -466,12 +524,12 @@ fn bench_interleaved(_c: &mut Criterion) {
             start.elapsed()
         })
     };
-    report("open + close", interleave(&mut ours, raw_side));
+    report("open + close", interleave(ours, raw_side));
     // Against the floor of a task-owned socket: connect and hand the socket
     // to a task, then ask it to close and wait for it to end (what the
     // host's `close` does).
     let floor = |n: u32| {
-        rt.block_on(async {
+        caller.run(&rt, async move {
             let start = Instant::now();
             for _ in 0..n {
                 let mut ws = raw_connect(addr).await;
@@ -488,7 +546,7 @@ fn bench_interleaved(_c: &mut Criterion) {
     };
     report(
         "open + close, against a task-owned raw socket",
-        interleave(&mut ours, floor),
+        interleave(ours, floor),
     );
     rt.block_on(host.shutdown());
 }

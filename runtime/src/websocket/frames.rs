@@ -25,12 +25,14 @@ pub(crate) struct ReadTracker {
     inner: Arc<TrackerShared>,
 }
 
+/// No wake-up signals a frame's start: the tracker is fed by the
+/// connection task's own reads, and the task looks at [`ReadTracker::started`]
+/// right after each read, in the same poll. (A signal here woke the task
+/// from inside its own poll on every message, which made the scheduler hand
+/// it to another worker thread: two context switches per message.)
 #[derive(Default)]
 struct TrackerShared {
     state: Mutex<TrackState>,
-    /// Signalled when a frame starts arriving with nothing in progress, so the
-    /// connection task arms the read deadline even while its read is pending.
-    started_signal: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -52,8 +54,6 @@ impl ReadTracker {
         let mut st = self.state();
         if st.started.is_none() {
             st.started = Some(Instant::now());
-            drop(st);
-            self.inner.started_signal.notify_one();
         }
     }
 
@@ -67,11 +67,6 @@ impl ReadTracker {
         if st.peer_close_code.is_none() {
             st.peer_close_code = Some(code);
         }
-    }
-
-    /// Resolves once a frame starts arriving with nothing in progress.
-    pub(crate) async fn wait_started(&self) {
-        self.inner.started_signal.notified().await
     }
 
     /// When the message (or frame) now in progress started arriving.

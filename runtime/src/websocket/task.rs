@@ -12,10 +12,13 @@ use futures_util::{SinkExt, StreamExt};
 use netgrant_policy::Capability;
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -211,6 +214,17 @@ async fn run(
     let need = cfg.max_message_bytes.min(cfg.inbox_bytes);
     // Since when the inbox has been too full to read the socket.
     let mut blocked_since: Option<Instant> = None;
+    // The timers live across the loop: one made per pass was a timer-wheel
+    // insert and removal on every message. The idle timer is moved only
+    // when it fires early (traffic since it was set), not on each message.
+    let idle_timer = tokio::time::sleep_until(last_activity + cfg.idle_timeout);
+    // Never polled (so never registered) without a maximum lifetime.
+    let life_timer =
+        tokio::time::sleep_until(opened + cfg.max_lifetime.unwrap_or(cfg.idle_timeout));
+    let read_timer = tokio::time::sleep_until(opened);
+    tokio::pin!(idle_timer, life_timer, read_timer);
+    // The deadline `read_timer` is set to, while a message is in progress.
+    let mut read_armed: Option<Instant> = None;
     loop {
         let room = shared.free(cfg.inbox_bytes) >= need;
         match (room, blocked_since) {
@@ -223,9 +237,13 @@ async fn run(
             }
             _ => {}
         }
-        let idle_at = last_activity + cfg.idle_timeout;
-        let life_at = cfg.max_lifetime.map(|l| opened + l);
-        let read_at = tracker.started().map(|s| s + cfg.message_read_deadline);
+        // Polled right after the read (the select is biased): a message
+        // that started arriving in that read, and is still pending, has its
+        // deadline armed in the same pass (else a slow drip is never timed).
+        let read_deadline = std::future::poll_fn(|cx| {
+            let at = tracker.started().map(|s| s + cfg.message_read_deadline);
+            poll_read_deadline(read_timer.as_mut(), &mut read_armed, at, cx)
+        });
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
@@ -362,23 +380,48 @@ async fn run(
                 }
             }
             _ = shared.room.notified(), if !room => {}
-            // A message started arriving while the read above is still pending:
-            // loop to arm its read deadline (else a slow drip is never timed).
-            _ = tracker.wait_started(), if read_at.is_none() => {}
-            _ = tokio::time::sleep_until(read_at.unwrap_or(idle_at)), if read_at.is_some() && room => {
+            _ = read_deadline, if room => {
                 timeout_close(&mut sink, &shared, &cfg, "message read deadline: a message started but did not complete").await;
                 return;
             }
-            _ = tokio::time::sleep_until(idle_at) => {
+            _ = idle_timer.as_mut() => {
+                let idle_at = last_activity + cfg.idle_timeout;
+                if idle_at > Instant::now() {
+                    idle_timer.as_mut().reset(idle_at);
+                    continue;
+                }
                 timeout_close(&mut sink, &shared, &cfg, "idle timeout: no traffic").await;
                 return;
             }
-            _ = tokio::time::sleep_until(life_at.unwrap_or(idle_at)), if life_at.is_some() => {
+            _ = life_timer.as_mut(), if cfg.max_lifetime.is_some() => {
                 timeout_close(&mut sink, &shared, &cfg, "maximum lifetime reached").await;
                 return;
             }
         }
     }
+}
+
+/// The read deadline of the message in progress (`deadline`, from the
+/// tracker), on one timer that is reset only when the deadline changes.
+/// With nothing in progress there is nothing to time: the first bytes of the
+/// next frame arrive through the read, which wakes the task and is polled
+/// before this again.
+fn poll_read_deadline(
+    timer: Pin<&mut Sleep>,
+    armed: &mut Option<Instant>,
+    deadline: Option<Instant>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let Some(at) = deadline else {
+        *armed = None;
+        return Poll::Pending;
+    };
+    let mut timer = timer;
+    if *armed != Some(at) {
+        timer.as_mut().reset(at);
+        *armed = Some(at);
+    }
+    timer.poll(cx)
 }
 
 async fn timeout_close(
