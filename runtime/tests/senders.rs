@@ -3,7 +3,7 @@
 //! sends abandoned midway. Real loopback peers that record what arrives.
 
 mod support;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use netgrant_runtime::{HostConfig, Incoming, State};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,4 +156,71 @@ async fn a_dropped_send_does_not_stall_the_next() {
     }
     assert_eq!(h.status(id).unwrap().state, State::Open);
     h.shutdown().await;
+}
+
+/// A peer that writes a lot before it reads anything (a server pushing a
+/// backlog on connect, say) while the host has a large batch to write.
+/// The connection's task keeps reading while its write waits for the
+/// peer: otherwise each side waits for the other to read, and the write
+/// ends in the write timeout, blaming a peer that is only busy writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_writing_before_it_reads_does_not_stall_the_hosts_writes() {
+    const PUSHED: usize = 64; // 64 × 256 KiB = 16 MiB pushed by the peer first
+    const SENT: usize = 16; // 16 × 256 KiB = 4 MiB sent by the plugin
+    const SIZE: usize = 256 * 1024;
+    let (got_tx, mut got_rx) = mpsc::unbounded_channel();
+    let server = ws_server(move |mut ws| {
+        let got_tx = got_tx.clone();
+        async move {
+            for _ in 0..PUSHED {
+                if ws.send(Message::binary(vec![1u8; SIZE])).await.is_err() {
+                    return;
+                }
+            }
+            let mut got = 0;
+            while got < SENT {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) if b.len() == SIZE => got += 1,
+                    Some(Ok(_)) => {}
+                    _ => break,
+                }
+            }
+            let _ = got_tx.send(got);
+            // Open until the host closes.
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
+    let cfg = HostConfig {
+        write_timeout: Duration::from_secs(3),
+        ..HostConfig::default()
+    };
+    let (h, id) = open_local(server.port(), cfg).await;
+    let h = Arc::new(h);
+    let sender = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            for _ in 0..SENT {
+                h.send_binary(id, vec![2u8; SIZE]).await?;
+            }
+            Ok::<(), netgrant_runtime::HostError>(())
+        })
+    };
+    let mut pushed = 0;
+    while pushed < PUSHED {
+        match h.recv(id, Some(OUTER)).await.unwrap() {
+            Incoming::Binary(b) => {
+                assert_eq!(b.len(), SIZE);
+                pushed += 1;
+            }
+            other => panic!(
+                "after {pushed} of the peer's messages: {other:?} ({:?})",
+                h.status(id).map(|s| s.last_error)
+            ),
+        }
+    }
+    sender.await.unwrap().unwrap();
+    let got = tokio::time::timeout(OUTER, got_rx.recv()).await.unwrap();
+    assert_eq!(got, Some(SENT), "the peer received every message");
+    assert_eq!(h.status(id).unwrap().state, State::Open);
 }

@@ -211,7 +211,6 @@ async fn run(
     let (mut sink, mut stream) = ws.split();
     let opened = Instant::now();
     let mut last_activity = Instant::now();
-    let need = cfg.max_message_bytes.min(cfg.inbox_bytes);
     // Since when the inbox has been too full to read the socket.
     let mut blocked_since: Option<Instant> = None;
     // The timers live across the loop: one made per pass was a timer-wheel
@@ -226,17 +225,7 @@ async fn run(
     // The deadline `read_timer` is set to, while a message is in progress.
     let mut read_armed: Option<Instant> = None;
     loop {
-        let room = shared.free(cfg.inbox_bytes) >= need;
-        match (room, blocked_since) {
-            (false, None) => blocked_since = Some(Instant::now()),
-            // While the host did not read, the peer could not complete its
-            // message: that time does not count against its read deadline.
-            (true, Some(t)) => {
-                tracker.shift(t.elapsed());
-                blocked_since = None;
-            }
-            _ => {}
-        }
+        let room = has_room(&shared, &tracker, &cfg, &mut blocked_since);
         // Polled right after the read (the select is biased): a message
         // that started arriving in that read, and is still pending, has its
         // deadline armed in the same pass (else a slow drip is never timed).
@@ -288,7 +277,44 @@ async fn run(
                         drop(held);
                         Ok::<(), WsError>(())
                     };
-                    match tokio::time::timeout(cfg.write_timeout, write).await {
+                    // Reading goes on while the write waits for the peer: a
+                    // peer that writes before it reads would otherwise wait
+                    // for this task to read while this task waits for it to
+                    // read, until the write timed out. (The write's end sets
+                    // the activity time, so reads here need not.)
+                    let (written, answer) = {
+                        let write = tokio::time::timeout(cfg.write_timeout, write);
+                        tokio::pin!(write);
+                        let mut answer = false;
+                        let written = loop {
+                            let room = has_room(&shared, &tracker, &cfg, &mut blocked_since);
+                            tokio::select! {
+                                biased;
+                                r = &mut write => break Ok(r),
+                                msg = stream.next(), if room => match on_read(msg, &shared, &tracker) {
+                                    Read::Message(m, len) => shared.push(m, len),
+                                    // Answered by this write's flush, or the one below.
+                                    Read::Control => answer = true,
+                                    Read::End(end) => break Err(end),
+                                },
+                                _ = shared.room.notified(), if !room => {}
+                            }
+                        };
+                        (written, answer)
+                    };
+                    let written = match written {
+                        Ok(r) => r,
+                        // The connection ended while writing: the write is
+                        // dropped and the socket gets its last word.
+                        Err(end) => {
+                            finish_socket(&mut sink, &shared, &cfg, end).await;
+                            return;
+                        }
+                    };
+                    if answer {
+                        let _ = tokio::time::timeout(cfg.write_timeout, sink.flush()).await;
+                    }
+                    match written {
                         Ok(Ok(())) => {
                             last_activity = Instant::now();
                             let mut st = shared.status.lock().unwrap();
@@ -312,73 +338,21 @@ async fn run(
                     }
                 }
             },
-            msg = stream.next(), if room => {
-                match msg {
-                    Some(Ok(m)) => {
-                        last_activity = Instant::now();
-                        let (incoming, len) = match m {
-                            // Every injected value becomes its placeholder.
-                            Message::Text(t) => {
-                                let s = shared.injection.masker.mask_str(t.as_str()).into_owned();
-                                let n = s.len();
-                                (Incoming::Text(s), n)
-                            }
-                            Message::Binary(b) => {
-                                // No copy when the frame's buffer is ours alone.
-                                let mut v = Vec::from(b);
-                                if let Cow::Owned(m) = shared.injection.masker.mask_bytes(&v) {
-                                    v = m;
-                                }
-                                let n = v.len();
-                                (Incoming::Binary(v), n)
-                            }
-                            Message::Close(frame) => {
-                                match (frame, tracker.peer_close_code()) {
-                                    // tungstenite answers a code that is not valid on the
-                                    // wire with 1002 (never echoes it); say so.
-                                    (_, Some(wire)) if !CloseCode::from(wire).is_allowed() => {
-                                        shared.finish(1002, "protocol_error", Some(("protocol_error", format!("the peer closed with code {wire}, which is not valid on the wire; answered 1002"))));
-                                    }
-                                    // Peer text: escaped and bounded in finish(); never logged.
-                                    (Some(f), _) => shared.finish(u16::from(f.code), &shared.injection.masker.mask_str(f.reason.as_str()), None),
-                                    // No code: 1005 is how RFC 6455 reports that locally.
-                                    (None, _) => shared.finish(1005, "", None),
-                                }
-                                let _ = tokio::time::timeout(cfg.shutdown_grace, sink.flush()).await;
-                                return;
-                            }
-                            // Pings are answered by the protocol layer on the next flush.
-                            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
-                                let _ = tokio::time::timeout(cfg.write_timeout, sink.flush()).await;
-                                continue;
-                            }
-                        };
-                        {
-                            let mut st = shared.status.lock().unwrap();
-                            st.bytes_in += len as u64;
-                            st.messages_in += 1;
-                        }
-                        shared.push(incoming, len);
-                    }
-                    Some(Err(e)) => {
-                        let (code, reason, err) = close_code_for(&e);
-                        if code != 1006 {
-                            let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-                            let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(Some(frame)))).await;
-                        }
-                        let why = match e {
-                            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => NO_CLOSE_FRAME.to_string(),
-                            e => e.to_string(),
-                        };
-                        shared.finish(code, reason, Some((err, why)));
-                        return;
-                    }
-                    None => {
-                        shared.finish(1006, "connection_lost", Some(("io_error", NO_CLOSE_FRAME.into())));
-                        return;
-                    }
+            msg = stream.next(), if room => match on_read(msg, &shared, &tracker) {
+                Read::Message(m, len) => {
+                    last_activity = Instant::now();
+                    shared.push(m, len);
                 }
-            }
+                // Pings are answered by the protocol layer on the next flush.
+                Read::Control => {
+                    last_activity = Instant::now();
+                    let _ = tokio::time::timeout(cfg.write_timeout, sink.flush()).await;
+                }
+                Read::End(end) => {
+                    finish_socket(&mut sink, &shared, &cfg, end).await;
+                    return;
+                }
+            },
             _ = shared.room.notified(), if !room => {}
             _ = read_deadline, if room => {
                 timeout_close(&mut sink, &shared, &cfg, "message read deadline: a message started but did not complete").await;
@@ -397,6 +371,171 @@ async fn run(
                 timeout_close(&mut sink, &shared, &cfg, "maximum lifetime reached").await;
                 return;
             }
+        }
+    }
+}
+
+/// Whether the inbox has room for the largest message, keeping the read
+/// deadline's books: while the host did not read, the peer could not
+/// complete its message, and that time does not count against it.
+fn has_room(
+    shared: &Shared,
+    tracker: &ReadTracker,
+    cfg: &HostConfig,
+    blocked_since: &mut Option<Instant>,
+) -> bool {
+    let need = cfg.max_message_bytes.min(cfg.inbox_bytes);
+    let room = shared.free(cfg.inbox_bytes) >= need;
+    match (room, *blocked_since) {
+        (false, None) => *blocked_since = Some(Instant::now()),
+        (true, Some(t)) => {
+            tracker.shift(t.elapsed());
+            *blocked_since = None;
+        }
+        _ => {}
+    }
+    room
+}
+
+/// What one read from the socket means for the task.
+enum Read {
+    /// A message for the inbox (masked, counted) and its length.
+    Message(Incoming, usize),
+    /// A ping, pong or raw frame: tungstenite queues the answer to a ping,
+    /// which goes out on the next flush.
+    Control,
+    /// The connection ended.
+    End(End),
+}
+
+/// How a connection that ended in a read leaves, in the order the close
+/// handshake wants.
+enum End {
+    /// The peer closed (already recorded): the answer tungstenite queued
+    /// goes out on a last flush.
+    PeerClosed,
+    /// The TCP connection is gone (already recorded): nothing to send.
+    Lost,
+    /// A protocol, size or encoding error: a close frame with its code
+    /// (unless the connection is lost), then the record.
+    Error {
+        code: u16,
+        reason: &'static str,
+        err: &'static str,
+        why: String,
+    },
+}
+
+/// Reads the result of one `stream.next()`: masks and counts a message,
+/// records how a connection ended. The socket itself is left to the caller,
+/// which may be in the middle of a write.
+fn on_read(msg: Option<Result<Message, WsError>>, shared: &Shared, tracker: &ReadTracker) -> Read {
+    let m = match msg {
+        Some(Ok(m)) => m,
+        Some(Err(e)) => {
+            let (code, reason, err) = close_code_for(&e);
+            let why = match e {
+                WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                    NO_CLOSE_FRAME.to_string()
+                }
+                e => e.to_string(),
+            };
+            return Read::End(End::Error {
+                code,
+                reason,
+                err,
+                why,
+            });
+        }
+        None => {
+            shared.finish(
+                1006,
+                "connection_lost",
+                Some(("io_error", NO_CLOSE_FRAME.into())),
+            );
+            return Read::End(End::Lost);
+        }
+    };
+    let (incoming, len) = match m {
+        // Every injected value becomes its placeholder.
+        Message::Text(t) => {
+            let s = shared.injection.masker.mask_str(t.as_str()).into_owned();
+            let n = s.len();
+            (Incoming::Text(s), n)
+        }
+        Message::Binary(b) => {
+            // No copy when the frame's buffer is ours alone.
+            let mut v = Vec::from(b);
+            if let Cow::Owned(m) = shared.injection.masker.mask_bytes(&v) {
+                v = m;
+            }
+            let n = v.len();
+            (Incoming::Binary(v), n)
+        }
+        Message::Close(frame) => {
+            match (frame, tracker.peer_close_code()) {
+                // tungstenite answers a code that is not valid on the wire
+                // with 1002 (never echoes it); say so.
+                (_, Some(wire)) if !CloseCode::from(wire).is_allowed() => {
+                    shared.finish(
+                        1002,
+                        "protocol_error",
+                        Some((
+                            "protocol_error",
+                            format!("the peer closed with code {wire}, which is not valid on the wire; answered 1002"),
+                        )),
+                    );
+                }
+                // Peer text: escaped and bounded in finish(); never logged.
+                (Some(f), _) => shared.finish(
+                    u16::from(f.code),
+                    &shared.injection.masker.mask_str(f.reason.as_str()),
+                    None,
+                ),
+                // No code: 1005 is how RFC 6455 reports that locally.
+                (None, _) => shared.finish(1005, "", None),
+            }
+            return Read::End(End::PeerClosed);
+        }
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Read::Control,
+    };
+    let mut st = shared.status.lock().unwrap();
+    st.bytes_in += len as u64;
+    st.messages_in += 1;
+    drop(st);
+    Read::Message(incoming, len)
+}
+
+/// The socket's last word after [`on_read`] ended the connection.
+async fn finish_socket(
+    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+    shared: &Shared,
+    cfg: &HostConfig,
+    end: End,
+) {
+    match end {
+        End::PeerClosed => {
+            let _ = tokio::time::timeout(cfg.shutdown_grace, sink.flush()).await;
+        }
+        End::Lost => {}
+        End::Error {
+            code,
+            reason,
+            err,
+            why,
+        } => {
+            if code != 1006 {
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.into(),
+                };
+                let _ = tokio::time::timeout(
+                    cfg.shutdown_grace,
+                    sink.send(Message::Close(Some(frame))),
+                )
+                .await;
+            }
+            shared.finish(code, reason, Some((err, why)));
         }
     }
 }
