@@ -4,7 +4,8 @@
 //! the connection task against waking itself from inside its own poll,
 //! which made the scheduler hand the task to the other worker thread on
 //! every message: about 1.6 switches per round trip, and twice the time
-//! (decision 180). Counts, not timings.
+//! (decision 180). Counts, not timings. Linux only (it reads `/proc`).
+#![cfg(target_os = "linux")]
 
 mod support;
 use netgrant_runtime::{HostConfig, Incoming};
