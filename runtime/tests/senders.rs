@@ -159,10 +159,12 @@ async fn a_dropped_send_does_not_stall_the_next() {
 }
 
 /// A peer that writes a lot before it reads anything (a server pushing a
-/// backlog on connect, say) while the host has a large batch to write.
-/// The connection's task keeps reading while its write waits for the
-/// peer: otherwise each side waits for the other to read, and the write
-/// ends in the write timeout, blaming a peer that is only busy writing.
+/// backlog on connect, say, with pings among it) while the host has a
+/// large batch to write. The connection's task keeps reading while its
+/// write waits for the peer, and answers pings without waiting for the
+/// peer either: otherwise each side waits for the other to read, and the
+/// write ends in the write timeout, blaming a peer that is only busy
+/// writing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_writing_before_it_reads_does_not_stall_the_hosts_writes() {
     const PUSHED: usize = 64; // 64 × 256 KiB = 16 MiB pushed by the peer first
@@ -172,7 +174,12 @@ async fn a_peer_writing_before_it_reads_does_not_stall_the_hosts_writes() {
     let server = ws_server(move |mut ws| {
         let got_tx = got_tx.clone();
         async move {
-            for _ in 0..PUSHED {
+            for i in 0..PUSHED {
+                // Pings among the backlog: answering one must not stop
+                // the host reading either.
+                if i % 4 == 0 && ws.send(Message::Ping(vec![i as u8].into())).await.is_err() {
+                    return;
+                }
                 if ws.send(Message::binary(vec![1u8; SIZE])).await.is_err() {
                     return;
                 }
