@@ -231,3 +231,57 @@ async fn a_peer_writing_before_it_reads_does_not_stall_the_hosts_writes() {
     assert_eq!(got, Some(SENT), "the peer received every message");
     assert_eq!(h.status(id).unwrap().state, State::Open);
 }
+
+/// A message dripping in while the host's write waits for a peer that never
+/// reads: the read deadline still ends it, without waiting for the write
+/// timeout (the write loop keeps the message deadline as well as reading).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_dripping_in_during_a_pending_write_hits_the_read_deadline() {
+    use tokio::io::AsyncWriteExt;
+    let server = RawServer::start(|mut tcp| async move {
+        if accept_raw(&mut tcp).await.is_none() {
+            return;
+        }
+        // Never reads: the host's writes fill the buffers and wait.
+        let _ = tcp.write_all(&frame_header(true, BINARY, 1000)).await;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if tcp.write_all(b"x").await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let cfg = HostConfig {
+        message_read_deadline: Duration::from_secs(1),
+        write_timeout: Duration::from_secs(10),
+        ..HostConfig::default()
+    };
+    let (h, id) = open_local(server.port(), cfg).await;
+    let h = Arc::new(h);
+    let started = Instant::now();
+    let sender = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            for _ in 0..64 {
+                if h.send_binary(id, vec![2u8; 1024 * 1024]).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    match h.recv(id, Some(OUTER)).await.unwrap() {
+        Incoming::Closed { code, reason } => {
+            assert_eq!((code, reason.as_str()), (1008, "timeout"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let waited = started.elapsed();
+    let error = h.status(id).unwrap().last_error.unwrap_or_default();
+    assert!(error.contains("message read deadline"), "{error}");
+    assert!(
+        waited < Duration::from_secs(6),
+        "closed after {waited:?}: the write timeout (10 s), not the read deadline (1 s)"
+    );
+    sender.await.unwrap();
+}

@@ -8,7 +8,7 @@ use crate::audit::{Audit, Finished};
 use crate::config::HostConfig;
 use crate::credentials::Injection;
 use crate::error::bound;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use netgrant_policy::Capability;
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -144,6 +144,8 @@ impl Drop for TaskGuard {
 }
 
 const NO_CLOSE_FRAME: &str = "the peer closed the TCP connection without a close frame";
+const READ_DEADLINE: &str = "message read deadline: a message started but did not complete";
+const LIFETIME: &str = "maximum lifetime reached";
 
 fn close_code_for(e: &WsError) -> (u16, &'static str, &'static str) {
     match e {
@@ -288,16 +290,23 @@ async fn run(
                         let mut answer = false;
                         let written = loop {
                             let room = has_room(&shared, &tracker, &cfg, &mut blocked_since);
+                            // The deadlines of what is read here, too.
+                            let read_deadline = std::future::poll_fn(|cx| {
+                                let at = tracker.started().map(|s| s + cfg.message_read_deadline);
+                                poll_read_deadline(read_timer.as_mut(), &mut read_armed, at, cx)
+                            });
                             tokio::select! {
                                 biased;
                                 r = &mut write => break Ok(r),
                                 msg = stream.next(), if room => match on_read(msg, &shared, &tracker) {
                                     Read::Message(m, len) => shared.push(m, len),
-                                    // Answered by this write's flush, or the one below.
+                                    // Answered by this write's flush, or on the next read.
                                     Read::Control => answer = true,
                                     Read::End(end) => break Err(end),
                                 },
                                 _ = shared.room.notified(), if !room => {}
+                                _ = read_deadline, if room => break Err(End::Deadline(READ_DEADLINE)),
+                                _ = life_timer.as_mut(), if cfg.max_lifetime.is_some() => break Err(End::Deadline(LIFETIME)),
                             }
                         };
                         (written, answer)
@@ -311,11 +320,11 @@ async fn run(
                             return;
                         }
                     };
-                    if answer {
-                        let _ = tokio::time::timeout(cfg.write_timeout, sink.flush()).await;
-                    }
                     match written {
                         Ok(Ok(())) => {
+                            if answer {
+                                answer_pings(&mut sink);
+                            }
                             last_activity = Instant::now();
                             let mut st = shared.status.lock().unwrap();
                             st.bytes_out += bytes;
@@ -343,10 +352,9 @@ async fn run(
                     last_activity = Instant::now();
                     shared.push(m, len);
                 }
-                // Pings are answered by the protocol layer on the next flush.
                 Read::Control => {
                     last_activity = Instant::now();
-                    let _ = tokio::time::timeout(cfg.write_timeout, sink.flush()).await;
+                    answer_pings(&mut sink);
                 }
                 Read::End(end) => {
                     finish_socket(&mut sink, &shared, &cfg, end).await;
@@ -355,7 +363,7 @@ async fn run(
             },
             _ = shared.room.notified(), if !room => {}
             _ = read_deadline, if room => {
-                timeout_close(&mut sink, &shared, &cfg, "message read deadline: a message started but did not complete").await;
+                timeout_close(&mut sink, &shared, &cfg, READ_DEADLINE).await;
                 return;
             }
             _ = idle_timer.as_mut() => {
@@ -368,7 +376,7 @@ async fn run(
                 return;
             }
             _ = life_timer.as_mut(), if cfg.max_lifetime.is_some() => {
-                timeout_close(&mut sink, &shared, &cfg, "maximum lifetime reached").await;
+                timeout_close(&mut sink, &shared, &cfg, LIFETIME).await;
                 return;
             }
         }
@@ -416,8 +424,13 @@ enum End {
     PeerClosed,
     /// The TCP connection is gone (already recorded): nothing to send.
     Lost,
+    /// A deadline passed while a write was pending: a 1008 close frame,
+    /// then the record (what [`timeout_close`] does).
+    Deadline(&'static str),
     /// A protocol, size or encoding error: a close frame with its code
-    /// (unless the connection is lost), then the record.
+    /// (unless the connection is lost), then the record. The write budget
+    /// is closed at once, so no sender queues a message that the close
+    /// would drop.
     Error {
         code: u16,
         reason: &'static str,
@@ -427,8 +440,10 @@ enum End {
 }
 
 /// Reads the result of one `stream.next()`: masks and counts a message,
-/// records how a connection ended. The socket itself is left to the caller,
-/// which may be in the middle of a write.
+/// and says how a connection ended (a peer's close and a lost connection
+/// are recorded here; an error is recorded by [`finish_socket`], after its
+/// close frame). The socket itself is left to the caller, which may be in
+/// the middle of a write.
 fn on_read(msg: Option<Result<Message, WsError>>, shared: &Shared, tracker: &ReadTracker) -> Read {
     let m = match msg {
         Some(Ok(m)) => m,
@@ -440,6 +455,7 @@ fn on_read(msg: Option<Result<Message, WsError>>, shared: &Shared, tracker: &Rea
                 }
                 e => e.to_string(),
             };
+            shared.budget.close();
             return Read::End(End::Error {
                 code,
                 reason,
@@ -506,7 +522,17 @@ fn on_read(msg: Option<Result<Message, WsError>>, shared: &Shared, tracker: &Rea
     Read::Message(incoming, len)
 }
 
-/// The socket's last word after [`on_read`] ended the connection.
+/// Sends the answer to a ping now if the socket takes it at once, without
+/// waiting: waiting here would stop the reading (a peer that pings while
+/// it pushes a backlog would wait for this task, and this task for it).
+/// What the socket does not take stays queued in tungstenite, which sends
+/// it at the start of the next read or with the next write.
+fn answer_pings(sink: &mut futures_util::stream::SplitSink<Ws, Message>) {
+    let _ = sink.flush().now_or_never();
+}
+
+/// The socket's last word after [`on_read`] or a deadline in a pending
+/// write ended the connection.
 async fn finish_socket(
     sink: &mut futures_util::stream::SplitSink<Ws, Message>,
     shared: &Shared,
@@ -518,6 +544,7 @@ async fn finish_socket(
             let _ = tokio::time::timeout(cfg.shutdown_grace, sink.flush()).await;
         }
         End::Lost => {}
+        End::Deadline(why) => timeout_close(sink, shared, cfg, why).await,
         End::Error {
             code,
             reason,
