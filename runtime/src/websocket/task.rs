@@ -232,8 +232,7 @@ async fn run(
         // that started arriving in that read, and is still pending, has its
         // deadline armed in the same pass (else a slow drip is never timed).
         let read_deadline = std::future::poll_fn(|cx| {
-            let at = tracker.started().map(|s| s + cfg.message_read_deadline);
-            poll_read_deadline(read_timer.as_mut(), &mut read_armed, at, cx)
+            poll_read_deadline(read_timer.as_mut(), &mut read_armed, &tracker, &cfg, cx)
         });
         tokio::select! {
             biased;
@@ -292,8 +291,7 @@ async fn run(
                             let room = has_room(&shared, &tracker, &cfg, &mut blocked_since);
                             // The deadlines of what is read here, too.
                             let read_deadline = std::future::poll_fn(|cx| {
-                                let at = tracker.started().map(|s| s + cfg.message_read_deadline);
-                                poll_read_deadline(read_timer.as_mut(), &mut read_armed, at, cx)
+                                poll_read_deadline(read_timer.as_mut(), &mut read_armed, &tracker, &cfg, cx)
                             });
                             tokio::select! {
                                 biased;
@@ -567,18 +565,20 @@ async fn finish_socket(
     }
 }
 
-/// The read deadline of the message in progress (`deadline`, from the
-/// tracker), on one timer that is reset only when the deadline changes.
+/// The read deadline of the message in progress (from the tracker's start
+/// and the configured limit), on one timer that is reset only when the
+/// deadline changes.
 /// With nothing in progress there is nothing to time: the first bytes of the
 /// next frame arrive through the read, which wakes the task and is polled
 /// before this again.
 fn poll_read_deadline(
     timer: Pin<&mut Sleep>,
     armed: &mut Option<Instant>,
-    deadline: Option<Instant>,
+    tracker: &ReadTracker,
+    cfg: &HostConfig,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
-    let Some(at) = deadline else {
+    let Some(at) = tracker.started().map(|s| s + cfg.message_read_deadline) else {
         *armed = None;
         return Poll::Pending;
     };
