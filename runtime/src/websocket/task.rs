@@ -283,11 +283,10 @@ async fn run(
                     // for this task to read while this task waits for it to
                     // read, until the write timed out. (The write's end sets
                     // the activity time, so reads here need not.)
-                    let (written, answer) = {
+                    let written = {
                         let write = tokio::time::timeout(cfg.write_timeout, write);
                         tokio::pin!(write);
-                        let mut answer = false;
-                        let written = loop {
+                        loop {
                             let room = has_room(&shared, &tracker, &cfg, &mut blocked_since);
                             // The deadlines of what is read here, too.
                             let read_deadline = std::future::poll_fn(|cx| {
@@ -298,16 +297,16 @@ async fn run(
                                 r = &mut write => break Ok(r),
                                 msg = stream.next(), if room => match on_read(msg, &shared, &tracker) {
                                     Read::Message(m, len) => shared.push(m, len),
-                                    // Answered by this write's flush, or on the next read.
-                                    Read::Control => answer = true,
+                                    // tungstenite sends a ping's answer ahead of
+                                    // this write's next frame or flush.
+                                    Read::Control => {}
                                     Read::End(end) => break Err(end),
                                 },
                                 _ = shared.room.notified(), if !room => {}
                                 _ = read_deadline, if room => break Err(End::Deadline(READ_DEADLINE)),
                                 _ = life_timer.as_mut(), if cfg.max_lifetime.is_some() => break Err(End::Deadline(LIFETIME)),
                             }
-                        };
-                        (written, answer)
+                        }
                     };
                     let written = match written {
                         Ok(r) => r,
@@ -320,9 +319,6 @@ async fn run(
                     };
                     match written {
                         Ok(Ok(())) => {
-                            if answer {
-                                answer_pings(&mut sink);
-                            }
                             last_activity = Instant::now();
                             let mut st = shared.status.lock().unwrap();
                             st.bytes_out += bytes;
