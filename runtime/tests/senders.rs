@@ -285,3 +285,60 @@ async fn a_message_dripping_in_during_a_pending_write_hits_the_read_deadline() {
     );
     sender.await.unwrap();
 }
+
+/// A close is not queued behind the sends (it must reach a task whose write
+/// waits for the peer), yet what the plugin sent before it closed reaches
+/// the peer first, in order, and then a 1000 close frame. The peer reads
+/// only after a pause, so the task is mid-write with sends still queued
+/// when the close comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_before_a_close_arrive_before_its_close_frame() {
+    const N: usize = 48;
+    const SIZE: usize = 512 * 1024;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let server = ws_server(move |mut ws| {
+        let tx = tx.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            while let Some(Ok(m)) = ws.next().await {
+                match m {
+                    Message::Text(t) => {
+                        let head = t.as_str().split(' ').next().unwrap_or("").to_owned();
+                        let _ = tx.send(Ok((head, t.len())));
+                    }
+                    Message::Close(f) => {
+                        let _ = tx.send(Err(f.map(|f| u16::from(f.code))));
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    })
+    .await;
+    let cfg = HostConfig {
+        max_write_buffer_bytes: N * SIZE,
+        shutdown_grace: Duration::from_secs(10),
+        ..HostConfig::default()
+    };
+    let (h, id) = open_local(server.port(), cfg).await;
+    let body = "x".repeat(SIZE - 8);
+    for i in 0..N {
+        h.send_text(id, format!("m{i:<6} {body}")).await.unwrap();
+    }
+    // What the task had written when the plugin closed.
+    let written = h.status(id).unwrap().messages_out;
+    h.close(id).await.unwrap();
+    for i in 0..N {
+        let got = tokio::time::timeout(OUTER, rx.recv()).await.unwrap();
+        let want = (format!("m{i}"), format!("m{i:<6} {body}").len());
+        assert_eq!(got, Some(Ok(want)), "message {i}");
+    }
+    let got = tokio::time::timeout(OUTER, rx.recv()).await.unwrap();
+    assert_eq!(got, Some(Err(Some(1000))), "the close frame, last");
+    assert!(
+        written < N as u64 / 2,
+        "{written} of {N} written before the close: the test did not test the queue"
+    );
+    assert_eq!((h.active_tasks(), h.open_connections()), (0, 0));
+}

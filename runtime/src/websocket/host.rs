@@ -2,7 +2,7 @@
 //! [`ConnectionId`]s; the host owns every socket and task and enforces the policy.
 
 use super::handshake::{self, Connected};
-use super::task::{Command, ConnectionTask, Inbox, Shared, Slot, TaskGuard};
+use super::task::{ConnectionTask, Inbox, Outgoing, Shared, Slot, TaskGuard};
 use super::types::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State};
 use crate::audit::{Audit, AuditSink};
 use crate::config::{GlobalLimit, HostConfig};
@@ -24,7 +24,7 @@ static NEXT_HOST_ID: AtomicU64 = AtomicU64::new(1);
 
 struct Conn {
     shared: Arc<Shared>,
-    cmd: mpsc::Sender<Command>,
+    cmd: mpsc::Sender<Outgoing>,
     task: JoinHandle<()>,
 }
 
@@ -239,6 +239,7 @@ impl WebSocketHost {
             budget: Arc::new(Semaphore::new(write_budget(cfg))),
             readable: Notify::new(),
             room: Notify::new(),
+            closing: Notify::new(),
             status: Mutex::new(ConnectionStatus {
                 state: State::Open,
                 url: authorized.redacted_url().to_owned(),
@@ -295,7 +296,7 @@ impl WebSocketHost {
         Ok(id)
     }
 
-    fn lookup(&self, id: ConnectionId) -> Result<(Arc<Shared>, mpsc::Sender<Command>), HostError> {
+    fn lookup(&self, id: ConnectionId) -> Result<(Arc<Shared>, mpsc::Sender<Outgoing>), HostError> {
         let unknown = || {
             HostError::new(ErrorKind::UnknownConnection, format!("{id} is not a connection of this plugin instance (closed, or issued by another host)"))
         };
@@ -342,7 +343,7 @@ impl WebSocketHost {
             Ok(Err(_)) => return Err(HostError::new(ErrorKind::Closed, format!("{id} is closed"))),
             Ok(Ok(p)) => p,
         };
-        cmd.send(Command::Send(msg, permit))
+        cmd.send(Outgoing(msg, permit))
             .await
             .map_err(|_| HostError::new(ErrorKind::Closed, format!("{id} is closed")))
     }
@@ -417,9 +418,10 @@ impl WebSocketHost {
         Ok(got.unwrap_or(Incoming::TimedOut))
     }
 
-    /// Closes the connection (close handshake, bounded by the shutdown grace)
-    /// and invalidates the handle. Returns once the connection's task has
-    /// ended, so its slot is free.
+    /// Closes the connection and invalidates the handle: what was sent
+    /// before is written first, then the close frame (a peer that does not
+    /// read gets one shutdown grace period for each). Returns once the
+    /// connection's task has ended, so its slot is free.
     pub async fn close(&self, id: ConnectionId) -> Result<(), HostError> {
         self.lookup(id)?;
         let removed = self.inner.conns.lock().unwrap().remove(&id.seq);
@@ -427,21 +429,16 @@ impl WebSocketHost {
         let Some(Conn { shared, cmd, task }) = removed else {
             return Ok(());
         };
-        let mut task = task;
-        // The task closes and ends by itself; waiting for it is the one
-        // wake-up back. Bounded as a whole: the command queue may be full of
-        // sends stuck behind a peer that never reads.
-        let ended = tokio::time::timeout(self.inner.config.shutdown_grace * 2, async {
-            let _ = cmd.send(Command::Close).await;
-            let _ = (&mut task).await;
-        })
-        .await
-        .is_ok();
-        if !ended {
-            task.abort();
-            let _ = task.await;
-        }
-        // An aborted task cannot say why; wake any recv still waiting.
+        // The close is not queued behind sends (the queue may be full of
+        // sends stuck behind a peer that never reads): the task sees it even
+        // while a write is pending, and bounds the close itself, within two
+        // grace periods (docs/decisions.md, 184). Waiting for the task is
+        // the one wake-up back, with no timer here. The sender is held until
+        // then, so the task never takes the close for the host going away.
+        shared.closing.notify_one();
+        let _ = task.await;
+        drop(cmd);
+        // A task that panicked cannot say why; wake any recv still waiting.
         shared.finish(1000, "closed by the plugin", None);
         Ok(())
     }

@@ -40,6 +40,10 @@ pub(super) struct Shared {
     pub(super) budget: Arc<Semaphore>,
     pub(super) readable: Notify,
     pub(super) room: Notify,
+    /// The plugin closed the connection: a permit the task takes, in its
+    /// main loop or while a write is pending, and then closes within its
+    /// own bounds (so `close` waits for the task with no timer).
+    pub(super) closing: Notify,
     pub(super) status: Mutex<ConnectionStatus>,
     /// Where the connection's end is recorded, under its id.
     pub(super) audit: Audit,
@@ -114,13 +118,10 @@ impl Shared {
     }
 }
 
-pub(super) enum Command {
-    /// A message and the write-budget permits it holds until written.
-    Send(Message, OwnedSemaphorePermit),
-    /// Close handshake, then the task ends; `close()` awaits the task
-    /// itself (one wake-up back, no reply channel).
-    Close,
-}
+/// A message from the plugin and the write-budget permits it holds until
+/// written. A close is not queued behind sends: it is [`Shared::closing`],
+/// which the task sees even while a write waits for the peer.
+pub(super) struct Outgoing(pub(super) Message, pub(super) OwnedSemaphorePermit);
 
 /// Reserves a connection slot (per host and process-wide); released on drop.
 pub(super) struct Slot {
@@ -171,8 +172,8 @@ pub(super) struct ConnectionTask {
     pub(super) tracker: ReadTracker,
     /// State the host reads: inbox, status, write budget.
     pub(super) shared: Arc<Shared>,
-    /// Sends and closes from the plugin, in order.
-    pub(super) commands: mpsc::Receiver<Command>,
+    /// What the plugin sends, in order.
+    pub(super) commands: mpsc::Receiver<Outgoing>,
     /// The host's shutdown signal.
     pub(super) shutdown: watch::Receiver<bool>,
     /// Bounds and deadlines.
@@ -206,7 +207,7 @@ async fn run(
     ws: Ws,
     tracker: ReadTracker,
     shared: Arc<Shared>,
-    mut cmds: mpsc::Receiver<Command>,
+    mut cmds: mpsc::Receiver<Outgoing>,
     mut shutdown: watch::Receiver<bool>,
     cfg: HostConfig,
 ) {
@@ -223,7 +224,9 @@ async fn run(
     let life_timer =
         tokio::time::sleep_until(opened + cfg.max_lifetime.unwrap_or(cfg.idle_timeout));
     let read_timer = tokio::time::sleep_until(opened);
-    tokio::pin!(idle_timer, life_timer, read_timer);
+    // Polled only once the plugin has closed while a write was pending.
+    let close_timer = tokio::time::sleep_until(opened);
+    tokio::pin!(idle_timer, life_timer, read_timer, close_timer);
     // The deadline `read_timer` is set to, while a message is in progress.
     let mut read_armed: Option<Instant> = None;
     loop {
@@ -242,27 +245,21 @@ async fn run(
                 shared.shut_down("shutdown");
                 return;
             }
+            _ = shared.closing.notified() => {
+                close_as_asked(&mut sink, &mut cmds, &shared, &cfg, Instant::now() + cfg.shutdown_grace).await;
+                return;
+            }
             cmd = cmds.recv() => match cmd {
                 None => {
                     shared.shut_down("host dropped");
                     return;
                 }
-                Some(Command::Close) => {
-                    let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(None))).await;
-                    shared.finish(1000, "closed by the plugin", None);
-                    return;
-                }
-                Some(Command::Send(msg, permit)) => {
+                Some(Outgoing(msg, permit)) => {
                     // Batch what is already queued into one flush.
                     let mut batch = vec![(msg, permit)];
-                    let mut then_close = false;
                     while batch.len() < 64 {
                         match cmds.try_recv() {
-                            Ok(Command::Send(m, p)) => batch.push((m, p)),
-                            Ok(Command::Close) => {
-                                then_close = true;
-                                break;
-                            }
+                            Ok(Outgoing(m, p)) => batch.push((m, p)),
                             Err(_) => break,
                         }
                     }
@@ -283,6 +280,9 @@ async fn run(
                     // for this task to read while this task waits for it to
                     // read, until the write timed out. (The write's end sets
                     // the activity time, so reads here need not.)
+                    // A close by the plugin lets the write finish within the
+                    // grace period, then closes.
+                    let mut close_by: Option<Instant> = None;
                     let written = {
                         let write = tokio::time::timeout(cfg.write_timeout, write);
                         tokio::pin!(write);
@@ -305,6 +305,12 @@ async fn run(
                                 _ = shared.room.notified(), if !room => {}
                                 _ = read_deadline, if room => break Err(End::Deadline(READ_DEADLINE)),
                                 _ = life_timer.as_mut(), if cfg.max_lifetime.is_some() => break Err(End::Deadline(LIFETIME)),
+                                _ = shared.closing.notified(), if close_by.is_none() => {
+                                    let by = Instant::now() + cfg.shutdown_grace;
+                                    close_timer.as_mut().reset(by);
+                                    close_by = Some(by);
+                                }
+                                _ = close_timer.as_mut(), if close_by.is_some() => break Err(End::Closed),
                             }
                         }
                     };
@@ -334,9 +340,8 @@ async fn run(
                             return;
                         }
                     }
-                    if then_close {
-                        let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(None))).await;
-                        shared.finish(1000, "closed by the plugin", None);
+                    if let Some(by) = close_by {
+                        close_as_asked(&mut sink, &mut cmds, &shared, &cfg, by).await;
                         return;
                     }
                 }
@@ -421,6 +426,9 @@ enum End {
     /// A deadline passed while a write was pending: a 1008 close frame,
     /// then the record (what [`timeout_close`] does).
     Deadline(&'static str),
+    /// The plugin closed and the pending write did not finish within the
+    /// grace period: the write is dropped, then a 1000 close frame.
+    Closed,
     /// A protocol, size or encoding error: a close frame with its code
     /// (unless the connection is lost), then the record. The write budget
     /// is closed at once, so no sender queues a message that the close
@@ -539,6 +547,10 @@ async fn finish_socket(
         }
         End::Lost => {}
         End::Deadline(why) => timeout_close(sink, shared, cfg, why).await,
+        End::Closed => {
+            let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(plugin_close())).await;
+            shared.finish(1000, "closed by the plugin", None);
+        }
         End::Error {
             code,
             reason,
@@ -559,6 +571,58 @@ async fn finish_socket(
             shared.finish(code, reason, Some((err, why)));
         }
     }
+}
+
+/// The plugin closed: what it sent before is written first, all by `by`
+/// (one grace period after the close was seen), then the close frame within
+/// one more. Nothing here waits without a bound, so `close` needs no timer
+/// of its own; a write that completes at once registers none either.
+async fn close_as_asked(
+    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+    cmds: &mut mpsc::Receiver<Outgoing>,
+    shared: &Shared,
+    cfg: &HostConfig,
+    by: Instant,
+) {
+    let mut queued = Vec::new();
+    while let Ok(Outgoing(m, p)) = cmds.try_recv() {
+        queued.push((m, p));
+    }
+    if !queued.is_empty() {
+        let n = queued.len() as u64;
+        let bytes: u64 = queued.iter().map(|(m, _)| m.len() as u64).sum();
+        let write = async {
+            for (m, _) in queued {
+                sink.feed(m).await?;
+            }
+            sink.flush().await
+        };
+        match tokio::time::timeout_at(by, write).await {
+            Ok(Ok(())) => {
+                let mut st = shared.status.lock().unwrap();
+                st.bytes_out += bytes;
+                st.messages_out += n;
+            }
+            Ok(Err(e)) => {
+                let (code, reason, err) = close_code_for(&e);
+                shared.finish(code, reason, Some((err, e.to_string())));
+                return;
+            }
+            // The peer is not reading: the rest is dropped with the close.
+            Err(_) => {}
+        }
+    }
+    let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(plugin_close())).await;
+    shared.finish(1000, "closed by the plugin", None);
+}
+
+/// The close frame of a close by the plugin: 1000, as its record says (an
+/// empty close frame would reach the peer as 1005, "no status").
+fn plugin_close() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
 }
 
 /// The read deadline of the message in progress (from the tracker's start
