@@ -3,6 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// `at + d`, saturating at ~30 years (as tokio's own `sleep` does): a
+/// configured bound may be `Duration::MAX`, "no practical limit", and must
+/// not overflow an `Instant`.
+pub(crate) fn after(at: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    at.checked_add(d).unwrap_or_else(|| at + FAR)
+}
 
 /// Which TLS roots `wss` connections and `https` requests trust.
 #[derive(Clone, Debug, Default)]

@@ -3,15 +3,19 @@
 //! here too; the WebSocket handshake is in [`crate::websocket`].
 
 use crate::audit::Audit;
-use crate::config::Roots;
+use crate::config::{after, Roots};
 use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
 use netgrant_policy::LOCALHOST_ADDRS;
 use netgrant_policy::{Authorized, Authorizer, Destination, Request};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// Builds the rustls client config (ring provider). There is no
 /// skip-verification mode.
@@ -96,21 +100,24 @@ pub(crate) async fn authorize_and_resolve(
 }
 
 /// Connects TCP to the first checked address that accepts, each attempt
-/// bounded by `connect_timeout`.
+/// bounded by `connect_timeout` on `timer`, which the caller goes on using
+/// for its next phase ([`within`]).
 pub(crate) async fn connect_tcp(
     addrs: &[SocketAddr],
     connect_timeout: Duration,
     shown: &str,
+    mut timer: Pin<&mut Sleep>,
 ) -> Result<(TcpStream, SocketAddr), HostError> {
     let mut last = String::from("no address");
     for a in addrs {
-        match tokio::time::timeout(connect_timeout, TcpStream::connect(a)).await {
-            Ok(Ok(s)) => {
+        timer.as_mut().reset(after(Instant::now(), connect_timeout));
+        match within(timer.as_mut(), TcpStream::connect(a)).await {
+            Some(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return Ok((s, *a));
             }
-            Ok(Err(e)) => last = format!("{a}: {}", e.kind()),
-            Err(_) => {
+            Some(Err(e)) => last = format!("{a}: {}", e.kind()),
+            None => {
                 return Err(HostError::new(
                     ErrorKind::Timeout,
                     format!("TCP connect to {a} for {shown} took longer than {connect_timeout:?}"),
@@ -122,4 +129,23 @@ pub(crate) async fn connect_tcp(
         ErrorKind::ConnectFailed,
         format!("could not connect to any checked address of {shown} ({last})"),
     ))
+}
+
+/// `fut`, or `None` if `timer` fires first: `tokio::time::timeout` over a
+/// timer the caller keeps. The connect path runs its phases (TCP, TLS, the
+/// handshake) on one timer, reset between them: a timer is registered once
+/// per connect, and moving it later is done in place. Each registration
+/// that is the runtime's earliest wakes the thread parked in the driver,
+/// and used to happen once per phase (docs/decisions.md, 185). As with
+/// `timeout`, the timer is polled only while `fut` is pending.
+pub(crate) async fn within<F: Future>(timer: Pin<&mut Sleep>, fut: F) -> Option<F::Output> {
+    let mut timer = timer;
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }

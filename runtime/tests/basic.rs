@@ -69,3 +69,18 @@ async fn allowed_target_echoes_and_counts() {
     assert_eq!(h.active_tasks(), 0);
     assert_eq!(h.open_connections(), 0);
 }
+
+/// A host's task that awaits `open` carries that future in its own state
+/// for as long as the task lives. Connecting (TCP, TLS, the handshake) is
+/// ~18 KB of it and is boxed, so the caller keeps only the rest.
+#[test]
+fn an_open_future_stays_small() {
+    let h = host(
+        allow_ws("ws://localhost:1/"),
+        StaticResolver::new(),
+        HostConfig::default(),
+    );
+    let open = h.open("ws://localhost:1/", OpenOptions::default());
+    let size = std::mem::size_of_val(&open);
+    assert!(size < 4096, "an open future is {size} bytes");
+}

@@ -392,3 +392,36 @@ async fn inbox_is_bounded_in_bytes_and_loses_nothing() {
     );
     h.shutdown().await;
 }
+
+/// `Duration::MAX` means "no practical limit" for every deadline, and must
+/// not overflow a deadline's arithmetic: the connection opens, carries,
+/// closes, and a second one is ended by shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_configured_deadlines_do_not_overflow() {
+    let server = EchoServer::start().await;
+    let cfg = HostConfig {
+        dns_timeout: Duration::MAX,
+        connect_timeout: Duration::MAX,
+        handshake_timeout: Duration::MAX,
+        recv_timeout: Duration::MAX,
+        idle_timeout: Duration::MAX,
+        message_read_deadline: Duration::MAX,
+        write_timeout: Duration::MAX,
+        max_lifetime: Some(Duration::MAX),
+        shutdown_grace: Duration::MAX,
+        ..HostConfig::default()
+    };
+    let (h, id) = open_local(server.addr.port(), cfg).await;
+    h.send_text(id, "far").await.unwrap();
+    let got = tokio::time::timeout(OUTER, h.recv(id, None)).await.unwrap();
+    assert_eq!(got.unwrap(), Incoming::Text("far".into()));
+    tokio::time::timeout(OUTER, h.close(id))
+        .await
+        .unwrap()
+        .unwrap();
+    let url = format!("ws://localhost:{}/", server.addr.port());
+    let id = h.open(&url, OpenOptions::default()).await.unwrap();
+    h.send_text(id, "again").await.unwrap();
+    tokio::time::timeout(OUTER, h.shutdown()).await.unwrap();
+    assert_eq!((h.open_connections(), h.active_tasks()), (0, 0));
+}

@@ -336,7 +336,8 @@ async fn open(
 ) -> Result<Conn, HostError> {
     let cfg = l.cfg;
     let shown = l.shown;
-    let (tcp, remote) = connect_tcp(a.addresses(), cfg.connect_timeout, shown).await?;
+    let timer = std::pin::pin!(tokio::time::sleep(cfg.connect_timeout));
+    let (tcp, remote) = connect_tcp(a.addresses(), cfg.connect_timeout, shown, timer).await?;
     if !a.is_tls() {
         return handshake(tcp, false, l, key, remote, &shared.cancel).await;
     }

@@ -4,8 +4,8 @@
 
 use super::frames::{ReadTracker, Tracked, Ws};
 use super::types::OpenOptions;
-use crate::config::HostConfig;
-use crate::connect::connect_tcp;
+use crate::config::{after, HostConfig};
+use crate::connect::{connect_tcp, within};
 use crate::error::{ErrorKind, HostError};
 use netgrant_policy::Authorized;
 use netgrant_policy::UrlHost;
@@ -81,9 +81,19 @@ pub(crate) async fn connect_ws(
         .max_write_buffer_size(cfg.max_write_buffer_bytes)
         .write_buffer_size(cfg.max_write_buffer_bytes.min(128 * 1024))
         .read_buffer_size(READ_BUFFER_BYTES);
-    let (tcp, remote) = connect_tcp(authorized.addresses(), cfg.connect_timeout, shown).await?;
-    // One deadline for TLS and the WebSocket handshake together.
-    let deadline = Instant::now() + cfg.handshake_timeout;
+    // One timer for the whole path: each TCP attempt, then one deadline for
+    // TLS and the WebSocket handshake together (docs/decisions.md, 185).
+    let mut timer = std::pin::pin!(tokio::time::sleep(cfg.connect_timeout));
+    let (tcp, remote) = connect_tcp(
+        authorized.addresses(),
+        cfg.connect_timeout,
+        shown,
+        timer.as_mut(),
+    )
+    .await?;
+    timer
+        .as_mut()
+        .reset(after(Instant::now(), cfg.handshake_timeout));
     let too_slow = || {
         HostError::new(
             ErrorKind::Timeout,
@@ -106,15 +116,15 @@ pub(crate) async fn connect_ws(
             UrlHost::Ip(ip) => ServerName::IpAddress((*ip).into()),
         };
         let connect = tokio_rustls::TlsConnector::from(tls).connect(name, tcp);
-        match tokio::time::timeout_at(deadline, connect).await {
-            Err(_) => return Err(too_slow()),
-            Ok(Err(e)) => {
+        match within(timer.as_mut(), connect).await {
+            None => return Err(too_slow()),
+            Some(Err(e)) => {
                 return Err(HostError::new(
                     ErrorKind::Tls,
                     format!("TLS with {shown} failed: {e}"),
                 ))
             }
-            Ok(Ok(s)) => MaybeTlsStream::Rustls(s),
+            Some(Ok(s)) => MaybeTlsStream::Rustls(s),
         }
     } else {
         MaybeTlsStream::Plain(tcp)
@@ -122,15 +132,15 @@ pub(crate) async fn connect_ws(
     let tracker = ReadTracker::default();
     let stream = Tracked::new(transport, tracker.clone());
     let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config));
-    let (ws, response) = match tokio::time::timeout_at(deadline, handshake).await {
-        Err(_) => return Err(too_slow()),
-        Ok(Err(e)) => {
+    let (ws, response) = match within(timer.as_mut(), handshake).await {
+        None => return Err(too_slow()),
+        Some(Err(e)) => {
             return Err(HostError::new(
                 ErrorKind::Handshake,
                 format!("handshake with {shown} failed: {e}"),
             ));
         }
-        Ok(Ok(x)) => x,
+        Some(Ok(x)) => x,
     };
     let subprotocol = response
         .headers()

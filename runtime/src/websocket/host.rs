@@ -5,7 +5,7 @@ use super::handshake::{self, Connected};
 use super::task::{ConnectionTask, Inbox, Outgoing, Shared, Slot, TaskGuard};
 use super::types::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State};
 use crate::audit::{Audit, AuditSink};
-use crate::config::{GlobalLimit, HostConfig};
+use crate::config::{after, GlobalLimit, HostConfig};
 use crate::connect;
 use crate::credentials::{Injection, SecretStore};
 use crate::error::{ErrorKind, HostError};
@@ -216,18 +216,21 @@ impl WebSocketHost {
         )
         .await
         .inspect_err(failed)?;
+        // Boxed: the TLS and handshake futures are ~18 KB (docs/decisions.md, 185), which would
+        // otherwise sit in the caller's future (and its task) for as long
+        // as that lives; this way they are freed once the handshake is done.
         let Connected {
             ws,
             remote,
             subprotocol,
             tracker,
-        } = handshake::connect_ws(
+        } = Box::pin(handshake::connect_ws(
             &authorized,
             &options,
             &injection.headers,
             cfg,
             self.inner.tls.clone(),
-        )
+        ))
         .await
         .inspect_err(failed)?;
         // Header values served the handshake; they are not kept (zeroized
@@ -461,7 +464,7 @@ impl WebSocketHost {
             conns.drain().map(|(_, c)| (c.shared, c.task)).collect()
         };
         let deadline =
-            Instant::now() + self.inner.config.shutdown_grace + Duration::from_millis(50);
+            after(Instant::now(), self.inner.config.shutdown_grace) + Duration::from_millis(50);
         for (shared, mut t) in tasks {
             if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
                 t.abort();

@@ -5,7 +5,7 @@
 use super::frames::{ReadTracker, Ws};
 use super::types::{ConnectionStatus, Incoming, State};
 use crate::audit::{Audit, Finished};
-use crate::config::HostConfig;
+use crate::config::{after, HostConfig};
 use crate::credentials::Injection;
 use crate::error::bound;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -219,10 +219,10 @@ async fn run(
     // The timers live across the loop: one made per pass was a timer-wheel
     // insert and removal on every message. The idle timer is moved only
     // when it fires early (traffic since it was set), not on each message.
-    let idle_timer = tokio::time::sleep_until(last_activity + cfg.idle_timeout);
+    let idle_timer = tokio::time::sleep_until(after(last_activity, cfg.idle_timeout));
     // Never polled (so never registered) without a maximum lifetime.
     let life_timer =
-        tokio::time::sleep_until(opened + cfg.max_lifetime.unwrap_or(cfg.idle_timeout));
+        tokio::time::sleep_until(after(opened, cfg.max_lifetime.unwrap_or(cfg.idle_timeout)));
     let read_timer = tokio::time::sleep_until(opened);
     // Polled only once the plugin has closed while a write was pending.
     let close_timer = tokio::time::sleep_until(opened);
@@ -246,7 +246,7 @@ async fn run(
                 return;
             }
             _ = shared.closing.notified() => {
-                close_as_asked(&mut sink, &mut cmds, &shared, &cfg, Instant::now() + cfg.shutdown_grace).await;
+                close_as_asked(&mut sink, &mut cmds, &shared, &cfg, after(Instant::now(), cfg.shutdown_grace)).await;
                 return;
             }
             cmd = cmds.recv() => match cmd {
@@ -306,7 +306,7 @@ async fn run(
                                 _ = read_deadline, if room => break Err(End::Deadline(READ_DEADLINE)),
                                 _ = life_timer.as_mut(), if cfg.max_lifetime.is_some() => break Err(End::Deadline(LIFETIME)),
                                 _ = shared.closing.notified(), if close_by.is_none() => {
-                                    let by = Instant::now() + cfg.shutdown_grace;
+                                    let by = after(Instant::now(), cfg.shutdown_grace);
                                     close_timer.as_mut().reset(by);
                                     close_by = Some(by);
                                 }
@@ -366,7 +366,7 @@ async fn run(
                 return;
             }
             _ = idle_timer.as_mut() => {
-                let idle_at = last_activity + cfg.idle_timeout;
+                let idle_at = after(last_activity, cfg.idle_timeout);
                 if idle_at > Instant::now() {
                     idle_timer.as_mut().reset(idle_at);
                     continue;
@@ -638,7 +638,10 @@ fn poll_read_deadline(
     cfg: &HostConfig,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
-    let Some(at) = tracker.started().map(|s| s + cfg.message_read_deadline) else {
+    let Some(at) = tracker
+        .started()
+        .map(|s| after(s, cfg.message_read_deadline))
+    else {
         *armed = None;
         return Poll::Pending;
     };
