@@ -242,7 +242,7 @@ impl WebSocketHost {
             budget: Arc::new(Semaphore::new(write_budget(cfg))),
             readable: Notify::new(),
             room: Notify::new(),
-            closing: Notify::new(),
+            closing: Default::default(),
             status: Mutex::new(ConnectionStatus {
                 state: State::Open,
                 url: authorized.redacted_url().to_owned(),
@@ -438,7 +438,7 @@ impl WebSocketHost {
         // grace periods (docs/decisions.md, 184). Waiting for the task is
         // the one wake-up back, with no timer here. The sender is held until
         // then, so the task never takes the close for the host going away.
-        shared.closing.notify_one();
+        shared.closing.ask();
         let _ = task.await;
         drop(cmd);
         // A task that panicked cannot say why; wake any recv still waiting.

@@ -8,13 +8,14 @@ use crate::audit::{Audit, Finished};
 use crate::config::{after, HostConfig};
 use crate::credentials::Injection;
 use crate::error::bound;
+use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use netgrant_policy::Capability;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
@@ -40,10 +41,10 @@ pub(super) struct Shared {
     pub(super) budget: Arc<Semaphore>,
     pub(super) readable: Notify,
     pub(super) room: Notify,
-    /// The plugin closed the connection: a permit the task takes, in its
-    /// main loop or while a write is pending, and then closes within its
-    /// own bounds (so `close` waits for the task with no timer).
-    pub(super) closing: Notify,
+    /// The plugin closed the connection: the task sees it in its main loop
+    /// or while a write is pending, and then closes within its own bounds
+    /// (so `close` waits for the task with no timer).
+    pub(super) closing: CloseSignal,
     pub(super) status: Mutex<ConnectionStatus>,
     /// Where the connection's end is recorded, under its id.
     pub(super) audit: Audit,
@@ -115,6 +116,38 @@ impl Shared {
         self.readable.notify_waiters();
         // Senders waiting for write budget learn that the connection is gone.
         self.budget.close();
+    }
+}
+
+/// A close asked by the plugin: a flag and the task's waker. The task polls
+/// it on every pass of its loops, so the check is one atomic load and, while
+/// nothing is asked, a waker registration without a lock (a `Notify` would
+/// take its mutex twice a pass: decision 184).
+#[derive(Default)]
+pub(super) struct CloseSignal {
+    asked: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl CloseSignal {
+    /// Asks the task to close (once is enough; later calls change nothing).
+    pub(super) fn ask(&self) {
+        self.asked.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready once a close was asked.
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.asked.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // Asked between the load and the registration: not missed.
+        if self.asked.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -245,7 +278,7 @@ async fn run(
                 shared.shut_down("shutdown");
                 return;
             }
-            _ = shared.closing.notified() => {
+            _ = std::future::poll_fn(|cx| shared.closing.poll(cx)) => {
                 close_as_asked(&mut sink, &mut cmds, &shared, &cfg, after(Instant::now(), cfg.shutdown_grace)).await;
                 return;
             }
@@ -305,7 +338,7 @@ async fn run(
                                 _ = shared.room.notified(), if !room => {}
                                 _ = read_deadline, if room => break Err(End::Deadline(READ_DEADLINE)),
                                 _ = life_timer.as_mut(), if cfg.max_lifetime.is_some() => break Err(End::Deadline(LIFETIME)),
-                                _ = shared.closing.notified(), if close_by.is_none() => {
+                                _ = std::future::poll_fn(|cx| shared.closing.poll(cx)), if close_by.is_none() => {
                                     let by = after(Instant::now(), cfg.shutdown_grace);
                                     close_timer.as_mut().reset(by);
                                     close_by = Some(by);
