@@ -366,8 +366,28 @@ fn bench_interleaved(_c: &mut Criterion) {
     if std::env::var_os("NETGRANT_BENCH_TABLE").is_none() {
         return;
     }
+    pin_heap_trim();
     for caller in [Caller::Worker, Caller::Outside] {
         interleaved_table(caller);
+    }
+}
+
+/// Stops glibc from giving the top of the heap back to the kernel for the
+/// rest of the process (a trim threshold of 2 GiB, 64 MiB of padding), on
+/// both sides of every ratio. Whether a free lands in a chunk that glibc
+/// then trims depends on what else sits above it in the heap, so the 64 KiB
+/// rows swung by 2× with unrelated code changes (the host's inbox frees
+/// up to 64 messages at once; raw frees each as it goes): they measured
+/// the heap's layout, not the code (docs/decisions.md, 186). Elsewhere
+/// than glibc, nothing.
+fn pin_heap_trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before the
+    // table's runtimes start, from the benchmark's one thread.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+        println!("glibc heap trimming pinned (trim threshold 2 GiB, top pad 64 MiB)");
     }
 }
 
