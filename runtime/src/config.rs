@@ -10,7 +10,9 @@ use tokio::time::Instant;
 /// not overflow an `Instant`.
 pub(crate) fn after(at: Instant, d: Duration) -> Instant {
     const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
-    at.checked_add(d).unwrap_or_else(|| at + FAR)
+    // Capped rather than checked: a sum just under `Instant`'s limit would
+    // overflow in tokio's rounding to the next millisecond.
+    at + d.min(FAR)
 }
 
 /// Which TLS roots `wss` connections and `https` requests trust.
@@ -83,7 +85,9 @@ pub struct HostConfig {
     pub write_timeout: Duration,
     /// Optional maximum lifetime of a connection.
     pub max_lifetime: Option<Duration>,
-    /// How long `shutdown` waits for close handshakes before aborting (default 250 ms).
+    /// How long `shutdown` waits for close handshakes before aborting, and
+    /// the bound of each step of `close` to a peer that does not read: the
+    /// rest of the writes, then the close frame (default 250 ms).
     pub shutdown_grace: Duration,
     /// TLS roots.
     pub roots: Roots,

@@ -145,7 +145,10 @@ pub(crate) async fn within<F: Future>(timer: Pin<&mut Sleep>, fut: F) -> Option<
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(v));
         }
-        timer.as_mut().poll(cx).map(|()| None)
+        // Outside the cooperative budget, as `timeout` polls its timer: a
+        // peer keeping `fut` busy must not hide the deadline.
+        let mut timer = tokio::task::unconstrained(timer.as_mut());
+        Pin::new(&mut timer).poll(cx).map(|()| None)
     })
     .await
 }

@@ -415,6 +415,10 @@ async fn huge_configured_deadlines_do_not_overflow() {
     h.send_text(id, "far").await.unwrap();
     let got = tokio::time::timeout(OUTER, h.recv(id, None)).await.unwrap();
     assert_eq!(got.unwrap(), Incoming::Text("far".into()));
+    // Large enough to arrive over several reads: the read deadline is armed.
+    h.send_binary(id, vec![7u8; 200 * 1024]).await.unwrap();
+    let got = tokio::time::timeout(OUTER, h.recv(id, None)).await.unwrap();
+    assert_eq!(payload(&got.unwrap()).map(|p| p.len()), Some(200 * 1024));
     tokio::time::timeout(OUTER, h.close(id))
         .await
         .unwrap()

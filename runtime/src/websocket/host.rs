@@ -438,6 +438,10 @@ impl WebSocketHost {
         // grace periods (docs/decisions.md, 184). Waiting for the task is
         // the one wake-up back, with no timer here. The sender is held until
         // then, so the task never takes the close for the host going away.
+        // No new send is accepted from here on (one that already holds
+        // budget may still be queued, and is written if it is in the queue
+        // when the task drains it).
+        shared.budget.close();
         shared.closing.ask();
         let _ = task.await;
         drop(cmd);
@@ -463,8 +467,13 @@ impl WebSocketHost {
             let mut conns = self.inner.conns.lock().unwrap();
             conns.drain().map(|(_, c)| (c.shared, c.task)).collect()
         };
-        let deadline =
-            after(Instant::now(), self.inner.config.shutdown_grace) + Duration::from_millis(50);
+        let deadline = after(
+            Instant::now(),
+            self.inner
+                .config
+                .shutdown_grace
+                .saturating_add(Duration::from_millis(50)),
+        );
         for (shared, mut t) in tasks {
             if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
                 t.abort();

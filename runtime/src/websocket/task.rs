@@ -1,6 +1,7 @@
 //! The per-connection task: the only owner of a socket. It writes what the
 //! plugin sends, reads into the bytes-bounded inbox, and enforces every
-//! deadline; the host talks to it through [`Command`]s and [`Shared`] state.
+//! deadline; the host talks to it through [`Outgoing`] messages, the close
+//! signal and [`Shared`] state.
 
 use super::frames::{ReadTracker, Ws};
 use super::types::{ConnectionStatus, Incoming, State};
@@ -19,6 +20,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+// The task's timers are polled outside tokio's cooperative budget, as
+// `tokio::time::timeout` polls its own: a peer that keeps the read busy
+// (a flood of pings, say) exhausts the budget, and a budgeted timer would
+// then never be seen to fire.
+use tokio::task::unconstrained;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -273,8 +279,7 @@ async fn run(
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
-                let frame = CloseFrame { code: CloseCode::Away, reason: "shutdown".into() };
-                let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(Some(frame)))).await;
+                send_close(&mut sink, &cfg, CloseCode::Away, "shutdown").await;
                 shared.shut_down("shutdown");
                 return;
             }
@@ -296,18 +301,8 @@ async fn run(
                             Err(_) => break,
                         }
                     }
-                    let n = batch.len() as u64;
-                    let bytes: u64 = batch.iter().map(|(m, _)| m.len() as u64).sum();
-                    let write = async {
-                        let mut held = Vec::with_capacity(batch.len());
-                        for (m, p) in batch {
-                            sink.feed(m).await?;
-                            held.push(p);
-                        }
-                        sink.flush().await?;
-                        drop(held);
-                        Ok::<(), WsError>(())
-                    };
+                    let counts = batch_counts(&batch);
+                    let write = write_batch(&mut sink, batch);
                     // Reading goes on while the write waits for the peer: a
                     // peer that writes before it reads would otherwise wait
                     // for this task to read while this task waits for it to
@@ -337,13 +332,13 @@ async fn run(
                                 },
                                 _ = shared.room.notified(), if !room => {}
                                 _ = read_deadline, if room => break Err(End::Deadline(READ_DEADLINE)),
-                                _ = life_timer.as_mut(), if cfg.max_lifetime.is_some() => break Err(End::Deadline(LIFETIME)),
+                                _ = unconstrained(life_timer.as_mut()), if cfg.max_lifetime.is_some() => break Err(End::Deadline(LIFETIME)),
                                 _ = std::future::poll_fn(|cx| shared.closing.poll(cx)), if close_by.is_none() => {
                                     let by = after(Instant::now(), cfg.shutdown_grace);
                                     close_timer.as_mut().reset(by);
                                     close_by = Some(by);
                                 }
-                                _ = close_timer.as_mut(), if close_by.is_some() => break Err(End::Closed),
+                                _ = unconstrained(close_timer.as_mut()), if close_by.is_some() => break Err(End::Closed),
                             }
                         }
                     };
@@ -359,13 +354,10 @@ async fn run(
                     match written {
                         Ok(Ok(())) => {
                             last_activity = Instant::now();
-                            let mut st = shared.status.lock().unwrap();
-                            st.bytes_out += bytes;
-                            st.messages_out += n;
+                            count_written(&shared, counts);
                         }
                         Ok(Err(e)) => {
-                            let (code, reason, err) = close_code_for(&e);
-                            shared.finish(code, reason, Some((err, e.to_string())));
+                            write_failed(&shared, &e);
                             return;
                         }
                         Err(_) => {
@@ -398,7 +390,7 @@ async fn run(
                 timeout_close(&mut sink, &shared, &cfg, READ_DEADLINE).await;
                 return;
             }
-            _ = idle_timer.as_mut() => {
+            _ = unconstrained(idle_timer.as_mut()) => {
                 let idle_at = after(last_activity, cfg.idle_timeout);
                 if idle_at > Instant::now() {
                     idle_timer.as_mut().reset(idle_at);
@@ -407,7 +399,7 @@ async fn run(
                 timeout_close(&mut sink, &shared, &cfg, "idle timeout: no traffic").await;
                 return;
             }
-            _ = life_timer.as_mut(), if cfg.max_lifetime.is_some() => {
+            _ = unconstrained(life_timer.as_mut()), if cfg.max_lifetime.is_some() => {
                 timeout_close(&mut sink, &shared, &cfg, LIFETIME).await;
                 return;
             }
@@ -562,28 +554,20 @@ fn on_read(msg: Option<Result<Message, WsError>>, shared: &Shared, tracker: &Rea
 /// it pushes a backlog would wait for this task, and this task for it).
 /// What the socket does not take stays queued in tungstenite, which sends
 /// it at the start of the next read or with the next write.
-fn answer_pings(sink: &mut futures_util::stream::SplitSink<Ws, Message>) {
+fn answer_pings(sink: &mut Sink) {
     let _ = sink.flush().now_or_never();
 }
 
-/// The socket's last word after [`on_read`] or a deadline in a pending
-/// write ended the connection.
-async fn finish_socket(
-    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
-    shared: &Shared,
-    cfg: &HostConfig,
-    end: End,
-) {
+/// The socket's last word after [`on_read`], a deadline, or the plugin's
+/// close in a pending write ended the connection.
+async fn finish_socket(sink: &mut Sink, shared: &Shared, cfg: &HostConfig, end: End) {
     match end {
         End::PeerClosed => {
             let _ = tokio::time::timeout(cfg.shutdown_grace, sink.flush()).await;
         }
         End::Lost => {}
         End::Deadline(why) => timeout_close(sink, shared, cfg, why).await,
-        End::Closed => {
-            let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(plugin_close())).await;
-            shared.finish(1000, "closed by the plugin", None);
-        }
+        End::Closed => plugin_closed(sink, shared, cfg).await,
         End::Error {
             code,
             reason,
@@ -591,19 +575,49 @@ async fn finish_socket(
             why,
         } => {
             if code != 1006 {
-                let frame = CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: reason.into(),
-                };
-                let _ = tokio::time::timeout(
-                    cfg.shutdown_grace,
-                    sink.send(Message::Close(Some(frame))),
-                )
-                .await;
+                send_close(sink, cfg, CloseCode::from(code), reason).await;
             }
             shared.finish(code, reason, Some((err, why)));
         }
     }
+}
+
+/// The connection's sending half.
+type Sink = futures_util::stream::SplitSink<Ws, Message>;
+
+/// Messages written with one flush, each with the write budget it holds.
+type Batch = Vec<(Message, OwnedSemaphorePermit)>;
+
+/// What a batch adds to the connection's counts once written: messages and
+/// payload bytes.
+fn batch_counts(batch: &Batch) -> (u64, u64) {
+    let bytes = batch.iter().map(|(m, _)| m.len() as u64).sum();
+    (batch.len() as u64, bytes)
+}
+
+/// Writes a batch and flushes once; each message's budget is released only
+/// after the flush, so queued plus unwritten bytes stay bounded.
+async fn write_batch(sink: &mut Sink, batch: Batch) -> Result<(), WsError> {
+    let mut held = Vec::with_capacity(batch.len());
+    for (m, p) in batch {
+        sink.feed(m).await?;
+        held.push(p);
+    }
+    sink.flush().await?;
+    drop(held);
+    Ok(())
+}
+
+fn count_written(shared: &Shared, (n, bytes): (u64, u64)) {
+    let mut st = shared.status.lock().unwrap();
+    st.bytes_out += bytes;
+    st.messages_out += n;
+}
+
+/// A write that failed ends the connection with its error's code.
+fn write_failed(shared: &Shared, e: &WsError) {
+    let (code, reason, err) = close_code_for(e);
+    shared.finish(code, reason, Some((err, e.to_string())));
 }
 
 /// The plugin closed: what it sent before is written first, all by `by`
@@ -611,7 +625,7 @@ async fn finish_socket(
 /// one more. Nothing here waits without a bound, so `close` needs no timer
 /// of its own; a write that completes at once registers none either.
 async fn close_as_asked(
-    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+    sink: &mut Sink,
     cmds: &mut mpsc::Receiver<Outgoing>,
     shared: &Shared,
     cfg: &HostConfig,
@@ -622,40 +636,35 @@ async fn close_as_asked(
         queued.push((m, p));
     }
     if !queued.is_empty() {
-        let n = queued.len() as u64;
-        let bytes: u64 = queued.iter().map(|(m, _)| m.len() as u64).sum();
-        let write = async {
-            for (m, _) in queued {
-                sink.feed(m).await?;
-            }
-            sink.flush().await
-        };
-        match tokio::time::timeout_at(by, write).await {
-            Ok(Ok(())) => {
-                let mut st = shared.status.lock().unwrap();
-                st.bytes_out += bytes;
-                st.messages_out += n;
-            }
+        let counts = batch_counts(&queued);
+        match tokio::time::timeout_at(by, write_batch(sink, queued)).await {
+            Ok(Ok(())) => count_written(shared, counts),
             Ok(Err(e)) => {
-                let (code, reason, err) = close_code_for(&e);
-                shared.finish(code, reason, Some((err, e.to_string())));
+                write_failed(shared, &e);
                 return;
             }
             // The peer is not reading: the rest is dropped with the close.
             Err(_) => {}
         }
     }
-    let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(plugin_close())).await;
+    plugin_closed(sink, shared, cfg).await;
+}
+
+/// The end of a close by the plugin: a 1000 close frame, as its record says
+/// (an empty close frame would reach the peer as 1005, "no status").
+async fn plugin_closed(sink: &mut Sink, shared: &Shared, cfg: &HostConfig) {
+    send_close(sink, cfg, CloseCode::Normal, "").await;
     shared.finish(1000, "closed by the plugin", None);
 }
 
-/// The close frame of a close by the plugin: 1000, as its record says (an
-/// empty close frame would reach the peer as 1005, "no status").
-fn plugin_close() -> Message {
-    Message::Close(Some(CloseFrame {
-        code: CloseCode::Normal,
-        reason: "".into(),
-    }))
+/// Sends a close frame, waiting at most the grace period for a peer that
+/// does not read.
+async fn send_close(sink: &mut Sink, cfg: &HostConfig, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(Some(frame)))).await;
 }
 
 /// The read deadline of the message in progress (from the tracker's start
@@ -683,19 +692,10 @@ fn poll_read_deadline(
         timer.as_mut().reset(at);
         *armed = Some(at);
     }
-    timer.poll(cx)
+    Pin::new(&mut unconstrained(timer)).poll(cx)
 }
 
-async fn timeout_close(
-    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
-    shared: &Shared,
-    cfg: &HostConfig,
-    why: &str,
-) {
-    let frame = CloseFrame {
-        code: CloseCode::Policy,
-        reason: "timeout".into(),
-    };
-    let _ = tokio::time::timeout(cfg.shutdown_grace, sink.send(Message::Close(Some(frame)))).await;
+async fn timeout_close(sink: &mut Sink, shared: &Shared, cfg: &HostConfig, why: &str) {
+    send_close(sink, cfg, CloseCode::Policy, "timeout").await;
     shared.finish(1008, "timeout", Some(("timeout", why.to_string())));
 }
