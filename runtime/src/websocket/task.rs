@@ -142,7 +142,11 @@ impl CloseSignal {
         self.waker.wake();
     }
 
-    /// Ready once a close was asked.
+    /// Completes once a close was asked.
+    fn asked(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| self.poll(cx))
+    }
+
     fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.asked.load(Ordering::Acquire) {
             return Poll::Ready(());
@@ -283,7 +287,7 @@ async fn run(
                 shared.shut_down("shutdown");
                 return;
             }
-            _ = std::future::poll_fn(|cx| shared.closing.poll(cx)) => {
+            _ = shared.closing.asked() => {
                 close_as_asked(&mut sink, &mut cmds, &shared, &cfg, after(Instant::now(), cfg.shutdown_grace)).await;
                 return;
             }
@@ -333,7 +337,7 @@ async fn run(
                                 _ = shared.room.notified(), if !room => {}
                                 _ = read_deadline, if room => break Err(End::Deadline(READ_DEADLINE)),
                                 _ = unconstrained(life_timer.as_mut()), if cfg.max_lifetime.is_some() => break Err(End::Deadline(LIFETIME)),
-                                _ = std::future::poll_fn(|cx| shared.closing.poll(cx)), if close_by.is_none() => {
+                                _ = shared.closing.asked(), if close_by.is_none() => {
                                     let by = after(Instant::now(), cfg.shutdown_grace);
                                     close_timer.as_mut().reset(by);
                                     close_by = Some(by);
