@@ -4,13 +4,15 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::{SinkExt, StreamExt};
-use netgrant_policy::{compile, Authorizer, Grant, Manifest};
+use netgrant_policy::{compile, Authorizer, Grant, Manifest, Request, LOCALHOST_ADDRS};
 use netgrant_runtime::{HostConfig, Incoming, OpenOptions, StaticResolver, WebSocketHost};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 
 mod support;
@@ -48,7 +50,8 @@ async fn echo_server() -> SocketAddr {
     addr
 }
 
-fn host_for(port: u16, max_connections: usize) -> WebSocketHost {
+/// The benchmark's one-target policy, indexed.
+fn authorizer_for(port: u16) -> Authorizer {
     let url = format!("ws://localhost:{port}/");
     let m = Manifest::parse(
         "plugin.toml",
@@ -62,17 +65,81 @@ fn host_for(port: u16, max_connections: usize) -> WebSocketHost {
     )
     .value
     .unwrap();
-    let policy = compile(&m, Some(&g)).policy.unwrap();
+    Authorizer::new(&compile(&m, Some(&g)).policy.unwrap())
+}
+
+fn host_for(port: u16, max_connections: usize) -> WebSocketHost {
     let cfg = HostConfig {
         max_connections,
         ..HostConfig::default()
     };
     WebSocketHost::new(
-        Arc::new(Authorizer::new(&policy)),
+        Arc::new(authorizer_for(port)),
         Arc::new(StaticResolver::new()),
         cfg,
     )
     .unwrap()
+}
+
+/// One open + close at the floor of the host's design (decision 190): the
+/// URL authorized and its addresses checked before connecting, TCP and the
+/// handshake under deadlines with the host's bounds, the socket split in a
+/// task of its own that selects over a close signal, a command channel and
+/// its reads, and closes with 1000 when asked.
+async fn design_floor_open_close(authz: &Authorizer, url: &str) {
+    let req = Request::websocket(url);
+    let ok = authz
+        .prepare(&req)
+        .unwrap()
+        .authorize_addresses(&LOCALHOST_ADDRS)
+        .unwrap();
+    let cfg = HostConfig::default();
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(cfg.max_message_bytes))
+        .max_frame_size(Some(cfg.max_frame_bytes))
+        .max_write_buffer_size(cfg.max_write_buffer_bytes)
+        .write_buffer_size(cfg.max_write_buffer_bytes.min(128 * 1024))
+        .read_buffer_size(32 * 1024);
+    let addr = ok.addresses()[0];
+    let tcp = tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let (ws, _) = tokio::time::timeout(
+        cfg.handshake_timeout,
+        tokio_tungstenite::client_async_with_config(
+            ok.request_url(),
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+            Some(ws_config),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (commands, mut queued) = tokio::sync::mpsc::channel::<Message>(256);
+    let (close, mut closed) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let (mut sink, mut stream) = ws.split();
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut closed => {
+                    let frame = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+                m = queued.recv() => match m {
+                    Some(m) => { let _ = sink.send(m).await; }
+                    None => break,
+                },
+                m = stream.next() => if m.is_none() { break },
+            }
+        }
+    });
+    close.send(()).unwrap();
+    task.await.unwrap();
+    drop(commands);
 }
 
 async fn raw_connect(addr: SocketAddr) -> tokio_tungstenite::WebSocketStream<TcpStream> {
@@ -567,6 +634,29 @@ fn interleaved_table(caller: Caller) {
     report(
         "open + close, against a task-owned raw socket",
         interleave(ours, floor),
+    );
+    // The floor of the design (decision 190): what any host that decides
+    // before it connects and keeps the socket in a task must do, with none
+    // of this host's bookkeeping (connection table, status, audit records,
+    // write budget, deadlines).
+    let authz = Arc::new(authorizer_for(addr.port()));
+    let design = |n: u32| {
+        let (authz, url) = (authz.clone(), url.clone());
+        caller.run(&rt, async move {
+            let start = Instant::now();
+            for _ in 0..n {
+                design_floor_open_close(&authz, &url).await;
+            }
+            start.elapsed()
+        })
+    };
+    report(
+        "open + close, the design's floor against raw",
+        interleave(design, raw_side),
+    );
+    report(
+        "open + close, against the design's floor",
+        interleave(ours, design),
     );
     rt.block_on(host.shutdown());
 }

@@ -110,8 +110,8 @@ pub(crate) async fn connect_tcp(
 ) -> Result<(TcpStream, SocketAddr), HostError> {
     let mut last = String::from("no address");
     for a in addrs {
-        timer.as_mut().reset(after(Instant::now(), connect_timeout));
-        match within(timer.as_mut(), TcpStream::connect(a)).await {
+        let at = after(Instant::now(), connect_timeout);
+        match within(timer.as_mut(), at, TcpStream::connect(a)).await {
             Some(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return Ok((s, *a));
@@ -131,19 +131,31 @@ pub(crate) async fn connect_tcp(
     ))
 }
 
-/// `fut`, or `None` if `timer` fires first: `tokio::time::timeout` over a
-/// timer the caller keeps. The connect path runs its phases (TCP, TLS, the
-/// handshake) on one timer, reset between them: a timer is registered once
-/// per connect, and moving it later is done in place. Each registration
-/// that is the runtime's earliest wakes the thread parked in the driver,
-/// and used to happen once per phase (docs/decisions.md, 185). As with
-/// `timeout`, the timer is polled only while `fut` is pending.
-pub(crate) async fn within<F: Future>(timer: Pin<&mut Sleep>, fut: F) -> Option<F::Output> {
+/// `fut`, or `None` if `timer` fires first at `at`: `tokio::time::timeout`
+/// over a timer the caller keeps. The connect path runs its phases (TCP,
+/// TLS, the handshake) on one timer, each with its own deadline: a timer is
+/// registered once per connect, and moving it later is done in place. Each
+/// registration that is the runtime's earliest wakes the thread parked in
+/// the driver, and used to happen once per phase (docs/decisions.md, 185).
+/// The timer is moved to `at` only once `fut` is pending, as `timeout`
+/// registers its timer: a TCP connect's syscall goes out first, so the
+/// parked thread is woken once, for the listener's readiness and the
+/// deadline together, not for the deadline alone (decision 189).
+pub(crate) async fn within<F: Future>(
+    timer: Pin<&mut Sleep>,
+    at: Instant,
+    fut: F,
+) -> Option<F::Output> {
     let mut timer = timer;
     let mut fut = std::pin::pin!(fut);
+    let mut armed = false;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(v));
+        }
+        if !armed {
+            timer.as_mut().reset(at);
+            armed = true;
         }
         // Outside the cooperative budget, as `timeout` polls its timer: a
         // peer keeping `fut` busy must not hide the deadline.

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
 
 /// The stream type of an open connection.
 pub(crate) type Ws = WebSocketStream<Tracked<Transport>>;
@@ -247,7 +248,53 @@ impl FrameParser {
 }
 
 /// The transport under the WebSocket layer: TCP, or TLS over TCP.
-pub(crate) type Transport = MaybeTlsStream<TcpStream>;
+pub(crate) enum Transport {
+    /// `ws://`.
+    Plain(TcpStream),
+    /// `wss://`. Boxed: a TLS session is about a kilobyte, which every move
+    /// of the socket, and every future that holds it (the handshake's, the
+    /// connection task's), would otherwise carry and copy, `ws://` or not
+    /// (docs/decisions.md, 190).
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// A stream that reports the frames arriving on it to a [`ReadTracker`]. It
 /// sits above TLS, so it sees WebSocket bytes in both cases.
@@ -304,6 +351,15 @@ mod tests {
     use super::*;
 
     const HEAD: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+
+    /// The socket is moved from the handshake into the connection's task,
+    /// and every future holding it carries its size: a TLS session inline
+    /// made it 1,424 bytes for `ws://` too (decision 190).
+    #[test]
+    fn an_open_socket_stays_small() {
+        let size = std::mem::size_of::<Ws>();
+        assert!(size <= 512, "the socket type is {size} bytes");
+    }
 
     fn frame(fin: bool, opcode: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
         let mut v = vec![if fin { 0x80 } else { 0 } | opcode];

@@ -2,7 +2,7 @@
 //! address, TLS (server name = the normalized URL host), then the upgrade,
 //! all within the handshake deadline.
 
-use super::frames::{ReadTracker, Tracked, Ws};
+use super::frames::{ReadTracker, Tracked, Transport, Ws};
 use super::types::OpenOptions;
 use crate::config::{after, HostConfig};
 use crate::connect::{connect_tcp, within};
@@ -16,7 +16,6 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::MaybeTlsStream;
 use zeroize::Zeroizing;
 
 /// tungstenite's read buffer per connection (its default is 128 KiB). It is
@@ -91,9 +90,8 @@ pub(crate) async fn connect_ws(
         timer.as_mut(),
     )
     .await?;
-    timer
-        .as_mut()
-        .reset(after(Instant::now(), cfg.handshake_timeout));
+    // TLS and the handshake share one deadline from here.
+    let by = after(Instant::now(), cfg.handshake_timeout);
     let too_slow = || {
         HostError::new(
             ErrorKind::Timeout,
@@ -116,7 +114,7 @@ pub(crate) async fn connect_ws(
             UrlHost::Ip(ip) => ServerName::IpAddress((*ip).into()),
         };
         let connect = tokio_rustls::TlsConnector::from(tls).connect(name, tcp);
-        match within(timer.as_mut(), connect).await {
+        match within(timer.as_mut(), by, connect).await {
             None => return Err(too_slow()),
             Some(Err(e)) => {
                 return Err(HostError::new(
@@ -124,15 +122,15 @@ pub(crate) async fn connect_ws(
                     format!("TLS with {shown} failed: {e}"),
                 ))
             }
-            Some(Ok(s)) => MaybeTlsStream::Rustls(s),
+            Some(Ok(s)) => Transport::Tls(Box::new(s)),
         }
     } else {
-        MaybeTlsStream::Plain(tcp)
+        Transport::Plain(tcp)
     };
     let tracker = ReadTracker::default();
     let stream = Tracked::new(transport, tracker.clone());
     let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config));
-    let (ws, response) = match within(timer.as_mut(), handshake).await {
+    let (ws, response) = match within(timer.as_mut(), by, handshake).await {
         None => return Err(too_slow()),
         Some(Err(e)) => {
             return Err(HostError::new(

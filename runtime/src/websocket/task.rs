@@ -86,12 +86,14 @@ impl Shared {
     }
 
     fn end(&self, code: u16, reason: &str, error: Option<(&str, String)>, by_host: bool) {
-        let reason = bound(reason);
-        {
+        let reason = {
             let mut st = self.status.lock().unwrap();
+            // Checked first: `close` calls this again after the task ended
+            // it, and the reason need not be written for nothing.
             if st.state == State::Closed {
                 return;
             }
+            let reason = bound(reason);
             st.state = State::Closed;
             st.close = Some((code, reason.clone()));
             // A close by either side (any code) is `closed`; the host
@@ -117,7 +119,8 @@ impl Shared {
             if let Some((c, m)) = error {
                 st.last_error = Some(format!("{c}: {}", bound(&m)));
             }
-        }
+            reason
+        };
         self.inbox.lock().unwrap().closed = Some((code, reason));
         self.readable.notify_waiters();
         // Senders waiting for write budget learn that the connection is gone.
