@@ -34,6 +34,9 @@ mod resolver;
 mod websocket;
 
 pub use audit::{AuditRecord, AuditSink, DecisionRecord, FinishedRecord, JsonLinesSink};
+/// The `secrecy` crate this one takes and returns values in
+/// ([`secrecy::SecretString`]), so a host names the same version.
+pub use bytes::Bytes;
 pub use config::{GlobalLimit, HostConfig, RequestConfig, Roots};
 pub use credentials::{
     format_header_value, placeholder, substitute_placeholders, FileSecretStore, HeaderValueError,
@@ -45,7 +48,5 @@ pub use error::{ErrorKind, HostError};
 pub use guard::{Guarded, RequestGuard};
 pub use request::{RequestHost, RequestOptions, Response};
 pub use resolver::{HickoryResolver, ResolveFuture, Resolver, StaticResolver};
-/// The `secrecy` crate this one takes and returns values in
-/// ([`secrecy::SecretString`]), so a host names the same version.
 pub use secrecy;
 pub use websocket::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State, WebSocketHost};

@@ -1,6 +1,7 @@
 //! What the plugin side of a [`super::WebSocketHost`] sees: handles, open
 //! options, incoming messages, connection status.
 
+use bytes::Bytes;
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -46,8 +47,9 @@ pub struct OpenOptions {
 pub enum Incoming {
     /// A text message.
     Text(String),
-    /// A binary message.
-    Binary(Vec<u8>),
+    /// A binary message: the frame's payload as it came off the socket,
+    /// with no copy (docs/decisions.md, 191).
+    Binary(Bytes),
     /// Nothing arrived within the timeout; the connection stays open.
     TimedOut,
     /// The connection is closed (by the peer, a bound, a deadline or shutdown).
