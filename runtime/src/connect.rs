@@ -138,9 +138,9 @@ pub(crate) async fn connect_tcp(
 /// registration that is the runtime's earliest wakes the thread parked in
 /// the driver, and used to happen once per phase (docs/decisions.md, 185).
 /// The timer is moved to `at` only once `fut` is pending, as `timeout`
-/// registers its timer: a TCP connect's syscall goes out first, so the
-/// parked thread is woken once, for the listener's readiness and the
-/// deadline together, not for the deadline alone (decision 189).
+/// registers its timer: a TCP connect's syscall goes out before the parked
+/// thread is woken to learn the deadline, not after (with a server in the
+/// same runtime, one wake-up then serves both; decision 189).
 pub(crate) async fn within<F: Future>(
     timer: Pin<&mut Sleep>,
     at: Instant,

@@ -34,8 +34,8 @@ mod resolver;
 mod websocket;
 
 pub use audit::{AuditRecord, AuditSink, DecisionRecord, FinishedRecord, JsonLinesSink};
-/// The `secrecy` crate this one takes and returns values in
-/// ([`secrecy::SecretString`]), so a host names the same version.
+/// The payload type of binary messages ([`Incoming::Binary`],
+/// [`WebSocketHost::send_binary`]), from the `bytes` crate.
 pub use bytes::Bytes;
 pub use config::{GlobalLimit, HostConfig, RequestConfig, Roots};
 pub use credentials::{
@@ -48,5 +48,7 @@ pub use error::{ErrorKind, HostError};
 pub use guard::{Guarded, RequestGuard};
 pub use request::{RequestHost, RequestOptions, Response};
 pub use resolver::{HickoryResolver, ResolveFuture, Resolver, StaticResolver};
+/// The `secrecy` crate this one takes and returns values in
+/// ([`secrecy::SecretString`]), so a host names the same version.
 pub use secrecy;
 pub use websocket::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State, WebSocketHost};
