@@ -350,10 +350,10 @@ mod tests {
             "a\\u{a}b\\u{1b}[31m"
         );
         assert_eq!(
-            render(&Incoming::Binary(vec![1, 2, 3].into())).unwrap(),
+            render(&Incoming::Binary(vec![1, 2, 3])).unwrap(),
             "<binary 3 bytes> AQID"
         );
-        let big = render(&Incoming::Binary(vec![0; 100].into())).unwrap();
+        let big = render(&Incoming::Binary(vec![0; 100])).unwrap();
         assert!(big.starts_with("<binary 100 bytes> AAAA"), "{big}");
         assert!(big.ends_with('…'), "{big}");
         assert_eq!(big.len(), "<binary 100 bytes> ".len() + 64 + '…'.len_utf8());

@@ -108,11 +108,7 @@ async fn design_floor_open_close(authz: &Authorizer, url: &str) {
     tcp.set_nodelay(true).unwrap();
     let (ws, _) = tokio::time::timeout(
         cfg.handshake_timeout,
-        tokio_tungstenite::client_async_with_config(
-            ok.request_url(),
-            tokio_tungstenite::MaybeTlsStream::Plain(tcp),
-            Some(ws_config),
-        ),
+        tokio_tungstenite::client_async_with_config(ok.request_url(), tcp, Some(ws_config)),
     )
     .await
     .unwrap()

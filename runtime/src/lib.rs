@@ -34,9 +34,6 @@ mod resolver;
 mod websocket;
 
 pub use audit::{AuditRecord, AuditSink, DecisionRecord, FinishedRecord, JsonLinesSink};
-/// The payload type of binary messages ([`Incoming::Binary`],
-/// [`WebSocketHost::send_binary`]), from the `bytes` crate.
-pub use bytes::Bytes;
 pub use config::{GlobalLimit, HostConfig, RequestConfig, Roots};
 pub use credentials::{
     format_header_value, placeholder, substitute_placeholders, FileSecretStore, HeaderValueError,

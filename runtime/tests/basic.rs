@@ -49,7 +49,7 @@ async fn allowed_target_echoes_and_counts() {
     );
     assert_eq!(
         h.recv(id, Some(Duration::from_secs(5))).await.unwrap(),
-        Incoming::Binary(vec![1, 2, 3].into())
+        Incoming::Binary(vec![1, 2, 3])
     );
     assert_eq!(
         h.recv(id, Some(Duration::from_millis(100))).await.unwrap(),

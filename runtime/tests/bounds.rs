@@ -38,7 +38,7 @@ async fn outgoing_message_over_the_bound_fails_the_call_only() {
     h.send_text(id, "small").await.unwrap();
     assert_eq!(
         h.recv(id, LONG).await.unwrap(),
-        Incoming::Binary(vec![7u8; 1024].into())
+        Incoming::Binary(vec![7u8; 1024])
     );
     assert_eq!(
         h.recv(id, LONG).await.unwrap(),

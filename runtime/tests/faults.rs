@@ -822,7 +822,7 @@ fn neighbour_message(n: usize) -> Incoming {
     } else {
         let mut b = vec![(n % 251) as u8; 8 + len];
         b[..8].copy_from_slice(&(n as u64).to_be_bytes());
-        Incoming::Binary(b.into())
+        Incoming::Binary(b)
     }
 }
 
@@ -1319,7 +1319,7 @@ async fn a_full_inbox_pauses_the_read_deadline() {
     for i in 0..4u8 {
         assert_eq!(
             h.recv(id, LONG).await.unwrap(),
-            Incoming::Binary(vec![i; 1024].into())
+            Incoming::Binary(vec![i; 1024])
         );
     }
     go.notify_one();

@@ -104,7 +104,7 @@ fn message(c: usize, k: usize) -> Incoming {
     if (r >> 40) % 2 == 0 {
         Incoming::Text(String::from_utf8(body).unwrap())
     } else {
-        Incoming::Binary(body.into())
+        Incoming::Binary(body)
     }
 }
 

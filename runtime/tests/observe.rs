@@ -65,7 +65,7 @@ async fn only_recv_yields_payloads() {
     );
     assert_eq!(
         h.recv(id, Some(OUTER)).await.unwrap(),
-        Incoming::Binary(format!("bin {SENTINEL}").into_bytes().into())
+        Incoming::Binary(format!("bin {SENTINEL}").into_bytes())
     );
     // Exactly once.
     assert_eq!(

@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 /// zero-filled on the first read, so an idle connection keeps all of it
 /// resident; a larger message still gets a buffer of its own size
 /// (docs/decisions.md, 168).
-pub(crate) const READ_BUFFER_BYTES: usize = 32 * 1024;
+const READ_BUFFER_BYTES: usize = 32 * 1024;
 
 pub(crate) struct Connected {
     pub ws: Ws,

@@ -10,7 +10,6 @@ use crate::connect;
 use crate::credentials::{Injection, SecretStore};
 use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
-use bytes::Bytes;
 use netgrant_policy::{Authorizer, Capability, Request};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -368,12 +367,11 @@ impl WebSocketHost {
         self.send(id, Message::text(text), len).await
     }
 
-    /// Sends a binary message: a `Vec<u8>`, or [`Bytes`] (a received
-    /// message echoed back is not copied).
+    /// Sends a binary message.
     pub async fn send_binary(
         &self,
         id: ConnectionId,
-        data: impl Into<Bytes>,
+        data: impl Into<Vec<u8>>,
     ) -> Result<(), HostError> {
         let data = data.into();
         let len = data.len();

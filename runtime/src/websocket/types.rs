@@ -1,7 +1,6 @@
 //! What the plugin side of a [`super::WebSocketHost`] sees: handles, open
 //! options, incoming messages, connection status.
 
-use bytes::Bytes;
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -47,9 +46,8 @@ pub struct OpenOptions {
 pub enum Incoming {
     /// A text message.
     Text(String),
-    /// A binary message: the frame's payload as it came off the socket,
-    /// with no copy (docs/decisions.md, 191).
-    Binary(Bytes),
+    /// A binary message.
+    Binary(Vec<u8>),
     /// Nothing arrived within the timeout; the connection stays open.
     TimedOut,
     /// The connection is closed (by the peer, a bound, a deadline or shutdown).

@@ -180,7 +180,7 @@ pub async fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 pub fn payload(m: &netgrant_runtime::Incoming) -> Option<Vec<u8>> {
     match m {
         netgrant_runtime::Incoming::Text(t) => Some(t.as_bytes().to_vec()),
-        netgrant_runtime::Incoming::Binary(b) => Some(b.to_vec()),
+        netgrant_runtime::Incoming::Binary(b) => Some(b.clone()),
         _ => None,
     }
 }
