@@ -105,7 +105,8 @@ impl HostError {
 pub(crate) fn bound(s: &str) -> String {
     const MAX: usize = 512;
     let e = netgrant_policy::redact::escape_terminal(s);
-    if e.chars().count() <= MAX {
+    // Bytes bound chars: short text needs no count.
+    if e.len() <= MAX || e.chars().count() <= MAX {
         e
     } else {
         let mut t: String = e.chars().take(MAX - 1).collect();

@@ -131,3 +131,53 @@ async fn handles_are_never_reused() {
     assert_eq!(a.status(id).unwrap_err().code(), "unknown_connection");
     c.shutdown().await;
 }
+
+/// A connection that ends on its own (here the peer closes it at once)
+/// stays readable until the plugin closes it: `recv` says how it closed,
+/// `status` keeps its record. The 64 that ended last are kept; older ones
+/// are forgotten, so a plugin that never closes cannot grow the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_ended_stay_readable_up_to_64() {
+    let server = ws_server(|mut ws| async move {
+        use futures_util::StreamExt;
+        let _ = ws.close(None).await;
+        // Wait for the host's answer (or the end of the socket).
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    let p = server.port();
+    let h = host(
+        allow_localhost(p),
+        StaticResolver::new(),
+        HostConfig::default(),
+    );
+    let url = format!("ws://localhost:{p}/");
+    let mut ids = Vec::new();
+    for _ in 0..70 {
+        ids.push(h.open(&url, OpenOptions::default()).await.unwrap());
+        // Each ends before the next opens, in order.
+        assert!(wait_until(OUTER, || h.active_tasks() == 0).await);
+    }
+    // Pruning runs when a connection opens, so 64 or 65 are kept: the
+    // 70th may already have ended when its own open pruned (the peer
+    // closes at once), and then the 6th is forgotten too.
+    let (forgotten, rest) = ids.split_at(5);
+    let (either, kept) = rest.split_at(1);
+    for &id in forgotten {
+        assert_eq!(h.status(id).unwrap_err().code(), "unknown_connection");
+    }
+    for &id in kept {
+        let st = h.status(id).unwrap();
+        assert_eq!(st.close.as_ref().map(|c| c.0), Some(1005), "{st:?}");
+    }
+    let _ = h.status(either[0]);
+    // The newest one reads as closed, and closing it forgets it.
+    let last = *ids.last().unwrap();
+    match h.recv(last, Some(Duration::from_secs(1))).await.unwrap() {
+        Incoming::Closed { code, .. } => assert_eq!(code, 1005),
+        other => panic!("{other:?}"),
+    }
+    h.close(last).await.unwrap();
+    assert_eq!(h.status(last).unwrap_err().code(), "unknown_connection");
+    assert_eq!(h.open_connections(), 0);
+}

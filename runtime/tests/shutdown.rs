@@ -304,3 +304,51 @@ async fn pending_recv_is_woken_by_shutdown_and_close() {
     }
     assert_eq!((h.active_tasks(), h.open_connections()), (0, 0));
 }
+
+/// Shutdown reaches each connection's task through the connection's own
+/// close signal (decision 192): every peer, idle or just written to, gets a
+/// 1001 close frame (not a dropped socket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_every_peer_1001() {
+    let (codes_tx, mut codes) = tokio::sync::mpsc::unbounded_channel::<Option<Option<u16>>>();
+    let server = RawServer::start(move |mut tcp| {
+        let codes_tx = codes_tx.clone();
+        async move {
+            if accept_raw(&mut tcp).await.is_some() {
+                let _ = codes_tx.send(read_close_code(&mut tcp).await);
+            }
+        }
+    })
+    .await;
+    let p = server.port();
+    let h = host(
+        allow_localhost(p),
+        StaticResolver::new(),
+        HostConfig::default(),
+    );
+    let url = format!("ws://localhost:{p}/");
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let id = h.open(&url, OpenOptions::default()).await.unwrap();
+        if i % 2 == 0 {
+            h.send_text(id, "queued before the shutdown").await.unwrap();
+        }
+        ids.push(id);
+    }
+    tokio::time::timeout(OUTER, h.shutdown())
+        .await
+        .expect("shutdown must return");
+    for _ in 0..4 {
+        let code = tokio::time::timeout(OUTER, codes.recv())
+            .await
+            .expect("every peer hears from its connection")
+            .unwrap();
+        assert_eq!(code, Some(Some(1001)), "the peer's close frame");
+    }
+    assert_eq!(h.active_tasks(), 0);
+    assert_eq!(h.open_connections(), 0);
+    // Shut down means forgotten: the handles are gone with the host's table.
+    for id in ids {
+        assert_eq!(h.status(id).unwrap_err().code(), "unknown_connection");
+    }
+}

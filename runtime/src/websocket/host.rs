@@ -2,7 +2,7 @@
 //! [`ConnectionId`]s; the host owns every socket and task and enforces the policy.
 
 use super::handshake::{self, Connected};
-use super::task::{ConnectionTask, Inbox, Outgoing, Shared, Slot, TaskGuard};
+use super::task::{Ask, ConnectionTask, Inbox, Outgoing, Shared, Slot, TaskGuard};
 use super::types::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State};
 use crate::audit::{Audit, AuditSink};
 use crate::config::{after, GlobalLimit, HostConfig};
@@ -11,11 +11,11 @@ use crate::credentials::{Injection, SecretStore};
 use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
 use netgrant_policy::{Authorizer, Capability, Request};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -36,10 +36,12 @@ struct Inner {
     config: HostConfig,
     tls: Arc<rustls::ClientConfig>,
     conns: Mutex<HashMap<u64, Conn>>,
+    /// Connections whose task has ended, oldest first (some may have been
+    /// closed by the plugin since): what [`prune`] forgets.
+    ended: Arc<Mutex<VecDeque<u64>>>,
     next_seq: AtomicU64,
     open: Arc<AtomicUsize>,
     tasks: Arc<AtomicUsize>,
-    shutdown: watch::Sender<bool>,
     is_shut: AtomicBool,
     /// Where credential values come from (docs/spec.md §9.4), if anywhere.
     secrets: Option<Arc<dyn SecretStore>>,
@@ -48,7 +50,6 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Dropping the host ends every task it spawned.
-        let _ = self.shutdown.send(true);
         for (_, c) in self.conns.get_mut().unwrap().drain() {
             c.task.abort();
             // An aborted task cannot say why; wake any recv still waiting.
@@ -70,7 +71,9 @@ pub struct WebSocketHost {
     inner: Inner,
 }
 
-/// Closed connections kept for `recv`/`status` until the plugin closes them.
+/// Connections that ended on their own (the peer closed, an error, a
+/// deadline) stay readable through `recv` and `status` until the plugin
+/// closes them, or until this many later connections have ended.
 const MAX_TOMBSTONES: usize = 64;
 
 impl WebSocketHost {
@@ -81,7 +84,6 @@ impl WebSocketHost {
         config: HostConfig,
     ) -> Result<Self, HostError> {
         let tls = connect::tls_config(&config.roots)?;
-        let (shutdown, _) = watch::channel(false);
         Ok(WebSocketHost {
             inner: Inner {
                 id: NEXT_HOST_ID.fetch_add(1, Ordering::SeqCst),
@@ -91,10 +93,10 @@ impl WebSocketHost {
                 config,
                 tls,
                 conns: Mutex::new(HashMap::new()),
+                ended: Arc::default(),
                 next_seq: AtomicU64::new(1),
                 open: Arc::new(AtomicUsize::new(0)),
                 tasks: Arc::new(AtomicUsize::new(0)),
-                shutdown,
                 is_shut: AtomicBool::new(false),
                 secrets: None,
             },
@@ -273,14 +275,17 @@ impl WebSocketHost {
             ));
         }
         self.inner.tasks.fetch_add(1, Ordering::SeqCst);
-        let guard = TaskGuard(self.inner.tasks.clone());
+        let guard = TaskGuard {
+            tasks: self.inner.tasks.clone(),
+            seq,
+            ended: self.inner.ended.clone(),
+        };
         let task = tokio::spawn(
             ConnectionTask {
                 ws,
                 tracker,
                 shared: shared.clone(),
                 commands: rx,
-                shutdown: self.inner.shutdown.subscribe(),
                 config: cfg.clone(),
                 slot,
                 guard,
@@ -295,19 +300,16 @@ impl WebSocketHost {
                 task,
             },
         );
-        prune_tombstones(&mut conns);
+        prune(&mut conns, &mut self.inner.ended.lock().unwrap());
         Ok(id)
     }
 
     fn lookup(&self, id: ConnectionId) -> Result<(Arc<Shared>, mpsc::Sender<Outgoing>), HostError> {
-        let unknown = || {
-            HostError::new(ErrorKind::UnknownConnection, format!("{id} is not a connection of this plugin instance (closed, or issued by another host)"))
-        };
         if id.host != self.inner.id {
-            return Err(unknown());
+            return Err(unknown(id));
         }
         let conns = self.inner.conns.lock().unwrap();
-        let c = conns.get(&id.seq).ok_or_else(unknown)?;
+        let c = conns.get(&id.seq).ok_or_else(|| unknown(id))?;
         Ok((c.shared.clone(), c.cmd.clone()))
     }
 
@@ -426,11 +428,15 @@ impl WebSocketHost {
     /// read gets one shutdown grace period for each). Returns once the
     /// connection's task has ended, so its slot is free.
     pub async fn close(&self, id: ConnectionId) -> Result<(), HostError> {
-        self.lookup(id)?;
-        let removed = self.inner.conns.lock().unwrap().remove(&id.seq);
-        // Closed concurrently by another caller: nothing left to do.
+        // One lock: the caller that takes the connection out of the table
+        // closes it; any other (a second close, even a concurrent one)
+        // finds the handle already invalid.
+        let removed = match id.host == self.inner.id {
+            true => self.inner.conns.lock().unwrap().remove(&id.seq),
+            false => None,
+        };
         let Some(Conn { shared, cmd, task }) = removed else {
-            return Ok(());
+            return Err(unknown(id));
         };
         // The close is not queued behind sends (the queue may be full of
         // sends stuck behind a peer that never reads): the task sees it even
@@ -442,7 +448,7 @@ impl WebSocketHost {
         // budget may still be queued, and is written if it is in the queue
         // when the task drains it).
         shared.budget.close();
-        shared.closing.ask();
+        shared.closing.ask(Ask::Close);
         let _ = task.await;
         drop(cmd);
         // A task that panicked cannot say why; wake any recv still waiting.
@@ -462,10 +468,19 @@ impl WebSocketHost {
     /// a hard abort after the grace period, even if a peer never answers.
     pub async fn shutdown(&self) {
         self.inner.is_shut.store(true, Ordering::SeqCst);
-        let _ = self.inner.shutdown.send(true);
+        // Asked before the command senders are dropped, so no task takes
+        // its closed queue for the host going away. An open finishing its
+        // handshake now checks `is_shut` under this lock and connects
+        // nothing.
         let tasks: Vec<(Arc<Shared>, JoinHandle<()>)> = {
             let mut conns = self.inner.conns.lock().unwrap();
-            conns.drain().map(|(_, c)| (c.shared, c.task)).collect()
+            conns
+                .drain()
+                .map(|(_, c)| {
+                    c.shared.closing.ask(Ask::Shutdown);
+                    (c.shared, c.task)
+                })
+                .collect()
         };
         let deadline = after(
             Instant::now(),
@@ -485,6 +500,16 @@ impl WebSocketHost {
     }
 }
 
+/// The error for a handle this host does not hold (any more).
+fn unknown(id: ConnectionId) -> HostError {
+    HostError::new(
+        ErrorKind::UnknownConnection,
+        format!(
+            "{id} is not a connection of this plugin instance (closed, or issued by another host)"
+        ),
+    )
+}
+
 /// The per-connection write budget in bytes (at least one maximum message).
 fn write_budget(cfg: &HostConfig) -> usize {
     cfg.max_write_buffer_bytes
@@ -492,16 +517,52 @@ fn write_budget(cfg: &HostConfig) -> usize {
         .min(u32::MAX as usize)
 }
 
-fn prune_tombstones(conns: &mut HashMap<u64, Conn>) {
-    let mut closed: Vec<u64> = conns
-        .iter()
-        .filter(|(_, c)| c.task.is_finished())
-        .map(|(k, _)| *k)
-        .collect();
-    if closed.len() > MAX_TOMBSTONES {
-        closed.sort_unstable();
-        for k in &closed[..closed.len() - MAX_TOMBSTONES] {
-            conns.remove(k);
+/// Forgets the connections that ended before the last [`MAX_TOMBSTONES`]
+/// to end (a no-op for those the plugin closed already). One step per ended
+/// connection, never a scan of the table: opening n connections is O(n)
+/// however many stay open. Returns the steps taken.
+fn prune<V>(conns: &mut HashMap<u64, V>, ended: &mut VecDeque<u64>) -> usize {
+    let mut steps = 0;
+    while ended.len() > MAX_TOMBSTONES {
+        if let Some(seq) = ended.pop_front() {
+            conns.remove(&seq);
         }
+        steps += 1;
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Growth guard: pruning costs one step per ended connection, not a
+    /// pass over the table (the table held every open connection, and a
+    /// scan per open made opening n connections O(n²)).
+    #[test]
+    fn pruning_is_linear_in_ended_connections() {
+        let mut conns: HashMap<u64, ()> = HashMap::new();
+        let mut ended = VecDeque::new();
+        let mut steps = 0;
+        // 10,000 connections stay open while 10,000 others open and end.
+        for seq in 0..10_000u64 {
+            conns.insert(seq, ());
+        }
+        for seq in 10_000..20_000u64 {
+            conns.insert(seq, ());
+            ended.push_back(seq);
+            steps += prune(&mut conns, &mut ended);
+        }
+        assert_eq!(steps, 10_000 - MAX_TOMBSTONES);
+        assert_eq!(conns.len(), 10_000 + MAX_TOMBSTONES);
+        // The newest ended ones are kept, the oldest forgotten.
+        assert!(conns.contains_key(&19_999) && conns.contains_key(&(20_000 - 64)));
+        assert!(!conns.contains_key(&(20_000 - 65)));
+        // Ended connections the plugin closed already cost one step each.
+        for seq in 20_000..20_100u64 {
+            ended.push_back(seq);
+        }
+        assert_eq!(prune(&mut conns, &mut ended), 100);
+        assert_eq!(conns.len(), 10_000);
     }
 }

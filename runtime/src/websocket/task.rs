@@ -16,10 +16,10 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 // The task's timers are polled outside tokio's cooperative budget, as
 // `tokio::time::timeout` polls its own: a peer that keeps the read busy
 // (a flood of pings, say) exhausts the budget, and a budgeted timer would
@@ -47,9 +47,10 @@ pub(super) struct Shared {
     pub(super) budget: Arc<Semaphore>,
     pub(super) readable: Notify,
     pub(super) room: Notify,
-    /// The plugin closed the connection: the task sees it in its main loop
-    /// or while a write is pending, and then closes within its own bounds
-    /// (so `close` waits for the task with no timer).
+    /// The plugin closed the connection, or the host is shutting down: the
+    /// task sees it in its main loop or while a write is pending, and then
+    /// closes within its own bounds (so `close` waits for the task with no
+    /// timer).
     pub(super) closing: CloseSignal,
     pub(super) status: Mutex<ConnectionStatus>,
     /// Where the connection's end is recorded, under its id.
@@ -128,38 +129,60 @@ impl Shared {
     }
 }
 
-/// A close asked by the plugin: a flag and the task's waker. The task polls
-/// it on every pass of its loops, so the check is one atomic load and, while
-/// nothing is asked, a waker registration without a lock (a `Notify` would
-/// take its mutex twice a pass: decision 184).
+/// Why a connection's task is asked to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ask {
+    /// The plugin closed it: what it sent before is written, then 1000.
+    Close = 1,
+    /// The host is shutting down: 1001, recorded as `shutdown`.
+    Shutdown = 2,
+}
+
+/// An end asked of the task: what was asked and the task's waker. The task
+/// polls it on every pass of its loops, so the check is one atomic load
+/// and, while nothing is asked, a waker registration without a lock (a
+/// `Notify` would take its mutex twice a pass: decision 184). Shutdown
+/// comes through here too, not through a host-wide channel: a `watch`
+/// receiver took a lock to register on the task's first pass and again
+/// when it was dropped (decision 192).
 #[derive(Default)]
 pub(super) struct CloseSignal {
-    asked: AtomicBool,
+    /// 0 until asked, then the largest [`Ask`] asked (shutdown wins).
+    asked: AtomicU8,
     waker: AtomicWaker,
 }
 
 impl CloseSignal {
-    /// Asks the task to close (once is enough; later calls change nothing).
-    pub(super) fn ask(&self) {
-        self.asked.store(true, Ordering::Release);
+    /// Asks the task to end (once is enough; a shutdown asked after a
+    /// close still ends it as a shutdown, if it has not ended yet).
+    pub(super) fn ask(&self, why: Ask) {
+        self.asked.fetch_max(why as u8, Ordering::AcqRel);
         self.waker.wake();
     }
 
-    /// Completes once a close was asked.
-    fn asked(&self) -> impl Future<Output = ()> + '_ {
+    /// What was asked, if anything.
+    fn get(&self) -> Option<Ask> {
+        match self.asked.load(Ordering::Acquire) {
+            0 => None,
+            1 => Some(Ask::Close),
+            _ => Some(Ask::Shutdown),
+        }
+    }
+
+    /// Completes once an end was asked, with what was asked.
+    fn asked(&self) -> impl Future<Output = Ask> + '_ {
         std::future::poll_fn(move |cx| self.poll(cx))
     }
 
-    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.asked.load(Ordering::Acquire) {
-            return Poll::Ready(());
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<Ask> {
+        if let Some(why) = self.get() {
+            return Poll::Ready(why);
         }
         self.waker.register(cx.waker());
         // Asked between the load and the registration: not missed.
-        if self.asked.load(Ordering::Acquire) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
+        match self.get() {
+            Some(why) => Poll::Ready(why),
+            None => Poll::Pending,
         }
     }
 }
@@ -181,12 +204,19 @@ impl Drop for Slot {
     }
 }
 
-/// Counts a spawned task until it ends.
-pub(super) struct TaskGuard(pub(super) Arc<AtomicUsize>);
+/// Counts a spawned task until it ends, and then lists its connection as
+/// ended (the host prunes the oldest ended connections the plugin has not
+/// closed).
+pub(super) struct TaskGuard {
+    pub(super) tasks: Arc<AtomicUsize>,
+    pub(super) seq: u64,
+    pub(super) ended: Arc<Mutex<VecDeque<u64>>>,
+}
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.ended.lock().unwrap().push_back(self.seq);
+        self.tasks.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -220,8 +250,6 @@ pub(super) struct ConnectionTask {
     pub(super) shared: Arc<Shared>,
     /// What the plugin sends, in order.
     pub(super) commands: mpsc::Receiver<Outgoing>,
-    /// The host's shutdown signal.
-    pub(super) shutdown: watch::Receiver<bool>,
     /// Bounds and deadlines.
     pub(super) config: HostConfig,
     /// The connection slot, released when the task ends.
@@ -239,12 +267,11 @@ impl ConnectionTask {
             tracker,
             shared,
             commands,
-            shutdown,
             config,
             slot,
             guard,
         } = self;
-        run(ws, tracker, shared, commands, shutdown, config).await;
+        run(ws, tracker, shared, commands, config).await;
         drop((slot, guard));
     }
 }
@@ -254,7 +281,6 @@ async fn run(
     tracker: ReadTracker,
     shared: Arc<Shared>,
     mut cmds: mpsc::Receiver<Outgoing>,
-    mut shutdown: watch::Receiver<bool>,
     cfg: HostConfig,
 ) {
     let (mut sink, mut stream) = ws.split();
@@ -285,13 +311,8 @@ async fn run(
         });
         tokio::select! {
             biased;
-            _ = shutdown.changed() => {
-                send_close(&mut sink, &cfg, CloseCode::Away, "shutdown").await;
-                shared.shut_down("shutdown");
-                return;
-            }
-            _ = shared.closing.asked() => {
-                close_as_asked(&mut sink, &mut cmds, &shared, &cfg, after(Instant::now(), cfg.shutdown_grace)).await;
+            why = shared.closing.asked() => {
+                end_as_asked(&mut sink, &mut cmds, &shared, &cfg, why, after(Instant::now(), cfg.shutdown_grace)).await;
                 return;
             }
             cmd = cmds.recv() => match cmd {
@@ -372,8 +393,8 @@ async fn run(
                             return;
                         }
                     }
-                    if let Some(by) = close_by {
-                        close_as_asked(&mut sink, &mut cmds, &shared, &cfg, by).await;
+                    if let (Some(by), Some(why)) = (close_by, shared.closing.get()) {
+                        end_as_asked(&mut sink, &mut cmds, &shared, &cfg, why, by).await;
                         return;
                     }
                 }
@@ -458,8 +479,9 @@ enum End {
     /// A deadline passed while a write was pending: a 1008 close frame,
     /// then the record (what [`timeout_close`] does).
     Deadline(&'static str),
-    /// The plugin closed and the pending write did not finish within the
-    /// grace period: the write is dropped, then a 1000 close frame.
+    /// The plugin closed (or the host is shutting down) and the pending
+    /// write did not finish within the grace period: the write is dropped,
+    /// then the close frame [`end_as_asked`] would send.
     Closed,
     /// A protocol, size or encoding error: a close frame with its code
     /// (unless the connection is lost), then the record. The write budget
@@ -578,7 +600,10 @@ async fn finish_socket(sink: &mut Sink, shared: &Shared, cfg: &HostConfig, end: 
         }
         End::Lost => {}
         End::Deadline(why) => timeout_close(sink, shared, cfg, why).await,
-        End::Closed => plugin_closed(sink, shared, cfg).await,
+        End::Closed => match shared.closing.get() {
+            Some(Ask::Shutdown) => host_shut_down(sink, shared, cfg).await,
+            _ => plugin_closed(sink, shared, cfg).await,
+        },
         End::Error {
             code,
             reason,
@@ -631,17 +656,24 @@ fn write_failed(shared: &Shared, e: &WsError) {
     shared.finish(code, reason, Some((err, e.to_string())));
 }
 
-/// The plugin closed: what it sent before is written first, all by `by`
-/// (one grace period after the close was seen), then the close frame within
-/// one more. Nothing here waits without a bound, so `close` needs no timer
-/// of its own; a write that completes at once registers none either.
-async fn close_as_asked(
+/// The end asked of the task. The plugin closed: what it sent before is
+/// written first, all by `by` (one grace period after the close was seen),
+/// then the close frame within one more. Nothing here waits without a
+/// bound, so `close` needs no timer of its own; a write that completes at
+/// once registers none either. The host is shutting down: a 1001 close
+/// frame, what is queued is dropped.
+async fn end_as_asked(
     sink: &mut Sink,
     cmds: &mut mpsc::Receiver<Outgoing>,
     shared: &Shared,
     cfg: &HostConfig,
+    why: Ask,
     by: Instant,
 ) {
+    if why == Ask::Shutdown {
+        host_shut_down(sink, shared, cfg).await;
+        return;
+    }
     let mut queued = Vec::new();
     while let Ok(Outgoing(m, p)) = cmds.try_recv() {
         queued.push((m, p));
@@ -659,6 +691,12 @@ async fn close_as_asked(
         }
     }
     plugin_closed(sink, shared, cfg).await;
+}
+
+/// The end of a shutdown: a 1001 close frame, recorded as `shutdown`.
+async fn host_shut_down(sink: &mut Sink, shared: &Shared, cfg: &HostConfig) {
+    send_close(sink, cfg, CloseCode::Away, "shutdown").await;
+    shared.shut_down("shutdown");
 }
 
 /// The end of a close by the plugin: a 1000 close frame, as its record says
