@@ -145,13 +145,7 @@ async fn connections_that_ended_stay_readable_up_to_64() {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
-    let p = server.port();
-    let h = host(
-        allow_localhost(p),
-        StaticResolver::new(),
-        HostConfig::default(),
-    );
-    let url = format!("ws://localhost:{p}/");
+    let (h, url) = local_host(server.port());
     let mut ids = Vec::new();
     for _ in 0..70 {
         ids.push(h.open(&url, OpenOptions::default()).await.unwrap());

@@ -320,13 +320,7 @@ async fn shutdown_sends_every_peer_1001() {
         }
     })
     .await;
-    let p = server.port();
-    let h = host(
-        allow_localhost(p),
-        StaticResolver::new(),
-        HostConfig::default(),
-    );
-    let url = format!("ws://localhost:{p}/");
+    let (h, url) = local_host(server.port());
     let mut ids = Vec::new();
     for i in 0..4 {
         let id = h.open(&url, OpenOptions::default()).await.unwrap();

@@ -59,6 +59,17 @@ pub async fn open_local(
     (h, id)
 }
 
+/// A host with the default configuration allowed to reach
+/// `ws://localhost:{port}/`, and that URL.
+pub fn local_host(port: u16) -> (WebSocketHost, String) {
+    let h = host(
+        allow_localhost(port),
+        StaticResolver::new(),
+        HostConfig::default(),
+    );
+    (h, format!("ws://localhost:{port}/"))
+}
+
 /// An echo server on 127.0.0.1 that counts accepted TCP connections.
 pub struct EchoServer {
     pub addr: SocketAddr,
