@@ -215,7 +215,10 @@ pub(super) struct TaskGuard {
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        self.ended.lock().unwrap().push_back(self.seq);
+        // Never a panic here: this may run while a panic unwinds.
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        ended.push_back(self.seq);
+        drop(ended);
         self.tasks.fetch_sub(1, Ordering::SeqCst);
     }
 }
