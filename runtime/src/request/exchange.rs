@@ -11,8 +11,8 @@ use super::headers;
 use super::pool::{Conn, Key, Life, Pool, Sender};
 use super::types::Response;
 use crate::audit::{Audit, Finished};
-use crate::config::RequestConfig;
-use crate::connect::{self, connect_tcp};
+use crate::config::{after, RequestConfig};
+use crate::connect::{self, connect_tcp, within};
 use crate::credentials::{Injection, SecretStore};
 use crate::error::{ErrorKind, HostError};
 use crate::resolver::Resolver;
@@ -336,8 +336,11 @@ async fn open(
 ) -> Result<Conn, HostError> {
     let cfg = l.cfg;
     let shown = l.shown;
-    let timer = std::pin::pin!(tokio::time::sleep(cfg.connect_timeout));
-    let (tcp, remote) = connect_tcp(a.addresses(), cfg.connect_timeout, shown, timer).await?;
+    // One timer for TCP and TLS, as for a WebSocket (docs/decisions.md,
+    // 185, 189).
+    let mut timer = std::pin::pin!(tokio::time::sleep(cfg.connect_timeout));
+    let (tcp, remote) =
+        connect_tcp(a.addresses(), cfg.connect_timeout, shown, timer.as_mut()).await?;
     if !a.is_tls() {
         return handshake(tcp, false, l, key, remote, &shared.cancel).await;
     }
@@ -348,8 +351,9 @@ async fn open(
         )
     })?;
     let connect = tokio_rustls::TlsConnector::from(shared.tls.clone()).connect(name, tcp);
-    let tls = match tokio::time::timeout(cfg.tls_timeout, connect).await {
-        Err(_) => {
+    let by = after(Instant::now(), cfg.tls_timeout);
+    let tls = match within(timer.as_mut(), by, connect).await {
+        None => {
             return Err(HostError::new(
                 ErrorKind::Timeout,
                 format!(
@@ -358,13 +362,13 @@ async fn open(
                 ),
             ))
         }
-        Ok(Err(e)) => {
+        Some(Err(e)) => {
             return Err(HostError::new(
                 ErrorKind::Tls,
                 format!("TLS with {shown} failed: {e}"),
             ))
         }
-        Ok(Ok(s)) => s,
+        Some(Ok(s)) => s,
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
     handshake(tls, h2, l, key, remote, &shared.cancel).await
