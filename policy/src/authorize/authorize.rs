@@ -21,7 +21,6 @@ use crate::path;
 use crate::permission::{Method, Permission};
 use crate::redact;
 use crate::target::{dot_blocks, HostPattern, UrlHost, UrlHostRef, MAX_URL_BYTES};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -383,7 +382,6 @@ impl Authorizer {
     /// parsed URL. A denial comes back without its URL: the caller attaches
     /// the parsed URL it owns, which is redacted only if the URL is read.
     fn check<'u>(&self, req: &Request<'_>, url: &'u url::Url) -> Result<Matched<'u>, Decision> {
-        let deny = |code: DenyCode, msg: Cow<'static, str>| Decision::denied(code, None, msg);
         // `url` lowercases schemes: match them without `Scheme::parse`'s copy.
         let scheme = match url.scheme() {
             "http" => Some(Scheme::Http),
@@ -393,100 +391,41 @@ impl Authorizer {
             _ => None,
         };
         let Some(scheme) = scheme else {
-            return Err(deny(
-                DenyCode::InvalidUrl,
-                format!(
-                    "scheme `{}` is not http, https, ws or wss",
-                    redact::escape_terminal(url.scheme())
-                )
-                .into(),
-            ));
+            return Err(cold::bad_scheme(url.scheme()));
         };
         let Some((host, dots)) = UrlHostRef::from_url_with_dots(url) else {
             return Err(no_host());
         };
         // 2. capability
         if scheme.capability() != req.capability {
-            return Err(deny(
-                DenyCode::WrongCapability,
-                format!(
-                    "a {} URL cannot be used through {}; use {}",
-                    scheme,
-                    req.capability.table(),
-                    scheme.capability().table()
-                )
-                .into(),
-            ));
+            return Err(cold::wrong_capability(scheme, req.capability));
         }
-        if req.capability == Capability::Request {
-            if let Some(h) = crate::headers::is_streaming_request(req.headers) {
-                return Err(deny(
-                    DenyCode::WrongCapability,
-                    format!(
-                        "header `{}` asks for a websocket or streaming response; host_api.request is one-shot, use host_api.websocket",
-                        redact::escape_terminal(&h)
-                    ).into(),
-                ));
-            }
-            if !req.subprotocols.is_empty() {
-                return Err(deny(
-                    DenyCode::WrongCapability,
-                    "subprotocols belong to host_api.websocket".into(),
-                ));
-            }
+        let extras = !req.headers.is_empty() || !req.subprotocols.is_empty();
+        if req.capability == Capability::Request && extras {
+            cold::request_is_one_shot(req)?;
         }
         // 3. userinfo. WHATWG takes userinfo only from an `@` in the input,
         // so a URL without one (almost all) skips the three checks.
         if has_at(req.url.as_bytes())
             && (!url.username().is_empty() || url.password().is_some() || raw_userinfo(req.url))
         {
-            return Err(deny(
-                DenyCode::CredentialsInUrl,
-                "URL carries userinfo (credentials); plugins cannot send credentials".into(),
-            ));
+            return Err(cold::userinfo());
         }
         // 4. fragment
         if req.capability == Capability::Websocket && url.fragment().is_some() {
-            return Err(deny(
-                DenyCode::FragmentNotAllowed,
-                "a websocket URL cannot carry a #fragment".into(),
-            ));
+            return Err(cold::fragment());
         }
-        // 5. headers, independent of the target (declared-ness is checked
-        // per rule). Every header check passes when there are none.
-        if !req.headers.is_empty() {
-            let custom: Vec<String> = req
-                .headers
-                .iter()
-                .map(|(k, _)| k.to_ascii_lowercase())
-                .collect();
-            if let Err(v) = crate::headers::check_headers(req.capability, req.headers, &custom) {
-                return Err(deny(v.code, v.message.into()));
-            }
-        }
-        for p in req.subprotocols {
-            if !crate::headers::is_token(p) {
-                return Err(deny(
-                    DenyCode::ForbiddenHeader,
-                    format!(
-                        "subprotocol `{}` is not a token",
-                        redact::escape_terminal(p)
-                    )
-                    .into(),
-                ));
-            }
+        // 5. headers and subprotocols, independent of the target
+        // (declared-ness is checked per rule). All pass when there are none.
+        if extras {
+            cold::headers_and_subprotocols(req)?;
         }
         // 6. path ambiguity that no prefix can excuse
         // `None`: a plain path, whose one reading is itself.
         let url_path = url.path();
         let readings = match path::readings_unless_plain(url_path) {
             Ok(r) => r,
-            Err(e) => {
-                return Err(deny(
-                    DenyCode::AmbiguousPath,
-                    format!("path is ambiguous: {e}").into(),
-                ))
-            }
+            Err(e) => return Err(cold::ambiguous_path(e)),
         };
         // 7. match
         let port = url.port_or_known_default().unwrap_or(scheme.default_port());
@@ -552,17 +491,15 @@ impl Authorizer {
                 None => self.index[ci].candidates(&host, dots, &mut visit),
             }
             if ambiguous {
-                return Err(deny(
-                    DenyCode::AmbiguousPath,
-                    "path is inside the target's prefix only under some server readings (encoded separators, dot segments, ;params, %uXXXX escapes or Unicode look-alikes)".into(),
-                ));
+                return Err(cold::ambiguous_prefix());
             }
             return Err(match requested_match {
                 // Its sentence is built from the rule id if it is read.
                 Some(i) => Decision::not_granted(self.rules[i as usize].id.clone()),
                 // The most common denial: its sentence is a constant.
-                None => deny(
+                None => Decision::denied(
                     DenyCode::NotRequested,
+                    None,
                     match req.capability {
                         Capability::Request => {
                             "no host_api.request target requested by the plugin covers this URL"
@@ -570,8 +507,7 @@ impl Authorizer {
                         Capability::Websocket => {
                             "no host_api.websocket target requested by the plugin covers this URL"
                         }
-                    }
-                    .into(),
+                    },
                 ),
             });
         }
@@ -879,7 +815,11 @@ impl<'a> RuleFailure<'a> {
             .map(|c| RuleFailure::Credential(c))
     }
 
-    /// The deny code and message.
+    /// The deny code and message (out of line, as `cold`'s denials are:
+    /// inline, its formatting sat inside the per-rule loop of every
+    /// authorization; docs/decisions.md, 196).
+    #[cold]
+    #[inline(never)]
     fn describe(self, rule: &Rule) -> (DenyCode, String) {
         let target = &rule.permission.target;
         match self {
@@ -917,6 +857,135 @@ impl<'a> RuleFailure<'a> {
 }
 
 /// A plugin-given name, bounded for messages (at most 64 chars).
+/// The denials `check` returns before matching, built out of line: the
+/// allow path never runs them, and inline their formatting spread `check`
+/// over instruction cache lines that every authorization fetched
+/// (docs/decisions.md, 196). Same checks, same order, same words.
+mod cold {
+    use super::*;
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn bad_scheme(scheme: &str) -> Decision {
+        Decision::denied(
+            DenyCode::InvalidUrl,
+            None,
+            format!(
+                "scheme `{}` is not http, https, ws or wss",
+                redact::escape_terminal(scheme)
+            ),
+        )
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn wrong_capability(scheme: Scheme, capability: Capability) -> Decision {
+        Decision::denied(
+            DenyCode::WrongCapability,
+            None,
+            format!(
+                "a {} URL cannot be used through {}; use {}",
+                scheme,
+                capability.table(),
+                scheme.capability().table()
+            ),
+        )
+    }
+
+    /// A request that asks for a streaming response or offers
+    /// subprotocols belongs to `host_api.websocket`.
+    #[inline(never)]
+    pub(super) fn request_is_one_shot(req: &Request<'_>) -> Result<(), Decision> {
+        if let Some(h) = crate::headers::is_streaming_request(req.headers) {
+            return Err(Decision::denied(
+                DenyCode::WrongCapability,
+                None,
+                format!(
+                    "header `{}` asks for a websocket or streaming response; host_api.request is one-shot, use host_api.websocket",
+                    redact::escape_terminal(&h)
+                ),
+            ));
+        }
+        if !req.subprotocols.is_empty() {
+            return Err(Decision::denied(
+                DenyCode::WrongCapability,
+                None,
+                "subprotocols belong to host_api.websocket",
+            ));
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn userinfo() -> Decision {
+        Decision::denied(
+            DenyCode::CredentialsInUrl,
+            None,
+            "URL carries userinfo (credentials); plugins cannot send credentials",
+        )
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn fragment() -> Decision {
+        Decision::denied(
+            DenyCode::FragmentNotAllowed,
+            None,
+            "a websocket URL cannot carry a #fragment",
+        )
+    }
+
+    /// The header checks that do not depend on the target, and that every
+    /// subprotocol is a token.
+    #[inline(never)]
+    pub(super) fn headers_and_subprotocols(req: &Request<'_>) -> Result<(), Decision> {
+        if !req.headers.is_empty() {
+            let custom: Vec<String> = req
+                .headers
+                .iter()
+                .map(|(k, _)| k.to_ascii_lowercase())
+                .collect();
+            if let Err(v) = crate::headers::check_headers(req.capability, req.headers, &custom) {
+                return Err(Decision::denied(v.code, None, v.message));
+            }
+        }
+        for p in req.subprotocols {
+            if !crate::headers::is_token(p) {
+                return Err(Decision::denied(
+                    DenyCode::ForbiddenHeader,
+                    None,
+                    format!(
+                        "subprotocol `{}` is not a token",
+                        redact::escape_terminal(p)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn ambiguous_path(e: impl std::fmt::Display) -> Decision {
+        Decision::denied(
+            DenyCode::AmbiguousPath,
+            None,
+            format!("path is ambiguous: {e}"),
+        )
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn ambiguous_prefix() -> Decision {
+        Decision::denied(
+            DenyCode::AmbiguousPath,
+            None,
+            "path is inside the target's prefix only under some server readings (encoded separators, dot segments, ;params, %uXXXX escapes or Unicode look-alikes)",
+        )
+    }
+}
+
 fn shorten(s: &str) -> String {
     if s.chars().count() <= 64 {
         s.to_string()
