@@ -187,11 +187,7 @@ async fn seventeenth_open_hits_the_connection_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_closed_connection_releases_its_slot() {
     // The peer closes right after the handshake; the plugin never calls close().
-    let server = ws_server(|mut ws| async move {
-        let _ = ws.close(None).await;
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let server = closing_peer().await;
     let p = server.port();
     let cfg = HostConfig {
         max_connections: 2,

@@ -138,13 +138,7 @@ async fn handles_are_never_reused() {
 /// are forgotten, so a plugin that never closes cannot grow the table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_ended_stay_readable_up_to_64() {
-    let server = ws_server(|mut ws| async move {
-        use futures_util::StreamExt;
-        let _ = ws.close(None).await;
-        // Wait for the host's answer (or the end of the socket).
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let server = closing_peer().await;
     let (h, url) = local_host(server.port());
     let mut ids = Vec::new();
     for _ in 0..70 {

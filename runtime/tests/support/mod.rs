@@ -261,6 +261,17 @@ impl RawServer {
     }
 }
 
+/// A WebSocket peer that closes each connection right after the
+/// handshake, then waits for the host's answer (or the end of the socket).
+pub async fn closing_peer() -> RawServer {
+    ws_server(|mut ws| async move {
+        use futures_util::StreamExt;
+        let _ = ws.close(None).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await
+}
+
 /// A tokio-tungstenite server on loopback running `f` on every handshaken
 /// connection (subprotocol `json` is echoed back when offered).
 pub async fn ws_server<F, Fut>(f: F) -> RawServer
