@@ -206,6 +206,9 @@ pub struct RawServer {
     pub addr: SocketAddr,
     pub accepted: Arc<AtomicUsize>,
     pub finished: Arc<AtomicUsize>,
+    /// Counted by handlers that want to say how far a peer got (the
+    /// request servers count request heads read).
+    pub reached: Arc<AtomicUsize>,
 }
 
 impl RawServer {
@@ -245,6 +248,7 @@ impl RawServer {
             addr,
             accepted,
             finished,
+            reached: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -258,6 +262,10 @@ impl RawServer {
 
     pub fn finished(&self) -> usize {
         self.finished.load(Ordering::SeqCst)
+    }
+
+    pub fn reached(&self) -> usize {
+        self.reached.load(Ordering::SeqCst)
     }
 }
 
