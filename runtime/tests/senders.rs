@@ -298,10 +298,14 @@ async fn messages_sent_before_a_close_arrive_before_its_close_frame() {
     // The task writes at most this many messages as one batch.
     const BATCH: u64 = 64;
     let (tx, mut rx) = mpsc::unbounded_channel();
+    // The peer reads nothing until the plugin has closed: a fixed delay
+    // here once ran out on a loaded machine before the sends were done.
+    let go = Arc::new(tokio::sync::Notify::new());
+    let wait = go.clone();
     let server = ws_server(move |mut ws| {
-        let tx = tx.clone();
+        let (tx, wait) = (tx.clone(), wait.clone());
         async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            wait.notified().await;
             while let Some(Ok(m)) = ws.next().await {
                 match m {
                     Message::Text(t) => {
@@ -330,7 +334,10 @@ async fn messages_sent_before_a_close_arrive_before_its_close_frame() {
     }
     // What the task had written when the plugin closed.
     let written = h.status(id).unwrap().messages_out;
-    h.close(id).await.unwrap();
+    // `close` asks the task on its first poll, before it waits; only then
+    // does the peer start reading.
+    let (closed, ()) = tokio::join!(h.close(id), async { go.notify_one() });
+    closed.unwrap();
     for i in 0..N {
         let got = tokio::time::timeout(OUTER, rx.recv()).await.unwrap();
         let want = (format!("m{i}"), format!("m{i:<6} {body}").len());
