@@ -1,4 +1,5 @@
-//! WebSocketHost vs raw tokio-tungstenite on the same loopback echo server:
+//! WebSocketHost vs raw tokio-tungstenite on the same loopback echo peer
+//! (on a thread and a runtime of its own, see `echo_peer`):
 //! echo round trips (1 KiB, 64 KiB), connect latency, and memory per idle
 //! connection. Run: `cargo bench -p netgrant-runtime`.
 
@@ -48,6 +49,38 @@ async fn echo_server() -> SocketAddr {
         }
     });
     addr
+}
+
+/// The echo peer every row talks to, on a loopback port. A real peer is
+/// another process: here it runs on a thread and a runtime of its own, so
+/// it is scheduled apart from the code measured, as it would be.
+/// `NETGRANT_BENCH_PEER=shared` puts it on the measured runtime's two
+/// workers instead (how the rows ran before decision 197): its tasks then
+/// compete with the client's, and a row swings with which worker ends up
+/// running what, more than with the client's own work.
+fn echo_peer(rt: &Runtime) -> SocketAddr {
+    if peer_shared() {
+        return rt.block_on(echo_server());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("echo-peer".into())
+        .spawn(move || {
+            let peer = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            peer.block_on(async move {
+                tx.send(echo_server().await).unwrap();
+                std::future::pending::<()>().await
+            })
+        })
+        .unwrap();
+    rx.recv().unwrap()
+}
+
+fn peer_shared() -> bool {
+    std::env::var("NETGRANT_BENCH_PEER").as_deref() == Ok("shared")
 }
 
 /// The benchmark's one-target policy, indexed.
@@ -147,7 +180,7 @@ async fn raw_connect(addr: SocketAddr) -> tokio_tungstenite::WebSocketStream<Tcp
 
 fn bench_echo(c: &mut Criterion) {
     let rt = rt();
-    let addr = rt.block_on(echo_server());
+    let addr = echo_peer(&rt);
     let host = host_for(addr.port(), 16);
     let url = format!("ws://localhost:{}/", addr.port());
     let id = rt
@@ -255,7 +288,7 @@ fn bench_echo(c: &mut Criterion) {
 
 fn bench_connect(c: &mut Criterion) {
     let rt = rt();
-    let addr = rt.block_on(echo_server());
+    let addr = echo_peer(&rt);
     let host = host_for(addr.port(), 16);
     let url = format!("ws://localhost:{}/", addr.port());
     let mut g = c.benchmark_group("connect");
@@ -299,7 +332,7 @@ fn bench_idle_memory(_c: &mut Criterion) {
         10
     };
     let rt = rt();
-    let addr = rt.block_on(echo_server());
+    let addr = echo_peer(&rt);
     let url = format!("ws://localhost:{}/", addr.port());
     let host = host_for(addr.port(), n);
     // Both sets stay alive until the end, so freed memory is never reused by
@@ -457,7 +490,7 @@ fn pin_heap_trim() {
 fn interleaved_table(caller: Caller) {
     const WINDOW: usize = 64;
     let rt = rt();
-    let addr = rt.block_on(echo_server());
+    let addr = echo_peer(&rt);
     let host = Arc::new(host_for(addr.port(), 16));
     let url = format!("ws://localhost:{}/", addr.port());
     let id = rt
@@ -468,8 +501,12 @@ fn interleaved_table(caller: Caller) {
         rt.block_on(TaskedRaw::connect(addr)),
     ));
     println!(
-        "interleaved, {}: host time ÷ other time per round ({ROUNDS} rounds)",
-        caller.name()
+        "interleaved, {}, the peer {}: host time ÷ other time per round ({ROUNDS} rounds)",
+        caller.name(),
+        match peer_shared() {
+            true => "on the same workers",
+            false => "on its own thread",
+        }
     );
     for size in [1024usize, 64 * 1024] {
         let payload = vec![7u8; size];
