@@ -334,10 +334,14 @@ async fn messages_sent_before_a_close_arrive_before_its_close_frame() {
     }
     // What the task had written when the plugin closed.
     let written = h.status(id).unwrap().messages_out;
-    // `close` asks the task on its first poll, before it waits; only then
-    // does the peer start reading.
-    let (closed, ()) = tokio::join!(h.close(id), async { go.notify_one() });
-    closed.unwrap();
+    // `close` asks the task on its first poll, before it waits for the
+    // task (which cannot end while the peer reads nothing); only then does
+    // the peer start reading.
+    let close = h.close(id);
+    tokio::pin!(close);
+    assert!(futures_util::poll!(close.as_mut()).is_pending());
+    go.notify_one();
+    close.await.unwrap();
     for i in 0..N {
         let got = tokio::time::timeout(OUTER, rx.recv()).await.unwrap();
         let want = (format!("m{i}"), format!("m{i:<6} {body}").len());
