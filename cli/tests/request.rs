@@ -538,17 +538,23 @@ fn audit_records_replay_to_the_same_decisions() {
     let policy = Policy::allow(&[&base], "");
     let audit = policy.dir.path().join("audit.jsonl");
     let audit_s = path_str(&audit);
-    for (args, want) in [
-        (vec!["-H", "X-Trace: s3cret", "--audit", &audit_s], 0),
-        (vec!["-X", "DELETE", "--audit", &audit_s], 1),
+    // The third URL carries userinfo: its record holds the URL without it,
+    // and replay must still reach `credentials_in_url` (decision 198).
+    let with_userinfo = base.replacen("://", "://alice:pw-s3cret@", 1);
+    for (args, url, want) in [
+        (vec!["-H", "X-Trace: s3cret", "--audit", &audit_s], &base, 0),
+        (vec!["-X", "DELETE", "--audit", &audit_s], &base, 1),
+        (vec!["--audit", &audit_s], &with_userinfo, 1),
     ] {
         let mut a = with(&policy, &args);
-        a.push(format!("{base}bin"));
+        a.push(format!("{url}bin"));
         let (code, _, err) = request(&a, b"");
         assert_eq!(code, want, "{err}");
     }
     let text = std::fs::read_to_string(&audit).unwrap();
-    assert!(!text.contains("s3cret"), "{text}");
+    for secret in ["s3cret", "alice"] {
+        assert!(!text.contains(secret), "{secret}: {text}");
+    }
     let records: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -569,7 +575,8 @@ fn audit_records_replay_to_the_same_decisions() {
         [
             ("decision", "allowed"),
             ("finished", "closed"),
-            ("decision", "method_not_allowed")
+            ("decision", "method_not_allowed"),
+            ("decision", "credentials_in_url")
         ],
         "{text}"
     );
@@ -582,7 +589,7 @@ fn audit_records_replay_to_the_same_decisions() {
     let (code, out, err) = run(netgrant().args(&replay));
     assert_eq!(code, 0, "{err}\n{out}");
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    assert_eq!(summary["recorded"]["lines"], 2, "{summary}");
+    assert_eq!(summary["recorded"]["lines"], 3, "{summary}");
     assert_eq!(summary["recorded"]["changed"], 0, "{summary}");
 }
 

@@ -468,3 +468,39 @@ fn records_without_credentials() {
         s.invalid_lines
     );
 }
+
+// --- userinfo ----------------------------------------------------------------
+
+/// A recorded `credentials_in_url` holds the URL without its userinfo
+/// (redacted); replay puts a placeholder back, so the line replays as the
+/// same deny against any policy, and an allowed line with the same URL is
+/// untouched (decision 198). The replayed decision shows no placeholder.
+#[test]
+fn a_recorded_credentials_in_url_replays_as_itself() {
+    let bound = bridge();
+    let a = Authorizer::new(&bound);
+    let deny = r#"{"record":"decision","capability":"request","url":"https://discord.com/api/v10/users/@me","method":"GET","decision":"deny","code":"credentials_in_url","credentials":[]}"#;
+    let allow = r#"{"record":"decision","capability":"request","url":"https://discord.com/api/v10/users/@me","method":"GET","decision":"allow","code":"allowed","credentials":[]}"#;
+    let (s, records) = replay(
+        &a,
+        None,
+        json_opts(),
+        format!("{deny}\n{allow}\n").as_bytes(),
+    );
+    assert_eq!(s.invalid, 0, "{:?}", s.invalid_lines);
+    assert_eq!(records[0]["code"], "credentials_in_url");
+    assert_eq!(records[1]["code"], "allowed");
+    assert_eq!(s.recorded.as_ref().unwrap().changed, 0);
+    let text = records
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!text.contains("redacted@"), "{text}");
+    // The placeholder comes from the recorded code only: a plain request
+    // line with the same URL is what it says, an allow.
+    let line =
+        r#"{"capability":"request","url":"https://discord.com/api/v10/users/@me","method":"GET"}"#;
+    let (_, records) = replay(&a, None, json_opts(), format!("{line}\n").as_bytes());
+    assert_eq!(records[0]["code"], "allowed");
+}

@@ -416,6 +416,22 @@ impl Parsed<'_> {
     }
 }
 
+/// The userinfo [`with_placeholder_userinfo`] writes into a URL.
+const PLACEHOLDER_USERINFO: &str = "redacted@";
+
+/// `url` with a placeholder userinfo after its `scheme://` (unchanged if it
+/// has none: it then replays as whatever it is, and a difference shows).
+fn with_placeholder_userinfo(url: Cow<'_, str>) -> Cow<'_, str> {
+    match url.find("://") {
+        Some(i) => Cow::Owned(format!(
+            "{}{PLACEHOLDER_USERINFO}{}",
+            &url[..i + 3],
+            &url[i + 3..]
+        )),
+        None => url,
+    }
+}
+
 /// Reads one line as a request (or a finished-connection audit record).
 fn parse_line(text: &str, default: Option<Capability>) -> Result<Line<'_>, String> {
     let no_capability =
@@ -449,6 +465,13 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Line<'_>, Strin
             None => format!("not a request record: {m}"),
         }
     })?;
+    // A recorded `credentials_in_url` says the URL had userinfo, which
+    // redaction removed from the record: it is put back as a placeholder,
+    // or the line would replay as allowed, a false change. Every check
+    // before that one is independent of the policy (docs/spec.md §5.3), so
+    // no other record can have lost userinfo that mattered (decision 198).
+    let had_userinfo = l.record.as_deref() == Some("decision")
+        && l.code.as_deref() == Some(DenyCode::CredentialsInUrl.as_str());
     let recorded = match l.record.as_deref() {
         None => {
             let audit_only = [
@@ -546,9 +569,13 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Line<'_>, Strin
                 .collect::<Result<_, _>>()?,
         ),
     };
+    let url = match had_userinfo {
+        true => with_placeholder_userinfo(l.url),
+        false => l.url,
+    };
     Ok(Line::Request(Parsed {
         capability,
-        url: l.url,
+        url,
         method: l.method,
         headers,
         subprotocols: l.subprotocols,
