@@ -176,12 +176,23 @@ impl Audit {
         d: &Decision,
     ) {
         let verdict = if d.is_allowed() { "allow" } else { "deny" };
+        // The record's fields (docs/spec.md §11), but for header names and
+        // subprotocols: what a log line needs to say who reached what, by
+        // which rule, under which policy.
+        macro_rules! event {
+            ($level:expr, $message:literal) => {
+                tracing::event!(target: "netgrant", $level, plugin = %self.plugin, id,
+                    capability = %req.capability, url = %d.url(), method = req.method,
+                    decision = verdict, code = d.code.as_str(), rule = d.rule(),
+                    digest = %self.digest,
+                    resolved = answers.map(|a| tracing::field::display(List(a))),
+                    credentials = %List(req.credentials), $message)
+            };
+        }
         if d.is_allowed() {
-            tracing::info!(target: "netgrant", plugin = %self.plugin, id, capability = %req.capability,
-                url = %d.url(), rule = d.rule().unwrap_or(""), "allowed");
+            event!(tracing::Level::INFO, "allowed");
         } else {
-            tracing::warn!(target: "netgrant", plugin = %self.plugin, id, capability = %req.capability,
-                url = %d.url(), code = d.code.as_str(), "denied");
+            event!(tracing::Level::WARN, "denied");
         }
         let Some(sink) = &self.sink else { return };
         let mut header_names: Vec<String> = req.headers.iter().map(|(k, _)| k.clone()).collect();
@@ -230,9 +241,11 @@ impl Audit {
 
     /// Records (and traces) the end of a connection or request.
     pub(crate) fn finished(&self, f: Finished<'_>) {
+        let duration_ms = u64::try_from(f.duration.as_millis()).unwrap_or(u64::MAX);
         tracing::info!(target: "netgrant", plugin = %self.plugin, id = f.id, capability = %f.capability,
             url = %f.url, outcome = f.outcome, close_code = f.close_code, status = f.status,
-            bytes_in = f.bytes_in, bytes_out = f.bytes_out, "finished");
+            bytes_in = f.bytes_in, bytes_out = f.bytes_out, messages_in = f.messages_in,
+            messages_out = f.messages_out, duration_ms, "finished");
         let Some(sink) = &self.sink else { return };
         sink.record(&AuditRecord::Finished(FinishedRecord {
             time: now(),
@@ -247,7 +260,7 @@ impl Audit {
             bytes_out: f.bytes_out,
             messages_in: f.messages_in,
             messages_out: f.messages_out,
-            duration_ms: u64::try_from(f.duration.as_millis()).unwrap_or(u64::MAX),
+            duration_ms,
         }));
     }
 }
@@ -265,6 +278,21 @@ pub(crate) struct Finished<'a> {
     pub(crate) messages_in: u64,
     pub(crate) messages_out: u64,
     pub(crate) duration: std::time::Duration,
+}
+
+/// A list in a `tracing` field: its items, comma-separated.
+struct List<'a, T>(&'a [T]);
+
+impl<T: std::fmt::Display> std::fmt::Display for List<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, item) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            item.fmt(f)?;
+        }
+        Ok(())
+    }
 }
 
 fn now() -> String {
@@ -313,6 +341,97 @@ mod tests {
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
         let v: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert!(v.get("resolved").is_none(), "decided before resolving");
+    }
+
+    /// The `tracing` events carry what the records carry (docs/spec.md
+    /// §11) — method, decision, code, rule, digest, checked addresses,
+    /// credential names, message counts, duration — and no value.
+    #[test]
+    fn tracing_events_carry_the_record_fields() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
+            type Writer = Buf;
+            fn make_writer(&'a self) -> Buf {
+                self.clone()
+            }
+        }
+        let buf = Buf::default();
+        let sub = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(buf.clone())
+            .finish();
+        let audit = Audit::new(None, "p", "sha256:x");
+        let headers = vec![("X-Token".to_string(), "SECRET-VALUE".to_string())];
+        let credentials = vec!["bot-token".to_string(), "other".to_string()];
+        let req = Request {
+            capability: Capability::Request,
+            url: "https://user:pw@api.example.com/v1/x?key=SECRET-Q",
+            method: Some("POST"),
+            headers: &headers,
+            subprotocols: &[],
+            credentials: &credentials,
+        };
+        let url = netgrant_policy::redact::redact_url(req.url);
+        let d = Decision::deny(DenyCode::NotRequested, url, None, "m".into());
+        let answers: [IpAddr; 2] = ["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        tracing::subscriber::with_default(sub, || {
+            audit.decision("req-1-1", &req, Some(&answers), &d);
+            audit.finished(Finished {
+                id: "ws-1-2",
+                capability: Capability::Websocket,
+                url: "wss://example.com/",
+                outcome: "closed",
+                close_code: Some(1000),
+                status: None,
+                bytes_in: 5,
+                bytes_out: 7,
+                messages_in: 3,
+                messages_out: 4,
+                duration: std::time::Duration::from_millis(1500),
+            });
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for field in [
+            "denied",
+            "plugin=p",
+            "id=\"req-1-1\"",
+            "capability=request",
+            "method=\"POST\"",
+            "decision=\"deny\"",
+            "code=\"not_requested\"",
+            "digest=sha256:x",
+            "resolved=10.0.0.1,::1",
+            "credentials=bot-token,other",
+        ] {
+            assert!(lines[0].contains(field), "{field} missing: {}", lines[0]);
+        }
+        for field in [
+            "finished",
+            "outcome=\"closed\"",
+            "close_code=1000",
+            "bytes_in=5",
+            "bytes_out=7",
+            "messages_in=3",
+            "messages_out=4",
+            "duration_ms=1500",
+        ] {
+            assert!(lines[1].contains(field), "{field} missing: {}", lines[1]);
+        }
+        for secret in ["SECRET", "user", "pw@"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
     }
 
     #[test]
