@@ -116,7 +116,16 @@ const SEGMENTS: &[&str] = &[
     "..;",
     "%252e%252e",
 ];
-const QUERIES: &[&str] = &["q=1", "token=hunter2", "", "a&b=c", "x=hunter2&y=2"];
+// `hunter2` alone is a value passed bare: redaction hides the whole part.
+const QUERIES: &[&str] = &[
+    "q=1",
+    "token=hunter2",
+    "",
+    "a&b=c",
+    "x=hunter2&y=2",
+    "hunter2",
+    "k=v&hunter2",
+];
 const FRAGMENTS: &[&str] = &["", "frag", "hunter2", "a/../b"];
 const USERINFO: &[&str] = &["user:hunter2@", "@", ":@", "u@", ":hunter2@"];
 const SEPARATORS: &[&str] = &["://", ":/", ":", ":\\\\", "://\t", ":///", "://\\"];

@@ -2169,8 +2169,11 @@ fn leaky_url() -> impl Strategy<Value = (String, Vec<String>)> {
         prop::collection::vec(select(vec!["k", "a.b", "", "%3D", "token"]), 1..4),
         select(vec!["", "/p", "/a;b=SEKRETPATH", "/%2e%2e/"]),
         prop::bool::ANY,
+        // A part with no `=`: an API key passed bare (`?sk-…`), first,
+        // last or absent.
+        select(vec![None, Some(0usize), Some(usize::MAX)]),
     )
-        .prop_map(|(scheme, n, user, host, keys, path, frag)| {
+        .prop_map(|(scheme, n, user, host, keys, path, frag, bare)| {
             let pass = format!("PASS{n}X");
             let mut secrets = vec![pass.clone()];
             let mut q = Vec::new();
@@ -2178,6 +2181,11 @@ fn leaky_url() -> impl Strategy<Value = (String, Vec<String>)> {
                 let v = format!("QV{n}Y{i}");
                 secrets.push(v.clone());
                 q.push(format!("{k}={v}"));
+            }
+            if let Some(at) = bare {
+                let token = format!("BARE{n}W");
+                secrets.push(token.clone());
+                q.insert(at.min(q.len()), token);
             }
             let mut url = format!("{scheme}://{user}:{pass}@{host}{path}?{}", q.join("&"));
             if frag {

@@ -155,17 +155,33 @@ pub fn escape_github_property(s: &str) -> String {
     escape_github(s, true)
 }
 
-/// Replaces every non-empty query value by `…`, keeping the keys; a part with
-/// no `=` is kept as is.
+/// Replaces every non-empty query value by `…`, keeping the keys. A
+/// non-empty part with no `=` is replaced whole: it may as well be a value
+/// (an API key passed bare, `?sk-…`) as a key, and only keys are shown
+/// (decision 200).
 fn redact_query(query: &str) -> String {
-    query
-        .split('&')
-        .map(|part| match part.split_once('=') {
-            Some((key, value)) if !value.is_empty() => format!("{key}={HIDDEN}"),
-            _ => part.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    let mut out = String::with_capacity(query.len());
+    push_redacted_query(&mut out, query);
+    out
+}
+
+/// [`redact_query`] onto the end of `out`.
+fn push_redacted_query(out: &mut String, query: &str) {
+    for (i, part) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match part.split_once('=') {
+            Some((key, value)) if !value.is_empty() => {
+                out.push_str(key);
+                out.push('=');
+                out.push_str(HIDDEN);
+            }
+            Some(_) => out.push_str(part),
+            None if part.is_empty() => {}
+            None => out.push_str(HIDDEN),
+        }
+    }
 }
 
 fn redact_fragment(fragment: &str) -> &'static str {
@@ -229,7 +245,7 @@ pub fn redact(url: &Url) -> String {
     let mut rest = u[Position::BeforePath..Position::AfterPath].to_string();
     if let Some(q) = u.query() {
         rest.push('?');
-        rest.push_str(&redact_query(q));
+        push_redacted_query(&mut rest, q);
     }
     if let Some(f) = u.fragment() {
         rest.push_str(redact_fragment(f));
@@ -267,18 +283,7 @@ pub(crate) fn redact_parsed(url: &Url) -> Cow<'_, str> {
             out.push_str(&url[..Position::AfterPath]);
             if let Some(query) = query {
                 out.push('?');
-                for (i, part) in query.split('&').enumerate() {
-                    if i > 0 {
-                        out.push('&');
-                    }
-                    match part.split_once('=') {
-                        Some((key, value)) if !value.is_empty() => {
-                            out.push_str(key);
-                            out.push_str("=…");
-                        }
-                        _ => out.push_str(part),
-                    }
-                }
+                push_redacted_query(&mut out, query);
             }
             if let Some(fragment) = fragment {
                 out.push_str(if fragment.is_empty() { "#" } else { "#…" });
@@ -356,7 +361,9 @@ mod tests {
             ("https://user:pass@host:8443/p", "https://host:8443/p"),
             // query values and fragments
             ("https://host/?token=abc&x=1", "https://host/?token=…&x=…"),
-            ("https://host/p?a=1&b&c=", "https://host/p?a=…&b&c="),
+            ("https://host/p?a=1&b&c=", "https://host/p?a=…&…&c="),
+            ("https://host/p?sk-live-abc", "https://host/p?…"),
+            ("https://host/p?&&x", "https://host/p?&&…"),
             ("https://host/p?a=1=2", "https://host/p?a=…"),
             ("https://host/p?", "https://host/p?"),
             ("https://host/p#secret", "https://host/p#…"),
