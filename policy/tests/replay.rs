@@ -496,11 +496,25 @@ fn a_recorded_credentials_in_url_replays_as_itself() {
         .map(|r| r.to_string())
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(!text.contains("redacted@"), "{text}");
+    assert!(!text.contains("redacted"), "{text}");
     // The placeholder comes from the recorded code only: a plain request
     // line with the same URL is what it says, an allow.
     let line =
         r#"{"capability":"request","url":"https://discord.com/api/v10/users/@me","method":"GET"}"#;
     let (_, records) = replay(&a, None, json_opts(), format!("{line}\n").as_bytes());
     assert_eq!(records[0]["code"], "allowed");
+    // `://` later in a hand-written record is not its authority: the
+    // placeholder goes where the URL's userinfo goes, or nowhere.
+    let odd = r#"{"record":"decision","capability":"request","url":"https:discord.com/api/v10/x?next=https://evil.example/","method":"GET","decision":"deny","code":"credentials_in_url","credentials":[]}"#;
+    let (s, records) = replay(&a, None, json_opts(), format!("{odd}\n").as_bytes());
+    assert_eq!(s.invalid, 0, "{:?}", s.invalid_lines);
+    assert_eq!(records[0]["code"], "credentials_in_url");
+    let plain = r#"{"record":"decision","capability":"request","url":"not a url://x","method":"GET","decision":"deny","code":"credentials_in_url","credentials":[]}"#;
+    let (s, records) = replay(&a, None, json_opts(), format!("{plain}\n").as_bytes());
+    assert_eq!(records[0]["code"], "invalid_url");
+    assert_eq!(
+        s.recorded.as_ref().unwrap().changed,
+        1,
+        "a difference shows"
+    );
 }

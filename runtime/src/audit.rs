@@ -9,7 +9,7 @@
 //! from the recorded one. Records hold redacted URLs, header *names* and
 //! counts — never header values, payloads or bodies.
 
-use crate::error::HostError;
+use crate::error::{bound, HostError};
 use netgrant_policy::{Capability, Decision, Request};
 use serde::Serialize;
 use std::io::Write;
@@ -176,6 +176,11 @@ impl Audit {
         d: &Decision,
     ) {
         let verdict = if d.is_allowed() { "allow" } else { "deny" };
+        // The plugin names these: sorted and deduplicated once for both the
+        // event and the record.
+        let mut credentials = req.credentials.to_vec();
+        credentials.sort_unstable();
+        credentials.dedup();
         // The record's fields (docs/spec.md §11), but for header names and
         // subprotocols: what a log line needs to say who reached what, by
         // which rule, under which policy.
@@ -186,7 +191,7 @@ impl Audit {
                     decision = verdict, code = d.code.as_str(), rule = d.rule(),
                     digest = %self.digest,
                     resolved = answers.map(|a| tracing::field::display(List(a))),
-                    credentials = %List(req.credentials), $message)
+                    credentials = %List(&credentials), $message)
             };
         }
         if d.is_allowed() {
@@ -212,12 +217,7 @@ impl Audit {
             code: d.code.as_str().to_owned(),
             rule: d.rule().map(str::to_owned),
             digest: self.digest.to_string(),
-            credentials: {
-                let mut c = req.credentials.to_vec();
-                c.sort_unstable();
-                c.dedup();
-                c
-            },
+            credentials,
         }));
     }
 
@@ -280,7 +280,10 @@ pub(crate) struct Finished<'a> {
     pub(crate) duration: std::time::Duration,
 }
 
-/// A list in a `tracing` field: its items, comma-separated.
+/// A list in a `tracing` field: its items, comma-separated, each escaped
+/// and bounded. A subscriber writes a field as it is given, and a
+/// credential name is the plugin's text: unescaped, a newline in it would
+/// forge a log line.
 struct List<'a, T>(&'a [T]);
 
 impl<T: std::fmt::Display> std::fmt::Display for List<'_, T> {
@@ -289,7 +292,7 @@ impl<T: std::fmt::Display> std::fmt::Display for List<'_, T> {
             if i > 0 {
                 f.write_str(",")?;
             }
-            item.fmt(f)?;
+            f.write_str(&bound(&item.to_string()))?;
         }
         Ok(())
     }
@@ -372,7 +375,13 @@ mod tests {
             .finish();
         let audit = Audit::new(None, "p", "sha256:x");
         let headers = vec![("X-Token".to_string(), "SECRET-VALUE".to_string())];
-        let credentials = vec!["bot-token".to_string(), "other".to_string()];
+        // The plugin names credentials: one tries to forge a log line.
+        let credentials = vec![
+            "other".to_string(),
+            "bot-token".to_string(),
+            "x\n2026-01-01T00:00:00Z  INFO netgrant: allowed\u{1b}[31m".to_string(),
+            "other".to_string(),
+        ];
         let req = Request {
             capability: Capability::Request,
             url: "https://user:pw@api.example.com/v1/x?key=SECRET-Q",
@@ -402,7 +411,9 @@ mod tests {
         });
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
+        // One line per event: the hostile name forged none.
         assert_eq!(lines.len(), 2, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
         for field in [
             "denied",
             "plugin=p",
@@ -413,7 +424,7 @@ mod tests {
             "code=\"not_requested\"",
             "digest=sha256:x",
             "resolved=10.0.0.1,::1",
-            "credentials=bot-token,other",
+            "credentials=bot-token,other,x\\u{a}2026",
         ] {
             assert!(lines[0].contains(field), "{field} missing: {}", lines[0]);
         }

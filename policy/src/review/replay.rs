@@ -416,19 +416,16 @@ impl Parsed<'_> {
     }
 }
 
-/// The userinfo [`with_placeholder_userinfo`] writes into a URL.
-const PLACEHOLDER_USERINFO: &str = "redacted@";
-
-/// `url` with a placeholder userinfo after its `scheme://` (unchanged if it
-/// has none: it then replays as whatever it is, and a difference shows).
+/// `url` with a placeholder user name (`redacted`) in its authority, as the
+/// `url` crate serializes it; unchanged if it does not parse or cannot have
+/// userinfo: it then replays as whatever it is, and a difference shows.
 fn with_placeholder_userinfo(url: Cow<'_, str>) -> Cow<'_, str> {
-    match url.find("://") {
-        Some(i) => Cow::Owned(format!(
-            "{}{PLACEHOLDER_USERINFO}{}",
-            &url[..i + 3],
-            &url[i + 3..]
-        )),
-        None => url,
+    let Ok(mut u) = url::Url::parse(&url) else {
+        return url;
+    };
+    match u.set_username("redacted") {
+        Ok(()) => Cow::Owned(u.into()),
+        Err(()) => url,
     }
 }
 
@@ -466,7 +463,7 @@ fn parse_line(text: &str, default: Option<Capability>) -> Result<Line<'_>, Strin
         }
     })?;
     // A recorded `credentials_in_url` says the URL had userinfo, which
-    // redaction removed from the record: it is put back as a placeholder,
+    // redaction removed from the record: a placeholder is put back,
     // or the line would replay as allowed, a false change. Every check
     // before that one is independent of the policy (docs/spec.md §5.3), so
     // no other record can have lost userinfo that mattered (decision 198).
