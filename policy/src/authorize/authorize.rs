@@ -15,7 +15,7 @@ use crate::address::{self, AddressClass};
 use crate::capability::{Capability, Scheme};
 use crate::compiled::{CompiledPolicy, PolicyEntry};
 use crate::credential::BoundCredential;
-use crate::decision::{Decision, DenyCode, RuleId, ShownUrl};
+use crate::decision::{Decision, Denial, DenyCode, RuleId, ShownUrl};
 use crate::ir::Status;
 use crate::path;
 use crate::permission::{Method, Permission};
@@ -347,7 +347,7 @@ impl Authorizer {
         let host = match UrlHostRef::from_url(&m.url) {
             Some(h) => h.to_owned(),
             // `check` read the same host from the same URL.
-            None => return Err(no_host().with_url(ShownUrl::Shared(shown))),
+            None => return Err(no_host().at(ShownUrl::Shared(shown))),
         };
         let destination = match &host {
             UrlHost::Ip(ip) => Destination::Ip(*ip),
@@ -374,26 +374,19 @@ impl Authorizer {
         let checked = self.check(req, &url).map(|m| (m.port, m.rules));
         match checked {
             Ok((port, rules)) => Ok(Decided { url, port, rules }),
-            Err(d) => Err(d.with_url(ShownUrl::Parsed(url))),
+            Err(d) => Err(d.at(ShownUrl::Parsed(url))),
         }
     }
 
     /// Every check after the parse, up to and including matching, on the
     /// parsed URL. A denial comes back without its URL: the caller attaches
     /// the parsed URL it owns, which is redacted only if the URL is read.
-    fn check<'u>(&self, req: &Request<'_>, url: &'u url::Url) -> Result<Matched<'u>, Decision> {
-        // `url` lowercases schemes: match them without `Scheme::parse`'s copy.
-        let scheme = match url.scheme() {
-            "http" => Some(Scheme::Http),
-            "https" => Some(Scheme::Https),
-            "ws" => Some(Scheme::Ws),
-            "wss" => Some(Scheme::Wss),
-            _ => None,
-        };
-        let Some(scheme) = scheme else {
+    fn check<'u>(&self, req: &Request<'_>, url: &'u url::Url) -> Result<Matched<'u>, Denial> {
+        let Some(scheme) = Scheme::from_lowercase(url.scheme()) else {
             return Err(cold::bad_scheme(url.scheme()));
         };
-        let Some((host, dots)) = UrlHostRef::from_url_with_dots(url) else {
+        // All four schemes are special.
+        let Some((host, dots)) = UrlHostRef::from_url_with_dots(url, true) else {
             return Err(no_host());
         };
         // 2. capability
@@ -428,7 +421,9 @@ impl Authorizer {
             Err(e) => return Err(cold::ambiguous_path(e)),
         };
         // 7. match
-        let port = url.port_or_known_default().unwrap_or(scheme.default_port());
+        // The same as `port_or_known_default` for these schemes, without
+        // matching the scheme's text again.
+        let port = url.port().unwrap_or(scheme.default_port());
         let method = match req.capability {
             Capability::Request => Some(req.method.unwrap_or("GET")),
             Capability::Websocket => None,
@@ -495,9 +490,9 @@ impl Authorizer {
             }
             return Err(match requested_match {
                 // Its sentence is built from the rule id if it is read.
-                Some(i) => Decision::not_granted(self.rules[i as usize].id.clone()),
+                Some(i) => Denial::not_granted(self.rules[i as usize].id.clone()),
                 // The most common denial: its sentence is a constant.
-                None => Decision::denied(
+                None => Denial::new(
                     DenyCode::NotRequested,
                     None,
                     match req.capability {
@@ -520,7 +515,7 @@ impl Authorizer {
         // Per-rule checks: declared headers (and none a credential of the
         // rule is placed in), subprotocols, method, credentials.
         // The rules that pass are compacted to the front of `matched`.
-        let mut first_failure: Option<Decision> = None;
+        let mut first_failure: Option<Denial> = None;
         let mut passing = 0;
         for j in 0..matched.len() {
             let i = matched.as_slice()[j];
@@ -528,7 +523,7 @@ impl Authorizer {
             if let Some(f) = RuleFailure::first(rule, req, method) {
                 first_failure.get_or_insert_with(|| {
                     let (code, message) = f.describe(rule);
-                    Decision::denied(code, Some(rule.id.clone()), message)
+                    Denial::new(code, Some(rule.id.clone()), message)
                 });
                 continue;
             }
@@ -553,46 +548,56 @@ impl Authorizer {
         // What `prepare` + `Prepared` do, borrowing the host from the URL and
         // moving the parsed URL into the decision: no owned host, no
         // destination, no strings on the allow path.
-        match parse_url(req) {
-            Ok(url) => self.authorize_parsed(req, url, answers),
-            Err(d) => *d,
+        //
+        // The parse result and the match stay where they were written, read
+        // by reference, until the decision is built: moved at once, each was
+        // copied by wide loads of stores still in flight, a stall on every
+        // call (docs/decisions.md, 201).
+        if req.url.len() > MAX_URL_BYTES {
+            return url_too_long(req);
+        }
+        let parsed = url::Url::parse(req.url);
+        let outcome = match &parsed {
+            Ok(url) => self.outcome(req, url, answers),
+            Err(e) => return unparsable(req, e),
+        };
+        match parsed {
+            Ok(url) => Allow::decide(outcome, ShownUrl::Parsed(url)),
+            // Returned above; a total match rather than a panic.
+            Err(e) => unparsable(req, &e),
         }
     }
 
-    /// [`Authorizer::authorize`] after the parse. The decision is built in
-    /// place and returned as it is: a decision is 160 bytes, and each move
-    /// through a local was a copy on every call.
-    fn authorize_parsed(
+    /// What [`Authorizer::authorize`] decides about a parsed URL, before
+    /// the URL is attached.
+    #[inline]
+    fn outcome(
         &self,
         req: &Request<'_>,
-        url: url::Url,
+        url: &url::Url,
         answers: Option<&[IpAddr]>,
-    ) -> Decision {
-        let mut d = match self.check(req, &url) {
-            Err(d) => d,
-            Ok(m) => {
-                let ip = match &m.host {
-                    UrlHostRef::Ip(ip) => Some(*ip),
-                    UrlHostRef::Domain(_) => None,
-                };
-                let localhost =
-                    matches!(&m.host, UrlHostRef::Domain(d) if crate::target::is_localhost_name(d));
-                let checks = AddressChecks {
-                    authorizer: self,
-                    host: m.host,
-                    port: m.port,
-                    rules: m.rules.as_slice(),
-                };
-                match (ip, answers) {
-                    (Some(ip), _) => checks.check(&[ip]),
-                    (None, _) if localhost => checks.check(&LOCALHOST_ADDRS),
-                    (None, None) => checks.allow_unresolved(),
-                    (None, Some(a)) => checks.check(a),
-                }
-            }
+    ) -> Result<Allow, Denial> {
+        let checked = self.check(req, url);
+        let m = match checked {
+            Ok(ref m) => m,
+            Err(d) => return Err(d),
         };
-        d.set_url(ShownUrl::Parsed(url));
-        d
+        let (ip, localhost) = match &m.host {
+            UrlHostRef::Ip(ip) => (Some(*ip), false),
+            UrlHostRef::Domain(d) => (None, crate::target::is_localhost_name(d)),
+        };
+        let checks = AddressChecks {
+            authorizer: self,
+            host: &m.host,
+            port: m.port,
+            rules: m.rules.as_slice(),
+        };
+        match (ip, answers) {
+            (Some(ip), _) => checks.check(&[ip]),
+            (None, _) if localhost => checks.check(&LOCALHOST_ADDRS),
+            (None, None) => Ok(checks.allow_unresolved()),
+            (None, Some(a)) => checks.check(a),
+        }
     }
 
     /// Number of indexed rules (granted and requested).
@@ -652,13 +657,13 @@ impl Prepared<'_> {
     pub fn allow_unresolved(&self) -> Decision {
         self.checks()
             .allow_unresolved()
-            .with_url(ShownUrl::Shared(self.shown.clone()))
+            .at(ShownUrl::Shared(self.shown.clone()))
     }
 
     fn checks(&self) -> AddressChecks<'_> {
         AddressChecks {
             authorizer: self.authorizer,
-            host: self.host.as_ref(),
+            host: &self.host,
             port: self.port,
             rules: self.rules.as_slice(),
         }
@@ -714,9 +719,10 @@ impl Prepared<'_> {
     /// On allow, the decision carries the checked socket addresses, in the
     /// order given, which the caller must connect to (never re-resolve).
     pub fn check_addresses(&self, answers: &[IpAddr]) -> Decision {
-        self.checks()
-            .check(answers)
-            .with_url(ShownUrl::Shared(self.shown.clone()))
+        Allow::decide(
+            self.checks().check(answers),
+            ShownUrl::Shared(self.shown.clone()),
+        )
     }
 }
 
@@ -741,23 +747,34 @@ struct Matched<'u> {
 fn parse_url(req: &Request<'_>) -> Result<url::Url, Box<Decision>> {
     // The error is built out of line and boxed: a `Result` as large as a
     // `Decision` would be copied around on every allow.
-    #[cold]
-    fn deny(req: &Request<'_>, msg: String) -> Box<Decision> {
-        Box::new(
-            Decision::denied(DenyCode::InvalidUrl, None, msg)
-                .with_url(ShownUrl::Text(redact::redact_url(req.url))),
-        )
-    }
     if req.url.len() > MAX_URL_BYTES {
-        return Err(deny(
-            req,
-            format!(
-                "URL is {} bytes long; the limit is {MAX_URL_BYTES}",
-                req.url.len()
-            ),
-        ));
+        return Err(Box::new(url_too_long(req)));
     }
-    url::Url::parse(req.url).map_err(|e| deny(req, format!("URL does not parse: {e}")))
+    url::Url::parse(req.url).map_err(|e| Box::new(unparsable(req, &e)))
+}
+
+/// The denial of a URL over [`MAX_URL_BYTES`].
+#[cold]
+#[inline(never)]
+fn url_too_long(req: &Request<'_>) -> Decision {
+    invalid_url(
+        req,
+        format!(
+            "URL is {} bytes long; the limit is {MAX_URL_BYTES}",
+            req.url.len()
+        ),
+    )
+}
+
+/// The denial of a URL that does not parse.
+#[cold]
+#[inline(never)]
+fn unparsable(req: &Request<'_>, e: &url::ParseError) -> Decision {
+    invalid_url(req, format!("URL does not parse: {e}"))
+}
+
+fn invalid_url(req: &Request<'_>, msg: String) -> Decision {
+    Denial::new(DenyCode::InvalidUrl, None, msg).at(ShownUrl::Text(redact::redact_url(req.url)))
 }
 
 /// Why a matched rule does not allow a request: the per-rule checks in
@@ -866,8 +883,8 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn bad_scheme(scheme: &str) -> Decision {
-        Decision::denied(
+    pub(super) fn bad_scheme(scheme: &str) -> Denial {
+        Denial::new(
             DenyCode::InvalidUrl,
             None,
             format!(
@@ -879,8 +896,8 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn wrong_capability(scheme: Scheme, capability: Capability) -> Decision {
-        Decision::denied(
+    pub(super) fn wrong_capability(scheme: Scheme, capability: Capability) -> Denial {
+        Denial::new(
             DenyCode::WrongCapability,
             None,
             format!(
@@ -895,9 +912,9 @@ mod cold {
     /// A request that asks for a streaming response or offers
     /// subprotocols belongs to `host_api.websocket`.
     #[inline(never)]
-    pub(super) fn request_is_one_shot(req: &Request<'_>) -> Result<(), Decision> {
+    pub(super) fn request_is_one_shot(req: &Request<'_>) -> Result<(), Denial> {
         if let Some(h) = crate::headers::is_streaming_request(req.headers) {
-            return Err(Decision::denied(
+            return Err(Denial::new(
                 DenyCode::WrongCapability,
                 None,
                 format!(
@@ -907,7 +924,7 @@ mod cold {
             ));
         }
         if !req.subprotocols.is_empty() {
-            return Err(Decision::denied(
+            return Err(Denial::new(
                 DenyCode::WrongCapability,
                 None,
                 "subprotocols belong to host_api.websocket",
@@ -918,8 +935,8 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn userinfo() -> Decision {
-        Decision::denied(
+    pub(super) fn userinfo() -> Denial {
+        Denial::new(
             DenyCode::CredentialsInUrl,
             None,
             "URL carries userinfo (credentials); plugins cannot send credentials",
@@ -928,8 +945,8 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn fragment() -> Decision {
-        Decision::denied(
+    pub(super) fn fragment() -> Denial {
+        Denial::new(
             DenyCode::FragmentNotAllowed,
             None,
             "a websocket URL cannot carry a #fragment",
@@ -939,7 +956,7 @@ mod cold {
     /// The header checks that do not depend on the target, and that every
     /// subprotocol is a token.
     #[inline(never)]
-    pub(super) fn headers_and_subprotocols(req: &Request<'_>) -> Result<(), Decision> {
+    pub(super) fn headers_and_subprotocols(req: &Request<'_>) -> Result<(), Denial> {
         if !req.headers.is_empty() {
             let custom: Vec<String> = req
                 .headers
@@ -947,12 +964,12 @@ mod cold {
                 .map(|(k, _)| k.to_ascii_lowercase())
                 .collect();
             if let Err(v) = crate::headers::check_headers(req.capability, req.headers, &custom) {
-                return Err(Decision::denied(v.code, None, v.message));
+                return Err(Denial::new(v.code, None, v.message));
             }
         }
         for p in req.subprotocols {
             if !crate::headers::is_token(p) {
-                return Err(Decision::denied(
+                return Err(Denial::new(
                     DenyCode::ForbiddenHeader,
                     None,
                     format!(
@@ -967,8 +984,8 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn ambiguous_path(e: impl std::fmt::Display) -> Decision {
-        Decision::denied(
+    pub(super) fn ambiguous_path(e: impl std::fmt::Display) -> Denial {
+        Denial::new(
             DenyCode::AmbiguousPath,
             None,
             format!("path is ambiguous: {e}"),
@@ -977,8 +994,8 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn ambiguous_prefix() -> Decision {
-        Decision::denied(
+    pub(super) fn ambiguous_prefix() -> Denial {
+        Denial::new(
             DenyCode::AmbiguousPath,
             None,
             "path is inside the target's prefix only under some server readings (encoded separators, dot segments, ;params, %uXXXX escapes or Unicode look-alikes)",
@@ -995,18 +1012,42 @@ fn shorten(s: &str) -> String {
 }
 
 /// `URL has no valid host` (the caller attaches the URL).
-fn no_host() -> Decision {
-    Decision::denied(DenyCode::InvalidUrl, None, "URL has no valid host")
+fn no_host() -> Denial {
+    Denial::new(DenyCode::InvalidUrl, None, "URL has no valid host")
 }
 
 /// The address checks after matching, shared by [`Prepared`] and
 /// [`Authorizer::authorize`] (which borrows the host from the URL).
 struct AddressChecks<'a> {
     authorizer: &'a Authorizer,
-    host: UrlHostRef<'a>,
+    host: &'a dyn std::fmt::Display,
     port: u16,
     /// Matching rules, most specific first; never empty.
     rules: &'a [u32],
+}
+
+/// An allow before its URL is attached (see [`Denial`]).
+struct Allow {
+    rule: RuleId,
+    addresses: Vec<SocketAddr>,
+    addresses_checked: bool,
+}
+
+impl Allow {
+    /// The decision of `url`, built in place.
+    #[inline]
+    fn at(self, url: ShownUrl) -> Decision {
+        Decision::allowed(self.rule, self.addresses, self.addresses_checked, url)
+    }
+
+    /// The decision an outcome of the checks makes on `url`.
+    #[inline]
+    fn decide(outcome: Result<Allow, Denial>, url: ShownUrl) -> Decision {
+        match outcome {
+            Ok(a) => a.at(url),
+            Err(d) => d.at(url),
+        }
+    }
 }
 
 impl AddressChecks<'_> {
@@ -1016,20 +1057,24 @@ impl AddressChecks<'_> {
 
     /// A domain authorized on the URL alone. The caller attaches the URL
     /// (here and in [`AddressChecks::check`]).
-    fn allow_unresolved(&self) -> Decision {
-        Decision::allowed(self.rule(self.rules[0]).id.clone(), Vec::new(), false)
+    fn allow_unresolved(&self) -> Allow {
+        Allow {
+            rule: self.rule(self.rules[0]).id.clone(),
+            addresses: Vec::new(),
+            addresses_checked: false,
+        }
     }
 
     /// See [`Prepared::check_addresses`].
-    fn check(&self, answers: &[IpAddr]) -> Decision {
+    fn check(&self, answers: &[IpAddr]) -> Result<Allow, Denial> {
         // Only denials name the first rule; an allow names the one that allowed.
         let rule0 = || Some(self.rule(self.rules[0]).id.clone());
         if answers.is_empty() {
-            return Decision::denied(
+            return Err(Denial::new(
                 DenyCode::ResolutionFailed,
                 rule0(),
                 format!("`{}` resolved to no address", self.host),
-            );
+            ));
         }
         // The canonical answers with the port: what an allow hands back.
         let addresses: Vec<SocketAddr> = answers
@@ -1042,14 +1087,14 @@ impl AddressChecks<'_> {
             .map(|(raw, c)| (raw, address::classify(c.ip())))
             .find(|(_, c)| c.class == AddressClass::Never)
         {
-            return Decision::denied(
+            return Err(Denial::new(
                 DenyCode::ForbiddenAddress,
                 rule0(),
                 format!(
                     "address {raw} is {} and is never reachable",
                     address::with_article(c.name)
                 ),
-            );
+            ));
         }
         // Any single matching rule must cover every answer.
         for &i in self.rules {
@@ -1058,7 +1103,11 @@ impl AddressChecks<'_> {
                 .iter()
                 .all(|a| rule.permission.covers_address(a.ip()))
             {
-                return Decision::allowed(rule.id.clone(), addresses, true);
+                return Ok(Allow {
+                    rule: rule.id.clone(),
+                    addresses,
+                    addresses_checked: true,
+                });
             }
         }
         let rule = self.rule(self.rules[0]);
@@ -1068,7 +1117,7 @@ impl AddressChecks<'_> {
             .find(|(_, c)| !rule.permission.covers_address(c.ip()))
             .map(|(raw, c)| (raw, address::classify(c.ip())))
             .unwrap_or((&answers[0], address::classify(addresses[0].ip())));
-        Decision::denied(
+        Err(Denial::new(
             DenyCode::NonPublicAddress,
             rule0(),
             format!(
@@ -1077,7 +1126,7 @@ impl AddressChecks<'_> {
                 c.range,
                 rule.permission.target
             ),
-        )
+        ))
     }
 }
 

@@ -86,6 +86,20 @@ impl Scheme {
             .find(|k| s.eq_ignore_ascii_case(k.as_str()))
     }
 
+    /// The scheme of a parsed URL, which WHATWG has already lowercased.
+    /// Matched byte by byte: a `str` match compiled to a `bcmp` call per
+    /// arm, on every authorization (docs/decisions.md, 201).
+    #[inline]
+    pub(crate) fn from_lowercase(s: &str) -> Option<Scheme> {
+        match s.as_bytes() {
+            [b'h', b't', b't', b'p'] => Some(Scheme::Http),
+            [b'h', b't', b't', b'p', b's'] => Some(Scheme::Https),
+            [b'w', b's'] => Some(Scheme::Ws),
+            [b'w', b's', b's'] => Some(Scheme::Wss),
+            _ => None,
+        }
+    }
+
     /// The lowercase spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -159,14 +159,6 @@ impl UrlHost {
     pub fn from_url(url: &url::Url) -> Option<UrlHost> {
         UrlHostRef::from_url(url).map(|h| h.to_owned())
     }
-
-    /// Borrowed, for matching.
-    pub(crate) fn as_ref(&self) -> UrlHostRef<'_> {
-        match self {
-            UrlHost::Domain(d) => UrlHostRef::Domain(std::borrow::Cow::Borrowed(d)),
-            UrlHost::Ip(ip) => UrlHostRef::Ip(*ip),
-        }
-    }
 }
 
 /// [`UrlHost`], borrowing the domain from the parsed URL: the WHATWG parser
@@ -183,13 +175,24 @@ pub(crate) enum UrlHostRef<'a> {
 impl<'a> UrlHostRef<'a> {
     /// What [`UrlHost::from_url`] returns, borrowed where it can be.
     pub(crate) fn from_url(url: &'a url::Url) -> Option<UrlHostRef<'a>> {
-        Self::from_url_with_dots(url).map(|(host, _)| host)
+        let special = matches!(
+            url.scheme(),
+            "http" | "https" | "ws" | "wss" | "ftp" | "file"
+        );
+        Self::from_url_with_dots(url, special).map(|(host, _)| host)
     }
 
     /// [`UrlHostRef::from_url`], and for a domain of up to 64 bytes the
     /// bitmask of its dots ([`dot_blocks`]' one block), which the index
-    /// lookup reuses instead of scanning the name again.
-    pub(crate) fn from_url_with_dots(url: &'a url::Url) -> Option<(UrlHostRef<'a>, Option<u64>)> {
+    /// lookup reuses instead of scanning the name again. `special`: the URL
+    /// has a special scheme (WHATWG), which the authorizer knows already.
+    /// Inline: returned through memory, the host was read back by wider
+    /// loads than wrote it, a stall on every authorization (docs/decisions.md, 201).
+    #[inline]
+    pub(crate) fn from_url_with_dots(
+        url: &'a url::Url,
+        special: bool,
+    ) -> Option<(UrlHostRef<'a>, Option<u64>)> {
         match url.host()? {
             url::Host::Domain(d) => {
                 let d = d.strip_suffix('.').unwrap_or(d);
@@ -214,10 +217,6 @@ impl<'a> UrlHostRef<'a> {
                 let dots = (d.len() <= 64).then_some(first);
                 // WHATWG lowercases the hosts of special schemes (domain to
                 // ASCII), so only other schemes can need a copy.
-                let special = matches!(
-                    url.scheme(),
-                    "http" | "https" | "ws" | "wss" | "ftp" | "file"
-                );
                 let name = if !special && d.bytes().any(|b| b.is_ascii_uppercase()) {
                     std::borrow::Cow::Owned(d.to_ascii_lowercase())
                 } else {
