@@ -109,17 +109,30 @@ struct Rule {
     credential_headers: Vec<String>,
     /// The credentials this rule's grant binds, by name.
     credentials: Vec<BoundCredential>,
+    /// `permission.methods` as bits ([`method_bit`]; none for websocket),
+    /// tested on every allow without a set lookup.
+    method_bits: u8,
+}
+
+/// The bit of `m` in [`Rule::method_bits`].
+fn method_bit(m: Method) -> u8 {
+    1 << m as u8
 }
 
 impl Rule {
     fn new(id: RuleId, permission: Permission) -> Rule {
         let declared_headers = permission.headers.iter().cloned().collect();
+        let method_bits = Method::ALL
+            .iter()
+            .filter(|&&m| permission.methods.as_ref().is_some_and(|ms| ms.allows(m)))
+            .fold(0, |bits, &m| bits | method_bit(m));
         Rule {
             id,
             permission,
             declared_headers,
             credential_headers: Vec::new(),
             credentials: Vec::new(),
+            method_bits,
         }
     }
 
@@ -166,31 +179,42 @@ struct Index {
     any: Slot,
 }
 
-/// The slots one lookup reached, in visiting order, kept for the
-/// requested pass; inline, since a host reaches few (exact, a wildcard or
-/// two, any). `None` after an overflow: then the lookup is walked again.
+/// The slots one lookup reached, in visiting order: walked for the granted
+/// rules, and again for the requested targets on a miss, without hashing
+/// the host twice. Inline, since a host reaches few (exact, a wildcard or
+/// two, any); more spill to the heap.
 struct Reached<'a> {
     len: usize,
-    slots: [Option<&'a Slot>; 6],
+    slots: [&'a Slot; 6],
+    spill: Vec<&'a Slot>,
 }
+
+/// The filler of [`Reached`]'s unused places.
+static NO_SLOT: Slot = Slot {
+    granted: Vec::new(),
+    requested: Vec::new(),
+};
 
 impl<'a> Reached<'a> {
     fn new() -> Self {
         Reached {
             len: 0,
-            slots: [None; 6],
+            slots: [&NO_SLOT; 6],
+            spill: Vec::new(),
         }
     }
 
     fn push(&mut self, slot: &'a Slot) {
-        if self.len < self.slots.len() {
-            self.slots[self.len] = Some(slot);
+        match self.slots.get_mut(self.len) {
+            Some(place) => *place = slot,
+            None => self.spill.push(slot),
         }
         self.len += 1;
     }
 
-    fn get(&self) -> Option<impl Iterator<Item = &'a Slot> + '_> {
-        (self.len <= self.slots.len()).then(|| self.slots[..self.len].iter().flatten().copied())
+    fn iter(&self) -> impl Iterator<Item = &'a Slot> + '_ {
+        let inline = self.len.min(self.slots.len());
+        self.slots[..inline].iter().chain(&self.spill).copied()
     }
 }
 
@@ -217,8 +241,10 @@ impl Index {
         }
     }
 
-    /// Visits the slots whose host pattern matches `host`: exact, then
-    /// wildcards from the longest suffix, then any-host (no allocation).
+    /// Collects the slots whose host pattern matches `host`: exact, then
+    /// wildcards from the longest suffix, then any-host (no allocation
+    /// below seven). One instantiation, not one per visitor: two inlined
+    /// copies of the lookups spread `check` over more cache lines.
     /// `dots`: the domain's dot bitmask when the caller has it (names of up
     /// to 64 bytes, from [`UrlHostRef::from_url_with_dots`]); otherwise the
     /// name is scanned here.
@@ -226,18 +252,18 @@ impl Index {
         &'a self,
         host: &UrlHostRef<'_>,
         dots: Option<u64>,
-        mut visit: impl FnMut(&'a Slot),
+        reached: &mut Reached<'a>,
     ) {
         match host {
             UrlHostRef::Ip(ip) => {
                 if let Some(v) = self.ips.get(ip) {
-                    visit(v);
+                    reached.push(v);
                 }
             }
             UrlHostRef::Domain(d) => {
                 let d: &str = d;
                 if let Some(v) = self.exact.get(d) {
-                    visit(v);
+                    reached.push(v);
                 }
                 if !self.wildcard.is_empty() {
                     // From the longest suffix (after the first dot); only
@@ -270,14 +296,14 @@ impl Index {
                                 continue;
                             }
                             if let Some(v) = self.wildcard.get(&d[dot + 1..]) {
-                                visit(v);
+                                reached.push(v);
                             }
                         }
                     }
                 }
             }
         }
-        visit(&self.any);
+        reached.push(&self.any);
     }
 }
 
@@ -424,8 +450,12 @@ impl Authorizer {
         // The same as `port_or_known_default` for these schemes, without
         // matching the scheme's text again.
         let port = url.port().unwrap_or(scheme.default_port());
+        // Parsed once, not per matched rule.
         let method = match req.capability {
-            Capability::Request => Some(req.method.unwrap_or("GET")),
+            Capability::Request => {
+                let m = req.method.unwrap_or("GET");
+                Some((m, Method::parse(m)))
+            }
             Capability::Websocket => None,
         };
         let ci = cap_idx(req.capability);
@@ -457,8 +487,8 @@ impl Authorizer {
             }
         };
         let mut reached = Reached::new();
-        self.index[ci].candidates(&host, dots, |slot| {
-            reached.push(slot);
+        self.index[ci].candidates(&host, dots, &mut reached);
+        for slot in reached.iter() {
             for &i in &slot.granted {
                 match fit(i) {
                     Fit::Inside => matched.push(i),
@@ -466,10 +496,11 @@ impl Authorizer {
                     Fit::No => {}
                 }
             }
-        });
+        }
         if matched.is_empty() {
             let mut requested_match = None;
-            let mut visit = |slot: &Slot| {
+            // The same slots in the same order.
+            for slot in reached.iter() {
                 for &i in &slot.requested {
                     match fit(i) {
                         Fit::Inside => {
@@ -479,11 +510,6 @@ impl Authorizer {
                         Fit::No => {}
                     }
                 }
-            };
-            // The same slots in the same order, without hashing the host again.
-            match reached.get() {
-                Some(slots) => slots.for_each(&mut visit),
-                None => self.index[ci].candidates(&host, dots, &mut visit),
             }
             if ambiguous {
                 return Err(cold::ambiguous_prefix());
@@ -795,7 +821,12 @@ enum RuleFailure<'a> {
 
 impl<'a> RuleFailure<'a> {
     /// The first check `rule` fails for `req`, if any.
-    fn first(rule: &Rule, req: &'a Request<'a>, method: Option<&'a str>) -> Option<Self> {
+    /// `method`: the request's method as given, and parsed.
+    fn first(
+        rule: &Rule,
+        req: &'a Request<'a>,
+        method: Option<(&'a str, Option<Method>)>,
+    ) -> Option<Self> {
         if req.headers.is_empty() {
             // Neither header check below can fail without headers.
         } else if let Err(v) =
@@ -817,11 +848,8 @@ impl<'a> RuleFailure<'a> {
         {
             return Some(RuleFailure::Subprotocol(p));
         }
-        if let Some(m) = method {
-            let ok = match (Method::parse(m), &rule.permission.methods) {
-                (Some(mm), Some(ms)) => ms.allows(mm),
-                _ => false,
-            };
+        if let Some((m, parsed)) = method {
+            let ok = parsed.is_some_and(|mm| rule.method_bits & method_bit(mm) != 0);
             if !ok {
                 return Some(RuleFailure::Method(m));
             }

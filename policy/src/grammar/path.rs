@@ -364,14 +364,16 @@ pub fn readings(url_path: &str) -> Result<PathReadings, PathReadingError> {
 
 /// [`readings`], or `None` when the path is plain: then its one reading is
 /// the path itself, and `all_inside(p)` is `prefix_matches(p, path)` and
-/// `ambiguous_for(p)` is false — no need to build anything.
+/// `ambiguous_for(p)` is false — no need to build anything. Boxed: the
+/// plain case (almost every call) then returns and drops one pointer, not
+/// a large value (the full readings allocate a dozen times anyway).
 pub(crate) fn readings_unless_plain(
     url_path: &str,
-) -> Result<Option<PathReadings>, PathReadingError> {
+) -> Result<Option<Box<PathReadings>>, PathReadingError> {
     if is_plain(url_path) {
         return Ok(None);
     }
-    full_readings(url_path).map(Some)
+    full_readings(url_path).map(|r| Some(Box::new(r)))
 }
 
 /// Whether every reading of the path is the path itself: ASCII only, no

@@ -44,14 +44,15 @@ impl Method {
 
     /// Parses an exact (uppercase) method name.
     pub fn parse(s: &str) -> Option<Method> {
-        Some(match s {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "PATCH" => Method::Patch,
-            "DELETE" => Method::Delete,
-            "OPTIONS" => Method::Options,
+        // Byte patterns: a `str` match compiled to a `bcmp` call per arm.
+        Some(match s.as_bytes() {
+            [b'G', b'E', b'T'] => Method::Get,
+            [b'H', b'E', b'A', b'D'] => Method::Head,
+            [b'P', b'O', b'S', b'T'] => Method::Post,
+            [b'P', b'U', b'T'] => Method::Put,
+            [b'P', b'A', b'T', b'C', b'H'] => Method::Patch,
+            [b'D', b'E', b'L', b'E', b'T', b'E'] => Method::Delete,
+            [b'O', b'P', b'T', b'I', b'O', b'N', b'S'] => Method::Options,
             _ => return None,
         })
     }

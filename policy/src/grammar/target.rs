@@ -107,7 +107,14 @@ impl fmt::Display for HostPattern {
 
 /// `localhost` or a name under it.
 pub fn is_localhost_name(name: &str) -> bool {
-    name == "localhost" || name.ends_with(".localhost")
+    // The last nine bytes as one fixed-size array: compared inline, where
+    // `==` and `ends_with` on `str` were a `bcmp` call per allow.
+    let b = name.as_bytes();
+    let Some(start) = b.len().checked_sub(9) else {
+        return false;
+    };
+    <[u8; 9]>::try_from(&b[start..]).is_ok_and(|tail| tail == *b"localhost")
+        && (start == 0 || b[start - 1] == b'.')
 }
 
 fn is_strict_subdomain(name: &str, suffix: &str) -> bool {
