@@ -326,7 +326,60 @@ fn containing_paths(inner: &str, mut f: impl FnMut(&str)) {
 /// the authorizer's index is: the keys are the plugin's own targets (at most
 /// 10,000 per file), so colliding keys could only slow its own compile.
 struct RequestIndex<'a> {
-    hosts: FastMap<HostSlot<'a>, FastMap<&'a str, Vec<usize>>>,
+    hosts: FastMap<HostSlot<'a>, Paths<'a>>,
+}
+
+/// The request ids under one host slot and path: almost always one (two
+/// requests of one target are a diagnosed duplicate), kept inline.
+enum Ids {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+impl Ids {
+    fn push(&mut self, i: usize) {
+        match self {
+            Ids::One(first) => *self = Ids::Many(vec![*first, i]),
+            Ids::Many(v) => v.push(i),
+        }
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        match self {
+            Ids::One(i) => std::slice::from_ref(i),
+            Ids::Many(v) => v,
+        }
+    }
+}
+
+/// The paths requested under one host slot: most slots have one, kept
+/// inline. A map and a vector per request were three allocations each,
+/// and at 10,000 entries building and freeing them grew faster than the
+/// entries (docs/decisions.md, 202).
+enum Paths<'a> {
+    One(&'a str, Ids),
+    Many(FastMap<&'a str, Ids>),
+}
+
+impl<'a> Paths<'a> {
+    fn insert(&mut self, path: &'a str, i: usize) {
+        match self {
+            Paths::One(p, ids) if *p == path => ids.push(i),
+            Paths::Many(m) => {
+                m.entry(path)
+                    .and_modify(|ids| ids.push(i))
+                    .or_insert(Ids::One(i));
+            }
+            Paths::One(..) => {
+                // A second path: the slot becomes a map of both.
+                let old = std::mem::replace(self, Paths::Many(FastMap::default()));
+                if let (Paths::One(p, ids), Paths::Many(m)) = (old, &mut *self) {
+                    m.insert(p, ids);
+                    m.insert(path, Ids::One(i));
+                }
+            }
+        }
+    }
 }
 
 /// Capability, scheme, host and port: what a request must share with a
@@ -335,21 +388,24 @@ type HostSlot<'a> = (Capability, Scheme, HostKey<'a>, PortPattern);
 
 impl<'a> RequestIndex<'a> {
     fn new(requested: &'a [Requested]) -> Self {
-        let mut hosts: FastMap<_, FastMap<&str, Vec<usize>>> =
+        let mut hosts: FastMap<_, Paths> =
             FastMap::with_capacity_and_hasher(requested.len(), Default::default());
         for (i, r) in requested.iter().enumerate() {
             let t = &r.permission.target;
-            hosts
-                .entry((
-                    r.permission.capability,
-                    t.scheme,
-                    HostKey::of(&t.host),
-                    t.port,
-                ))
-                .or_default()
-                .entry(t.path.as_str())
-                .or_default()
-                .push(i);
+            let slot = (
+                r.permission.capability,
+                t.scheme,
+                HostKey::of(&t.host),
+                t.port,
+            );
+            match hosts.entry(slot) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    e.get_mut().insert(&t.path, i)
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Paths::One(&t.path, Ids::One(i)));
+                }
+            }
         }
         RequestIndex { hosts }
     }
@@ -388,7 +444,7 @@ impl<'a> RequestIndex<'a> {
 /// The requests in one host slot that contain `t`, into `out`. (A free
 /// function so the index's key lifetime can shrink to the grant's.)
 fn probe<'k>(
-    hosts: &FastMap<HostSlot<'k>, FastMap<&'k str, Vec<usize>>>,
+    hosts: &FastMap<HostSlot<'k>, Paths<'k>>,
     requested: &[Requested],
     slot: HostSlot<'k>,
     t: &Target,
@@ -398,21 +454,23 @@ fn probe<'k>(
     let Some(paths) = hosts.get(&slot) else {
         return;
     };
-    let mut take = |ids: &Vec<usize>| {
+    let mut take = |ids: &Ids| {
         out.extend(
-            ids.iter()
+            ids.as_slice()
+                .iter()
                 .copied()
                 .filter(|&i| target_contains(&requested[i].permission.target, t)),
         );
     };
-    if paths.len() <= probes {
-        paths.values().for_each(&mut take);
-    } else {
-        containing_paths(&t.path, |p| {
+    match paths {
+        // One path: walking it is one probe, never more than probing.
+        Paths::One(_, ids) => take(ids),
+        Paths::Many(paths) if paths.len() <= probes => paths.values().for_each(&mut take),
+        Paths::Many(paths) => containing_paths(&t.path, |p| {
             if let Some(ids) = paths.get(p) {
                 take(ids);
             }
-        });
+        }),
     }
 }
 
