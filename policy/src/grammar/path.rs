@@ -1504,7 +1504,9 @@ mod tests {
     /// without the leading `/`.
     #[test]
     fn is_plain_agrees_with_the_bytewise_reference() {
-        let alphabet = [b'/', b'.', b'a', b'%', b';', b'\\', 0, 0x80, 0xff, b'-', b'0'];
+        let alphabet = [
+            b'/', b'.', b'a', b'%', b';', b'\\', 0, 0x80, 0xff, b'-', b'0',
+        ];
         let (mut plain, mut checked) = (0, 0);
         let mut s = vec![b'/'];
         for len in 0..=4u32 {
