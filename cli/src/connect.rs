@@ -300,11 +300,11 @@ async fn session(host: &WebSocketHost, url: &str, options: OpenOptions, linger: 
             line = lines.recv(), if stdin_open => match line {
                 Some(Line::Text(s)) => match host.send_text(id, s).await {
                     Ok(()) => {}
-                    Err(e) if e.kind == ErrorKind::MessageTooLarge => {
-                        warn(&format!("{}: {}", e.code(), e.message));
-                    }
                     // The connection is closed: the next recv says how.
-                    Err(_) => {}
+                    Err(e) if e.kind == ErrorKind::Closed => {}
+                    // Too large, a placeholder not bound to the connection,
+                    // a timeout: this line was not sent; say so and go on.
+                    Err(e) => warn(&format!("{}: {}", e.code(), e.message)),
                 },
                 Some(Line::Skipped(why)) => warn(&why),
                 None => {

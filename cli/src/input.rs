@@ -41,6 +41,17 @@ impl PolicyInput {
         if loaded.policy.is_none() {
             return Err(Exit::Invalid);
         }
+        // An entry-level error drops its entry and the command goes on; the
+        // reader still learns why (docs/spec.md §3.3).
+        let dropped: Vec<Diagnostic> = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity() == Severity::EntryError)
+            .cloned()
+            .collect();
+        if !dropped.is_empty() {
+            print_stderr(&render_human(&dropped));
+        }
         Ok(loaded)
     }
 
@@ -196,11 +207,19 @@ pub fn looks_like_ir(path: &Path) -> bool {
     {
         return true;
     }
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| b.iter().find(|c| !c.is_ascii_whitespace()).copied())
-        == Some(b'{')
+    // A bounded look at the start: the whole file is read later, under the
+    // size limit of what it turns out to be (an unbounded read here took a
+    // huge file into memory before any limit applied).
+    let mut head = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| {
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, LOOK_BYTES), &mut head)
+    });
+    read.is_ok() && head.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{')
 }
+
+/// How much of a file [`looks_like_ir`] reads: an IR starts with `{` after
+/// at most some whitespace; more whitespace than this is not an IR.
+const LOOK_BYTES: u64 = 64 * 1024;
 
 /// Renders diagnostics for a terminal (stderr).
 pub fn render_human(diags: &[Diagnostic]) -> String {

@@ -783,6 +783,75 @@ fn bad_input_classes_never_panic() {
     }
 }
 
+/// A grant line that requests nothing is dropped, and every command that
+/// decides with the policy says so on stderr while it goes on
+/// (docs/spec.md §3.3).
+#[test]
+fn deciding_commands_print_the_entry_errors_they_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("plugin.toml");
+    let g = dir.path().join("grant.toml");
+    std::fs::write(
+        &m,
+        "[plugin]\nname = \"x\"\nversion = \"1.0.0\"\n[[host_api.request]]\nurl = \"https://api.example.com/\"\nmethods = [\"GET\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &g,
+        "plugin = \"x\"\n[[host_api.request]]\nurl = \"https://api.example.com/\"\n[[host_api.request]]\nurl = \"https://stale.example.com/\"\n",
+    )
+    .unwrap();
+    let (m, g) = (m.to_str().unwrap(), g.to_str().unwrap());
+    let log = dir.path().join("urls.txt");
+    std::fs::write(&log, "https://api.example.com/x\n").unwrap();
+    let log = log.to_str().unwrap();
+    let policy = ["--manifest", m, "--grant", g];
+    let commands: Vec<Vec<&str>> = vec![
+        [
+            &["authorize", "--capability", "request"][..],
+            &policy,
+            &["https://api.example.com/x"],
+        ]
+        .concat(),
+        [
+            &["explain", "--capability", "request"][..],
+            &policy,
+            &["https://api.example.com/x"],
+        ]
+        .concat(),
+        [&["replay"][..], &policy, &[log]].concat(),
+    ];
+    for args in commands {
+        let (code, _, err) = run(netgrant().args(&args));
+        assert_eq!(code, 0, "{args:?}: the kept entry still allows: {err}");
+        assert!(err.contains("grant::not_requested"), "{args:?}: {err}");
+        assert!(err.contains("stale.example.com"), "{args:?}: {err}");
+    }
+}
+
+/// `show` and `diff` decide whether a file is an IR from a bounded look at
+/// its start: an endless file is refused by the size limit (exit 2), not
+/// read whole into memory first (which never ended).
+#[cfg(target_os = "linux")]
+#[test]
+fn show_and_diff_read_an_endless_file_only_up_to_the_limit() {
+    for args in [
+        vec!["show", "/dev/zero"],
+        vec!["diff", "/dev/zero", "/dev/zero"],
+    ] {
+        // Bounded: the old whole-file read of `/dev/zero` never returned.
+        let (code, _, err) = run(netgrant()
+            .args(&args)
+            .timeout(std::time::Duration::from_secs(60)));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("too large") || err.contains("limit"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
 /// The README starts with two commands (build and run on the examples, run
 /// the tests), and CI runs exactly both.
 #[test]

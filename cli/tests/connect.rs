@@ -388,8 +388,9 @@ fn piped_input_gets_its_replies_before_closing() {
 
 #[test]
 fn unsendable_stdin_lines_are_reported_and_skipped() {
-    // Not UTF-8, or over the 1 MiB message bound: a warning, nothing sent,
-    // the session goes on.
+    // Not UTF-8, over the 1 MiB message bound, or with a placeholder of a
+    // credential the connection does not have: a warning, nothing sent, the
+    // session goes on.
     let server = Server::start(None);
     let url = format!("ws://localhost:{}/", server.port());
     let policy = Policy::allow(&url);
@@ -397,7 +398,7 @@ fn unsendable_stdin_lines_are_reported_and_skipped() {
     args.extend(strs(&["--linger", "3", &url]));
     let mut input = b"first\n\xff\xfe bytes\n".to_vec();
     input.extend(std::iter::repeat_n(b'x', 1024 * 1024 + 10));
-    input.extend(b"\nlast\n");
+    input.extend(b"\nsecret {{credential:nope}}\nlast\n");
     let (code, out, err) = run(netgrant()
         .arg("connect")
         .args(&args)
@@ -407,6 +408,10 @@ fn unsendable_stdin_lines_are_reported_and_skipped() {
     assert_eq!(out, "first\nlast\n", "{err}");
     assert!(err.contains("stdin line 2 is not valid UTF-8"), "{err}");
     assert!(err.contains("message_too_large: stdin line 3"), "{err}");
+    assert!(
+        err.contains("credential_not_granted: credential `nope` is not bound"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -394,7 +394,7 @@ mod tests {
         let url = netgrant_policy::redact::redact_url(req.url);
         let d = Decision::deny(DenyCode::NotRequested, url, None, "m".into());
         let answers: [IpAddr; 2] = ["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
-        tracing::subscriber::with_default(sub, || {
+        let events = || {
             audit.decision("req-1-1", &req, Some(&answers), &d);
             audit.finished(Finished {
                 id: "ws-1-2",
@@ -409,7 +409,13 @@ mod tests {
                 messages_out: 4,
                 duration: std::time::Duration::from_millis(1500),
             });
-        });
+        };
+        // Once with no subscriber first, so both callsites are registered
+        // before the capturing one exists (installing it re-reads their
+        // interest): a callsite first registered by another test's thread
+        // while it was being installed could keep "no one listens".
+        events();
+        tracing::subscriber::with_default(sub, events);
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         // One line per event: the hostile name forged none.

@@ -14,10 +14,11 @@
 //!   plugin gets a [`Response`], never a socket.
 //! * [`RequestGuard`] — only the checks, for a host that must keep its own
 //!   HTTP client: it connects to the returned addresses itself.
-//! * Credentials (docs/spec.md §9; the hosts do not inject them yet): the
-//!   host's [`SecretStore`] ([`FileSecretStore`], [`MemorySecretStore`]),
-//!   [`substitute_placeholders`] and [`format_header_value`] for outgoing
-//!   data, [`Masker`] and [`StreamMasker`] for what goes back to the plugin.
+//! * Credentials (docs/spec.md §9), injected by both hosts: the host's
+//!   [`SecretStore`] ([`FileSecretStore`], [`MemorySecretStore`]),
+//!   [`substitute_placeholders`], [`format_header_value`] and
+//!   [`format_message_value`] for outgoing data, [`Masker`] and
+//!   [`StreamMasker`] for what goes back to the plugin.
 #![deny(missing_docs)]
 // Denials carry a whole `Decision` (redacted URL, message, rule): it is the
 // product, not an exceptional path, and boxing it would only add noise.
@@ -36,10 +37,11 @@ mod websocket;
 pub use audit::{AuditRecord, AuditSink, DecisionRecord, FinishedRecord, JsonLinesSink};
 pub use config::{GlobalLimit, HostConfig, RequestConfig, Roots};
 pub use credentials::{
-    format_header_value, placeholder, substitute_placeholders, FileSecretStore, HeaderValueError,
-    MaskError, Masker, MemorySecretStore, SecretError, SecretFileError, SecretFuture, SecretRef,
-    SecretRefError, SecretStore, StreamMasker, SubstituteError, MAX_MASKED_VALUE_BYTES,
-    MAX_SECRETS_FILE_BYTES, PLACEHOLDER_PREFIX, PLACEHOLDER_SUFFIX,
+    format_header_value, format_message_value, placeholder, substitute_placeholders,
+    FileSecretStore, HeaderValueError, MaskError, Masker, MemorySecretStore, SecretError,
+    SecretFileError, SecretFuture, SecretRef, SecretRefError, SecretStore, StreamMasker,
+    SubstituteError, MAX_MASKED_VALUE_BYTES, MAX_SECRETS_FILE_BYTES, PLACEHOLDER_PREFIX,
+    PLACEHOLDER_SUFFIX,
 };
 pub use error::{ErrorKind, HostError};
 pub use guard::{Guarded, RequestGuard};

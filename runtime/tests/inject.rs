@@ -224,14 +224,14 @@ async fn a_redirect_after_an_authenticated_request_is_not_followed_and_is_masked
 // ---------------------------------------------------------------------------
 
 /// A loopback websocket target with a handshake header credential and a
-/// message credential, both bound to `test/token`.
+/// message credential formatted `Bot {secret}`, both bound to `test/token`.
 fn ws_policy(p: u16) -> Arc<netgrant_policy::Authorizer> {
     let url = format!("ws://127.0.0.1:{p}/");
     let base = "networks = [\"127.0.0.1/32\"]";
     let requested = ws_entry(
         &url,
         &format!(
-            "{base}\ncredentials = [{{ name = \"hs\", header = \"X-Gateway-Auth\" }}, {{ name = \"gw\", message = true }}]"
+            "{base}\ncredentials = [{{ name = \"hs\", header = \"X-Gateway-Auth\" }}, {{ name = \"gw\", message = true, format = \"Bot {{secret}}\" }}]"
         ),
     );
     let granted = ws_entry(
@@ -305,11 +305,11 @@ async fn a_websocket_carries_values_in_the_handshake_and_messages_and_masks_ever
     .unwrap();
     assert_eq!(
         heard.recv().await.unwrap(),
-        format!("IDENTIFY {}", S.value()),
-        "the peer gets the value"
+        format!("IDENTIFY Bot {}", S.value()),
+        "the peer gets the value as the declaration's format places it"
     );
     let m = bounded("recv", h.recv(id, None)).await.unwrap();
-    assert_eq!(m, Incoming::Text("IDENTIFY {{credential:gw}}".into()));
+    assert_eq!(m, Incoming::Text("IDENTIFY Bot {{credential:gw}}".into()));
     let closed = bounded("recv close", h.recv(id, None)).await.unwrap();
     match &closed {
         Incoming::Closed { code, reason } => {
@@ -382,7 +382,7 @@ async fn a_websocket_credential_not_bound_is_denied_before_any_connection() {
 /// current-thread runtime drives everything inside the capture).
 #[test]
 fn no_tracing_event_carries_a_value() {
-    let ((), text) = S.assert_not_in_tracing(|| {
+    let scenario = || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -439,11 +439,21 @@ fn no_tracing_event_carries_a_value() {
                     .await
                     .unwrap();
                 let m = h.recv(id, None).await.unwrap();
-                assert_eq!(m, Incoming::Text("{{credential:gw}}".into()));
+                // The value went out formatted (`Bot {secret}`); it comes
+                // back masked.
+                assert_eq!(m, Incoming::Text("Bot {{credential:gw}}".into()));
                 let _ = h.recv(id, None).await.unwrap();
                 h.shutdown().await;
             })
-    });
+    };
+    // Once uncaptured first, so every callsite is registered before the
+    // capture's subscriber exists: registering the subscriber then
+    // re-reads every callsite's interest. A callsite first registered by
+    // another test's thread while the subscriber was being installed could
+    // keep a stale "no one listens" and lose its events (a CI run lost the
+    // `denied` event that way).
+    scenario();
+    let ((), text) = S.assert_not_in_tracing(scenario);
     // The capture saw the runtime's events (so the search was not vacuous).
     assert!(text.contains("netgrant"), "{text}");
     assert!(

@@ -346,3 +346,119 @@ async fn shutdown_sends_every_peer_1001() {
         assert_eq!(h.status(id).unwrap_err().code(), "unknown_connection");
     }
 }
+
+/// A peer that reads the handshake request, says it got it, and never
+/// answers; it ends when the client's socket closes.
+async fn silent_after_request(got_req_tx: tokio::sync::mpsc::UnboundedSender<()>) -> RawServer {
+    RawServer::start(move |mut tcp| {
+        let got_req_tx = got_req_tx.clone();
+        async move {
+            if read_request_head(&mut tcp).await.is_some() {
+                let _ = got_req_tx.send(());
+                drain_until_eof(tcp).await;
+            }
+        }
+    })
+    .await
+}
+
+/// The open's records: an allow, then its end (`sink` holds nothing else).
+fn open_records(sink: &Collect) -> Vec<(String, String)> {
+    sink.json()
+        .iter()
+        .map(|r| {
+            let what = r.get("code").or(r.get("outcome")).and_then(|v| v.as_str());
+            (
+                r["record"].as_str().unwrap().to_string(),
+                what.unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `shutdown()` ends an open whose peer never answers the handshake at
+/// once, not when the handshake times out: the open fails `shutdown`, its
+/// socket is closed, and its end is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_an_open_whose_peer_never_answers() {
+    let (got_req_tx, mut got_req) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let server = silent_after_request(got_req_tx).await;
+    let p = server.port();
+    let sink = Arc::new(Collect::default());
+    let cfg = HostConfig {
+        // Far beyond OUTER: only shutdown can end this open in time.
+        handshake_timeout: Duration::from_secs(120),
+        ..HostConfig::default()
+    };
+    let h = Arc::new(host(allow_localhost(p), StaticResolver::new(), cfg).with_audit(sink.clone()));
+    let h2 = h.clone();
+    let open = tokio::spawn(async move {
+        h2.open(&format!("ws://localhost:{p}/"), OpenOptions::default())
+            .await
+    });
+    tokio::time::timeout(OUTER, got_req.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let started = Instant::now();
+    tokio::time::timeout(OUTER, h.shutdown()).await.unwrap();
+    let r = tokio::time::timeout(OUTER, open)
+        .await
+        .expect("the open outlived shutdown by OUTER")
+        .unwrap();
+    assert_eq!(r.expect_err("no peer answered").code(), "shutdown");
+    assert!(
+        wait_until(OUTER, || server.finished() == 1).await,
+        "the open's socket stayed open after shutdown"
+    );
+    assert!(started.elapsed() < OUTER);
+    assert_eq!(
+        open_records(&sink),
+        [
+            ("decision".to_string(), "allowed".to_string()),
+            ("finished".to_string(), "shutdown".to_string())
+        ]
+    );
+}
+
+/// An open its caller gives up on (the future dropped mid-handshake)
+/// closes its socket and still records the end of the allowed open, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_dropped_mid_handshake_records_its_end() {
+    let (got_req_tx, mut got_req) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let server = silent_after_request(got_req_tx).await;
+    let p = server.port();
+    let sink = Arc::new(Collect::default());
+    let h = Arc::new(
+        host(
+            allow_localhost(p),
+            StaticResolver::new(),
+            HostConfig::default(),
+        )
+        .with_audit(sink.clone()),
+    );
+    let h2 = h.clone();
+    let open = tokio::spawn(async move {
+        h2.open(&format!("ws://localhost:{p}/"), OpenOptions::default())
+            .await
+    });
+    tokio::time::timeout(OUTER, got_req.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    open.abort();
+    assert!(open.await.unwrap_err().is_cancelled());
+    assert!(
+        wait_until(OUTER, || server.finished() == 1).await,
+        "the dropped open's socket stayed open"
+    );
+    assert_eq!(
+        open_records(&sink),
+        [
+            ("decision".to_string(), "allowed".to_string()),
+            ("finished".to_string(), "cancelled".to_string())
+        ]
+    );
+    // Nothing of the open is left counted in the host.
+    assert_eq!((h.active_tasks(), h.open_connections()), (0, 0));
+}

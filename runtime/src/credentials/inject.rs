@@ -170,6 +170,47 @@ pub fn format_header_value(
     format: &str,
     value: &SecretString,
 ) -> Result<Zeroizing<String>, HeaderValueError> {
+    let out = apply_format(format, value)?;
+    let b = out.as_bytes();
+    let ok = !b.is_empty()
+        && b.iter().all(|&c| c == b'\t' || (b' '..=b'~').contains(&c))
+        && ![b[0], b[b.len() - 1]]
+            .iter()
+            .any(|c| matches!(c, b' ' | b'\t'));
+    if ok {
+        Ok(out)
+    } else {
+        Err(HeaderValueError::InvalidValue)
+    }
+}
+
+/// A `message = true` credential's value as its declaration's `format`
+/// places it (`Bot {secret}` → `Bot t0ken`), into zeroizing memory: what
+/// `{{credential:NAME}}` in a text message becomes, as review shows it
+/// ("formatted `Bot {secret}`"). The format was checked when the policy
+/// was compiled (one `{secret}`, no control or bidi characters); the value
+/// may hold anything a text message may.
+///
+/// ```
+/// use netgrant_runtime::format_message_value;
+/// use secrecy::{ExposeSecret, SecretString};
+/// let v = format_message_value("Bot {secret}", &SecretString::from("t0ken")).unwrap();
+/// assert_eq!(v.expose_secret(), "Bot t0ken");
+/// assert!(format_message_value("no marker", &SecretString::from("t0ken")).is_err());
+/// ```
+pub fn format_message_value(
+    format: &str,
+    value: &SecretString,
+) -> Result<SecretString, HeaderValueError> {
+    let mut out = apply_format(format, value)?;
+    // Moved, not copied: the only buffer holding the result is the one the
+    // secret owns (the emptied `Zeroizing` has nothing left to clear).
+    Ok(SecretString::from(std::mem::take(&mut *out)))
+}
+
+/// `format` with its one `{secret}` replaced by the value, sized once (a
+/// reallocation would leave a copy of the value behind, unzeroized).
+fn apply_format(format: &str, value: &SecretString) -> Result<Zeroizing<String>, HeaderValueError> {
     let Some((before, after)) = format.split_once(SECRET_MARKER) else {
         return Err(HeaderValueError::Format);
     };
@@ -183,17 +224,7 @@ pub fn format_header_value(
     out.push_str(before);
     out.push_str(value);
     out.push_str(after);
-    let b = out.as_bytes();
-    let ok = !b.is_empty()
-        && b.iter().all(|&c| c == b'\t' || (b' '..=b'~').contains(&c))
-        && ![b[0], b[b.len() - 1]]
-            .iter()
-            .any(|c| matches!(c, b' ' | b'\t'));
-    if ok {
-        Ok(out)
-    } else {
-        Err(HeaderValueError::InvalidValue)
-    }
+    Ok(out)
 }
 
 #[cfg(test)]

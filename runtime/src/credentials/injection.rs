@@ -2,7 +2,9 @@
 //! in headers, what it substitutes in text messages, and the masker for
 //! everything it hands back. Built after the decision, before any socket.
 
-use super::inject::{format_header_value, placeholder, substitute_placeholders};
+use super::inject::{
+    format_header_value, format_message_value, placeholder, substitute_placeholders,
+};
 use super::mask::Masker;
 use super::store::SecretStore;
 use crate::error::{ErrorKind, HostError};
@@ -112,7 +114,15 @@ impl Injection {
                 placeholder(&b.name),
             ));
             if b.placement == CredentialPlacement::Message {
-                inj.messages.push((b.name.clone(), value));
+                // The declaration's `format` applies in a message as in a
+                // header: what goes out is what review showed.
+                let v = format_message_value(&b.format, &value).map_err(|e| {
+                    HostError::new(
+                        ErrorKind::Credential(e.code()),
+                        format!("credential `{}`: {e}", b.name),
+                    )
+                })?;
+                inj.messages.push((b.name.clone(), v));
             }
             inj.names.push(b.name.clone());
         }

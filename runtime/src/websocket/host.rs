@@ -4,7 +4,7 @@
 use super::handshake::{self, Connected};
 use super::task::{Ask, ConnectionTask, Inbox, Outgoing, Shared, Slot, TaskGuard};
 use super::types::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State};
-use crate::audit::{Audit, AuditSink};
+use crate::audit::{Audit, AuditSink, Finished};
 use crate::config::{after, GlobalLimit, HostConfig};
 use crate::connect;
 use crate::credentials::{Injection, SecretStore};
@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
 
 static NEXT_HOST_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -43,6 +44,9 @@ struct Inner {
     open: Arc<AtomicUsize>,
     tasks: Arc<AtomicUsize>,
     is_shut: AtomicBool,
+    /// Cancelled by `shutdown()`: ends every `open()` still resolving,
+    /// connecting or shaking hands, at once, whatever the peer does.
+    cancel: CancellationToken,
     /// Where credential values come from (docs/spec.md §9.4), if anywhere.
     secrets: Option<Arc<dyn SecretStore>>,
 }
@@ -98,6 +102,7 @@ impl WebSocketHost {
                 open: Arc::new(AtomicUsize::new(0)),
                 tasks: Arc::new(AtomicUsize::new(0)),
                 is_shut: AtomicBool::new(false),
+                cancel: CancellationToken::new(),
                 secrets: None,
             },
         })
@@ -167,7 +172,30 @@ impl WebSocketHost {
 
     /// Authorizes `url`, resolves its host once, checks every answer, connects
     /// to a checked address and completes the handshake within the bounds.
+    /// [`WebSocketHost::shutdown`] ends an open still under way at once
+    /// (error `shutdown`), closing its socket.
     pub async fn open(&self, url: &str, options: OpenOptions) -> Result<ConnectionId, HostError> {
+        // Dropped at its await point when the token is cancelled: the
+        // socket with it, and its `Opening` guard records the end.
+        match self
+            .inner
+            .cancel
+            .run_until_cancelled(self.open_until_shutdown(url, options))
+            .await
+        {
+            Some(result) => result,
+            None => Err(HostError::new(
+                ErrorKind::Shutdown,
+                "the host was shut down while connecting",
+            )),
+        }
+    }
+
+    async fn open_until_shutdown(
+        &self,
+        url: &str,
+        options: OpenOptions,
+    ) -> Result<ConnectionId, HostError> {
         if self.inner.is_shut.load(Ordering::SeqCst) {
             return Err(HostError::new(ErrorKind::Shutdown, "the host is shut down"));
         }
@@ -200,13 +228,16 @@ impl WebSocketHost {
         )
         .await?;
         let opened = std::time::Instant::now();
-        let failed = |e: &HostError| {
-            audit.failed(
-                &audit_id,
-                Capability::Websocket,
-                authorized.redacted_url(),
-                e,
-            )
+        // From the recorded allow until the connection is registered (its
+        // task then records the end), an end is recorded exactly once:
+        // on an error here, or by this guard if the open is dropped.
+        let mut opening = Opening {
+            audit,
+            id: &audit_id,
+            url: authorized.redacted_url(),
+            opened,
+            cancel: &self.inner.cancel,
+            done: false,
         };
         // Values are fetched after the decision (which checked that the
         // rule binds every name) and before any socket.
@@ -217,7 +248,7 @@ impl WebSocketHost {
             authorized.redacted_url(),
         )
         .await
-        .inspect_err(failed)?;
+        .inspect_err(|e| opening.failed(e))?;
         // Boxed: the TLS and handshake futures are ~18 KB (docs/decisions.md, 185), which would
         // otherwise sit in the caller's future (and its task) for as long
         // as that lives; this way they are freed once the handshake is done.
@@ -234,10 +265,14 @@ impl WebSocketHost {
             self.inner.tls.clone(),
         ))
         .await
-        .inspect_err(failed)?;
+        .inspect_err(|e| opening.failed(e))?;
         // Header values served the handshake; they are not kept (zeroized
         // now). Message values and the masker live with the connection.
         injection.headers.clear();
+        // The connection's `Shared` records its end from here on (no await
+        // is left before it is registered or shut down).
+        opening.done = true;
+        drop(opening);
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox::default()),
             injection,
@@ -468,6 +503,8 @@ impl WebSocketHost {
     /// a hard abort after the grace period, even if a peer never answers.
     pub async fn shutdown(&self) {
         self.inner.is_shut.store(true, Ordering::SeqCst);
+        // Opens still under way end now, not when their peer answers.
+        self.inner.cancel.cancel();
         // Asked before the command senders are dropped, so no task takes
         // its closed queue for the host going away. An open finishing its
         // handshake now checks `is_shut` under this lock and connects
@@ -497,6 +534,55 @@ impl WebSocketHost {
             // An aborted task cannot say why; wake any recv still waiting.
             shared.shut_down("shutdown");
         }
+    }
+}
+
+/// An allowed open not yet handed to its connection task: records the
+/// open's end once, as a failure ([`Opening::failed`]) or, if the open is
+/// dropped first (shutdown, or the caller gave up), when dropped: outcome
+/// `shutdown` or `cancelled`, as `RequestHost` records an abandoned call.
+struct Opening<'a> {
+    audit: &'a Audit,
+    id: &'a str,
+    url: &'a str,
+    opened: std::time::Instant,
+    cancel: &'a CancellationToken,
+    done: bool,
+}
+
+impl Opening<'_> {
+    fn failed(&mut self, e: &HostError) {
+        self.end(e.code());
+    }
+
+    fn end(&mut self, outcome: &str) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        self.audit.finished(Finished {
+            id: self.id,
+            capability: Capability::Websocket,
+            url: self.url,
+            outcome,
+            close_code: None,
+            status: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            messages_in: 0,
+            messages_out: 0,
+            duration: self.opened.elapsed(),
+        });
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        let outcome = if self.cancel.is_cancelled() {
+            "shutdown"
+        } else {
+            "cancelled"
+        };
+        self.end(outcome);
     }
 }
 
