@@ -147,15 +147,21 @@ pub enum CredentialHeaderError {
 
 /// Checks a credential's `header` placement and returns its lowercase form.
 ///
-/// Credential and credential-like names (`Authorization`, `X-Api-Key`) are
-/// legal here and only here; every other never-allowed name stays an error,
-/// and so does an always-allowed one (the plugin may set it itself).
+/// Credential-like and never-allowed names (`Authorization`, `X-Api-Key`,
+/// `X-Forwarded-Access-Token`) are legal here and only here (docs/spec.md
+/// §9.1); `Host`, hop-by-hop names, `Cookie`, `Sec-*`, `Proxy-*` and
+/// `Content-Length` stay errors, and so do the method overrides (a stored
+/// value must not choose the method a grant allows; docs/decisions.md,
+/// 207) and the always-allowed names (the plugin may set those itself).
 pub fn check_credential_header(name: &str) -> Result<String, CredentialHeaderError> {
     if !is_token(name) || name.len() > 128 {
         return Err(CredentialHeaderError::Invalid);
     }
-    if !name.eq_ignore_ascii_case("authorization") {
-        if let Some(why) = never_allowed_reason(name) {
+    if let Some(why) = never_allowed_reason(name) {
+        let lower = name.to_ascii_lowercase();
+        let legal_for_credentials =
+            lower == "authorization" || lower == "forwarded" || lower.starts_with("x-forwarded-");
+        if !legal_for_credentials {
             return Err(CredentialHeaderError::NeverAllowed(why));
         }
     }
@@ -663,10 +669,21 @@ mod tests {
             ),
             ("Proxy-Foo", Err(NeverAllowed("proxy header"))),
             ("Connection", Err(NeverAllowed("hop-by-hop header"))),
+            ("Transfer-Encoding", Err(NeverAllowed("hop-by-hop header"))),
             (
                 "Content-Length",
                 Err(NeverAllowed("message framing, set by the HTTP client")),
             ),
+            // Never-allowed for a plugin, legal for the host's credential.
+            ("Forwarded", Ok("forwarded")),
+            ("X-Forwarded-Access-Token", Ok("x-forwarded-access-token")),
+            // A stored value must not pick the method.
+            (
+                "X-HTTP-Method-Override",
+                Err(NeverAllowed("method override")),
+            ),
+            ("X-Method-Override", Err(NeverAllowed("method override"))),
+            ("X-HTTP-Method", Err(NeverAllowed("method override"))),
             (
                 "Sec-WebSocket-Key",
                 Err(NeverAllowed("reserved for the WebSocket handshake")),
