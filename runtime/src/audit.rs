@@ -225,18 +225,31 @@ impl Audit {
     /// Records the end of a connection or request that failed before it
     /// carried anything (DNS timeout, connect, TLS or handshake failure).
     pub(crate) fn failed(&self, id: &str, capability: Capability, url: &str, e: &HostError) {
+        self.ended_unopened(id, capability, url, e.code(), std::time::Duration::ZERO);
+    }
+
+    /// Records the end of an allowed connection or request that never
+    /// carried anything (no close code, status or bytes): `outcome` says why.
+    pub(crate) fn ended_unopened(
+        &self,
+        id: &str,
+        capability: Capability,
+        url: &str,
+        outcome: &str,
+        duration: std::time::Duration,
+    ) {
         self.finished(Finished {
             id,
             capability,
             url,
-            outcome: e.code(),
+            outcome,
             close_code: None,
             status: None,
             bytes_in: 0,
             bytes_out: 0,
             messages_in: 0,
             messages_out: 0,
-            duration: std::time::Duration::ZERO,
+            duration,
         });
     }
 

@@ -183,15 +183,7 @@ async fn open_racing_shutdown_leaves_nothing_behind() {
         StaticResolver::new(),
         HostConfig::default(),
     ));
-    let h2 = h.clone();
-    let open = tokio::spawn(async move {
-        h2.open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-            .await
-    });
-    tokio::time::timeout(OUTER, got_req.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let open = open_until_request(&h, p, &mut got_req).await;
     tokio::time::timeout(OUTER, h.shutdown()).await.unwrap();
     release.notify_one();
     let r = tokio::time::timeout(OUTER, open).await.unwrap().unwrap();
@@ -362,6 +354,25 @@ async fn silent_after_request(got_req_tx: tokio::sync::mpsc::UnboundedSender<()>
     .await
 }
 
+/// Opens `ws://localhost:{p}/` in a task of its own and returns once the
+/// peer has read the handshake request (the open is then mid-handshake).
+async fn open_until_request(
+    h: &Arc<WebSocketHost>,
+    p: u16,
+    got_req: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+) -> tokio::task::JoinHandle<Result<netgrant_runtime::ConnectionId, netgrant_runtime::HostError>> {
+    let h2 = h.clone();
+    let open = tokio::spawn(async move {
+        h2.open(&format!("ws://localhost:{p}/"), OpenOptions::default())
+            .await
+    });
+    tokio::time::timeout(OUTER, got_req.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    open
+}
+
 /// The open's records: an allow, then its end (`sink` holds nothing else).
 fn open_records(sink: &Collect) -> Vec<(String, String)> {
     sink.json()
@@ -391,15 +402,7 @@ async fn shutdown_ends_an_open_whose_peer_never_answers() {
         ..HostConfig::default()
     };
     let h = Arc::new(host(allow_localhost(p), StaticResolver::new(), cfg).with_audit(sink.clone()));
-    let h2 = h.clone();
-    let open = tokio::spawn(async move {
-        h2.open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-            .await
-    });
-    tokio::time::timeout(OUTER, got_req.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let open = open_until_request(&h, p, &mut got_req).await;
     let started = Instant::now();
     tokio::time::timeout(OUTER, h.shutdown()).await.unwrap();
     let r = tokio::time::timeout(OUTER, open)
@@ -437,15 +440,7 @@ async fn an_open_dropped_mid_handshake_records_its_end() {
         )
         .with_audit(sink.clone()),
     );
-    let h2 = h.clone();
-    let open = tokio::spawn(async move {
-        h2.open(&format!("ws://localhost:{p}/"), OpenOptions::default())
-            .await
-    });
-    tokio::time::timeout(OUTER, got_req.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let open = open_until_request(&h, p, &mut got_req).await;
     open.abort();
     assert!(open.await.unwrap_err().is_cancelled());
     assert!(

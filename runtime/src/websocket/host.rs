@@ -4,7 +4,7 @@
 use super::handshake::{self, Connected};
 use super::task::{Ask, ConnectionTask, Inbox, Outgoing, Shared, Slot, TaskGuard};
 use super::types::{ConnectionId, ConnectionStatus, Incoming, OpenOptions, State};
-use crate::audit::{Audit, AuditSink, Finished};
+use crate::audit::{Audit, AuditSink};
 use crate::config::{after, GlobalLimit, HostConfig};
 use crate::connect;
 use crate::credentials::{Injection, SecretStore};
@@ -559,19 +559,13 @@ impl Opening<'_> {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        self.audit.finished(Finished {
-            id: self.id,
-            capability: Capability::Websocket,
-            url: self.url,
+        self.audit.ended_unopened(
+            self.id,
+            Capability::Websocket,
+            self.url,
             outcome,
-            close_code: None,
-            status: None,
-            bytes_in: 0,
-            bytes_out: 0,
-            messages_in: 0,
-            messages_out: 0,
-            duration: self.opened.elapsed(),
-        });
+            self.opened.elapsed(),
+        );
     }
 }
 
