@@ -15,7 +15,7 @@ use crate::address::{self, AddressClass};
 use crate::capability::{Capability, Scheme};
 use crate::compiled::{CompiledPolicy, PolicyEntry};
 use crate::credential::BoundCredential;
-use crate::decision::{Decision, Denial, DenyCode, RuleId, ShownUrl};
+use crate::decision::{Allow, Decision, Denial, DenyCode, RuleId, ShownUrl};
 use crate::ir::Status;
 use crate::path;
 use crate::permission::{Method, Permission};
@@ -1052,30 +1052,6 @@ struct AddressChecks<'a> {
     port: u16,
     /// Matching rules, most specific first; never empty.
     rules: &'a [u32],
-}
-
-/// An allow before its URL is attached (see [`Denial`]).
-struct Allow {
-    rule: RuleId,
-    addresses: Vec<SocketAddr>,
-    addresses_checked: bool,
-}
-
-impl Allow {
-    /// The decision of `url`, built in place.
-    #[inline]
-    fn at(self, url: ShownUrl) -> Decision {
-        Decision::allowed(self.rule, self.addresses, self.addresses_checked, url)
-    }
-
-    /// The decision an outcome of the checks makes on `url`.
-    #[inline]
-    fn decide(outcome: Result<Allow, Denial>, url: ShownUrl) -> Decision {
-        match outcome {
-            Ok(a) => a.at(url),
-            Err(d) => d.at(url),
-        }
-    }
 }
 
 impl AddressChecks<'_> {

@@ -276,6 +276,44 @@ impl Denial {
     }
 }
 
+/// An allow before its URL is attached: [`Denial`]'s counterpart.
+pub(crate) struct Allow {
+    pub(crate) rule: RuleId,
+    /// The checked socket addresses (empty when decided on the URL alone).
+    pub(crate) addresses: Vec<SocketAddr>,
+    pub(crate) addresses_checked: bool,
+}
+
+impl Allow {
+    /// The decision: this allow of `url`, its message built when read.
+    #[inline]
+    pub(crate) fn at(self, url: ShownUrl) -> Decision {
+        Decision {
+            decision: Verdict::Allow,
+            code: DecisionCode::Allowed,
+            message: if self.addresses_checked {
+                Message::Allowed
+            } else {
+                Message::AllowedUnresolved
+            },
+            url,
+            rule: Some(self.rule),
+            addresses: self.addresses,
+            addresses_checked: self.addresses_checked,
+        }
+    }
+
+    /// The decision an outcome of the checks makes on `url`, built once in
+    /// the return place (docs/decisions.md, 201).
+    #[inline]
+    pub(crate) fn decide(outcome: Result<Allow, Denial>, url: ShownUrl) -> Decision {
+        match outcome {
+            Ok(a) => a.at(url),
+            Err(d) => d.at(url),
+        }
+    }
+}
+
 /// The outcome of one authorization.
 ///
 /// The redacted URL, the message and the rule id are read through
@@ -324,32 +362,6 @@ impl Decision {
     /// A deny decision.
     pub fn deny(code: DenyCode, url: String, rule: Option<RuleId>, message: String) -> Self {
         Denial::new(code, rule, message).at(ShownUrl::Text(url))
-    }
-
-    /// An allow by `rule` of `url`, its message built when read. Built in
-    /// place with its URL: a decision is 160 bytes, and each move of a
-    /// finished one through a local was a `memcpy` call on every
-    /// authorization (docs/decisions.md, 201).
-    #[inline]
-    pub(crate) fn allowed(
-        rule: RuleId,
-        addresses: Vec<SocketAddr>,
-        addresses_checked: bool,
-        url: ShownUrl,
-    ) -> Self {
-        Decision {
-            decision: Verdict::Allow,
-            code: DecisionCode::Allowed,
-            message: if addresses_checked {
-                Message::Allowed
-            } else {
-                Message::AllowedUnresolved
-            },
-            url,
-            rule: Some(rule),
-            addresses,
-            addresses_checked,
-        }
     }
 
     /// A human sentence. Contains only redacted URLs.

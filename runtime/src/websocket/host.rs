@@ -271,8 +271,7 @@ impl WebSocketHost {
         injection.headers.clear();
         // The connection's `Shared` records its end from here on (no await
         // is left before it is registered or shut down).
-        opening.done = true;
-        drop(opening);
+        opening.handed_over();
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox::default()),
             injection,
@@ -551,6 +550,11 @@ struct Opening<'a> {
 }
 
 impl Opening<'_> {
+    /// The connection now records its own end.
+    fn handed_over(mut self) {
+        self.done = true;
+    }
+
     fn failed(&mut self, e: &HostError) {
         self.end(e.code());
     }
